@@ -1,0 +1,33 @@
+"""Event models of the corridor's four event families."""
+
+from __future__ import annotations
+
+from schemas.common import BaseEvent
+from schemas.datachannel import DataChannelSample, Direction
+from schemas.finance import FinanceEvent, FinanceStatus, Instrument
+from schemas.flights import FlightEvent, FlightService, FlightStatus
+from schemas.shipments import Milestone, ShipmentEvent, TransportMode
+
+#: Event model of each family, in the order of ``streams.settings.FAMILIES``.
+MODELS: dict[str, type[BaseEvent]] = {
+    "shipments": ShipmentEvent,
+    "flights": FlightEvent,
+    "finance": FinanceEvent,
+    "datachannel": DataChannelSample,
+}
+
+__all__ = [
+    "MODELS",
+    "BaseEvent",
+    "DataChannelSample",
+    "Direction",
+    "FinanceEvent",
+    "FinanceStatus",
+    "FlightEvent",
+    "FlightService",
+    "FlightStatus",
+    "Instrument",
+    "Milestone",
+    "ShipmentEvent",
+    "TransportMode",
+]
