@@ -13,7 +13,6 @@ work on whole event-time buckets.
 from __future__ import annotations
 
 import hashlib
-import math
 import sys
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -28,6 +27,8 @@ SMALL_BATCH = 8
 #: The pending buffer becomes a run when it holds this many entries.
 PENDING_LIMIT = 256
 _MAX_BUCKET_ENTRIES = 2**32
+#: Event times must lie in datetime's range, years 1 to 9999 (epoch seconds).
+EARLIEST_TIME, LATEST_TIME = -62135596800.0, 253402300800.0
 
 
 def event_hashes(event_ids: Sequence[str]) -> np.ndarray:
@@ -132,8 +133,8 @@ class DedupIndex:
         return self._admit_many(event_ids, event_times)
 
     def _admit_few(self, event_ids: Sequence[str], event_times: Sequence[float]) -> np.ndarray:
-        if not all(math.isfinite(t) for t in event_times):
-            raise ValueError("event times must be finite")
+        if not all(EARLIEST_TIME <= t < LATEST_TIME for t in event_times):
+            raise ValueError("event times must be epoch seconds within years 1 to 9999")
         admitted = np.zeros(len(event_ids), dtype=bool)
         pending, sizes, width = self._pending, self._sizes, self.bucket_seconds
         for i, (event_id, event_time) in enumerate(zip(event_ids, event_times)):
@@ -160,8 +161,8 @@ class DedupIndex:
     def _admit_many(self, event_ids: Sequence[str], event_times: Sequence[float]) -> np.ndarray:
         hashes = event_hashes(event_ids)
         times = np.asarray(event_times, dtype=np.float64)
-        if not np.isfinite(times).all():
-            raise ValueError("event times must be finite")
+        if not ((times >= EARLIEST_TIME) & (times < LATEST_TIME)).all():
+            raise ValueError("event times must be epoch seconds within years 1 to 9999")
         admitted = np.zeros(len(hashes), dtype=bool)
         # lexsort is stable, so the first of equal hashes is the first to arrive.
         order = np.lexsort((hashes[:, 1], hashes[:, 0]))

@@ -117,13 +117,14 @@ class RollingWindows:
         for series, event_time, value in series_and_times_and_values:
             key = (series, event_time // base)
             summed[key] = get(key, 0) + value
+        # Converted before any bucket changes: a non-finite time fails the whole batch.
+        rows = [(series, int(base_index), value) for (series, base_index), value in summed.items()]
         levels = [(level.ratio, level.floor) for level in self._levels]
         all_series = self._series
-        for (series, base_index), value in summed.items():
+        for series, base_index, value in rows:
             per_level = all_series.get(series)
             if per_level is None:
                 per_level = all_series[series] = [{} for _ in levels]
-            base_index = int(base_index)
             for buckets, (ratio, floor) in zip(per_level, levels):
                 index = base_index // ratio
                 if index >= floor:

@@ -169,6 +169,14 @@ def test_snapshot_of_another_format_is_refused():
         RollingWindows.from_state(DEFAULT, {"format": 99, "series": []})
 
 
+def test_a_batch_with_a_non_finite_time_changes_nothing():
+    windows = RollingWindows(DEFAULT)
+    windows.add("a", T0, 1)
+    with pytest.raises(ValueError):
+        windows.add_many([("a", T0, 5), ("b", T0, 5), ("c", float("nan"), 1)])
+    assert windows.values(T0) == {"a": {"5m": 1, "1h": 1, "24h": 1, "7d": 1}}
+
+
 def test_merge_sums_partitions():
     left, right, whole = RollingWindows(DEFAULT), RollingWindows(DEFAULT), RollingWindows(DEFAULT)
     events = [(("k", i % 4), T0 - 53 * i, i) for i in range(300)]
