@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar
 
@@ -17,8 +17,6 @@ from pydantic import (
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
-
-UTC = timezone.utc
 
 #: Largest money amount accepted: JSON numbers are IEEE doubles, exact to about 15 digits.
 MAX_AMOUNT = Decimal("1e15")
@@ -62,7 +60,7 @@ class UtcTimestamp:
                 core_schema.custom_error_schema(
                     core_schema.str_schema(pattern=f"{_TIMESTAMP}{_OFFSET}?$"),
                     "timestamp_format",
-                    custom_error_message="Input should be an ISO 8601 date-time with a UTC offset, e.g. 2024-05-01T08:00:00Z",
+                    custom_error_message="Input should be ISO 8601 with a UTC offset, e.g. 2024-05-01T08:00:00Z",
                 ),
                 core_schema.union_schema(
                     [(core_schema.datetime_schema(tz_constraint=0), UTC_BRANCH), (aware, AWARE_BRANCH)],
@@ -87,8 +85,13 @@ UtcDatetime = Annotated[datetime, UtcTimestamp()]
 #: Producer-assigned identifier: 1-128 printable ASCII characters, no spaces.
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[!-~]+$")]
 
-#: Free-text name (a carrier, a system, a region): 1-64 characters, no surrounding blanks.
-Label = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
+#: Free-text name (a carrier, a system, a region): 1-64 characters, no control
+#: characters, no leading or trailing space. ASCII ranges rather than ``\s`` so that
+#: every regex engine (Rust, Python, ECMA) reads the JSON Schema pattern alike.
+Label = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x20\x7f]([^\x00-\x1f\x7f]*[^\x00-\x20\x7f])?$"),
+]
 
 #: Short upper-case code such as a corridor name (``ILSTC``).
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_-]{1,15}$")]

@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from schemas.common import Identifier, Integer, Number, BaseEvent
+from schemas.common import BaseEvent, Identifier, Integer, Number
 
 
 class Direction(StrEnum):

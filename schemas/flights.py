@@ -41,7 +41,9 @@ class FlightEvent(BaseEvent):
     service: FlightService = Field(description="Passenger or cargo service.")
     route: IataRoute = Field(description="IATA airport codes joined by '-', e.g. CKG-SIN.")
     status: FlightStatus = Field(description="Status the flight reached.")
-    scheduled_time: UtcDatetime = Field(description="Scheduled time of this status (departure or arrival), with offset.")
+    scheduled_time: UtcDatetime = Field(
+        description="Scheduled time of this status (departure or arrival), with offset."
+    )
     actual_time: UtcDatetime | None = Field(None, description="Actual time of this status, with offset.")
     passengers: Annotated[Integer, Field(ge=0, le=1_000)] | None = Field(
         None, description="Passengers on board, 0 to 1000."

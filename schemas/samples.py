@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
-
-from schemas.common import UTC
 
 
 def sample_event(family: str, **overrides: Any) -> dict[str, Any]:

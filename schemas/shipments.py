@@ -6,7 +6,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, ClassVar
 
-from pydantic import Field, StringConstraints, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from schemas.common import (
@@ -50,6 +50,13 @@ class Milestone(StrEnum):
 class ShipmentEvent(BaseEvent):
     """A shipment reached a milestone; TEU count towards volume on "departed"."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"required": ["declared_value"], "properties": {"declared_value": {"type": "number"}}},
+            "then": {"required": ["currency"], "properties": {"currency": {"type": "string"}}},
+        }
+    )
+
     family: ClassVar[str] = "shipments"
 
     shipment_id: Identifier = Field(description="Shipment (consignment or booking) identifier.")
@@ -70,9 +77,9 @@ class ShipmentEvent(BaseEvent):
     )
     commodity_hs: HsCode | None = Field(None, description="Harmonized System commodity code, 2 to 10 digits.")
 
-    # Checked on declared_value (defined after currency) so shipments without a value
-    # skip the Python call; an invalid currency is absent from info.data and reported alone. The error's
-    # ``field`` context names the field to fix.
+    # Checked on declared_value (defined after currency) so that shipments without a
+    # value skip the Python call; an invalid currency is absent from info.data and is
+    # reported alone. The error's ``field`` context names the field to fix.
     @field_validator("declared_value")
     @classmethod
     def _value_needs_currency(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+import sys
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from operator import attrgetter
@@ -16,7 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from schemas import MODELS
-from schemas.common import AWARE_BRANCH, UTC, UTC_BRANCH, BaseEvent
+from schemas.common import AWARE_BRANCH, UTC_BRANCH, BaseEvent
 from schemas.topics import FAMILY_TOPICS
 
 
@@ -171,17 +172,27 @@ def validate_record(
 def validate_object(
     family: str, obj: Any, rules: ValidationRules, reference_time: datetime | None = None
 ) -> ValidationResult:
-    """Validate an already-parsed JSON value (an event dict or a list of them) like a record."""
+    """Validate an already-parsed JSON value (an event dict or model, or a list of them) like a record.
+
+    It checks events, not a Kafka record, so the record size and event count limits do not apply.
+    """
     _model(family)
     try:
-        raw = json.dumps(obj, ensure_ascii=False, allow_nan=True, separators=(",", ":")).encode()
+        raw = json.dumps(obj, ensure_ascii=False, allow_nan=True, separators=(",", ":"), default=_jsonable).encode()
     except (TypeError, ValueError, RecursionError) as error:
         return _whole_record_error(
             RejectReason.NOT_AN_EVENT,
             f"value cannot be written as JSON: {error}",
             repr(obj).encode("utf-8", "backslashreplace")[: rules.max_record_bytes],
         )
-    return validate_record(family, raw, rules, reference_time)
+    unlimited = replace(rules, max_record_bytes=sys.maxsize, max_events_per_record=sys.maxsize)
+    return validate_record(family, raw, unlimited, reference_time)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, BaseEvent):
+        return value.model_dump(mode="json")
+    raise TypeError(f"a {type(value).__name__} is not JSON data")
 
 
 def _model(family: str) -> type[BaseEvent]:

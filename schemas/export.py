@@ -1,0 +1,58 @@
+"""JSON Schemas of each family's message values, for producers and the embedded broker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from schemas import MODELS
+from schemas.topics import FAMILY_TOPICS
+
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+BASE_URL = "https://corridor-monitor.example/schemas"
+
+
+def family_json_schema(family: str) -> dict[str, Any]:
+    """The JSON Schema of a ``family`` message value: one event, or a non-empty array of them.
+
+    The document validates a message value at its root; it also holds the same schema
+    under ``properties.value``, which is where the Tansu broker's schema registry looks.
+    """
+    model = MODELS[family]
+    topic = FAMILY_TOPICS[family]
+    event = model.model_json_schema(ref_template="#/$defs/{model}")
+    definitions = event.pop("$defs", {}) | {model.__name__: event}
+    reference = {"$ref": f"#/$defs/{model.__name__}"}
+    value_id = f"{BASE_URL}/{topic}/value.json"
+    value = {
+        "$schema": DRAFT,
+        "$id": value_id,
+        "title": f"{topic} message value",
+        "description": f"One {family} event ({model.__name__}), or a non-empty JSON array of them (a batch).",
+        "anyOf": [reference, {"type": "array", "minItems": 1, "items": reference}],
+        "$defs": dict(sorted(definitions.items())),
+    }
+    return {
+        "$schema": DRAFT,
+        "$id": f"{BASE_URL}/{topic}.json",
+        "title": topic,
+        "description": (
+            f"Message value of Kafka topic {topic}: UTF-8 JSON, one {family} event or a non-empty array of them."
+        ),
+        "$comment": "Validate a message value against this document; brokers such as Tansu read properties.value.",
+        "$ref": value_id,
+        "properties": {"value": value},
+    }
+
+
+def export_schemas(directory: Path | str) -> list[Path]:
+    """Write ``<topic>.json`` for every family into ``directory`` (created if missing); return the paths."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for family, topic in FAMILY_TOPICS.items():
+        path = directory / f"{topic}.json"
+        path.write_text(json.dumps(family_json_schema(family), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        paths.append(path)
+    return paths
