@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from operator import attrgetter
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from schemas import MODELS
@@ -99,8 +99,18 @@ class ValidationRules:
         )
 
 
+#: Field errors kept for one event; its message still counts the others.
+MAX_FIELD_ERRORS = 20
+
+# Fail fast: on any error the record is validated again item by item, so the first
+# error is all the fast path needs, and a flood of bad items costs no error objects.
 _BATCH_ADAPTERS: dict[str, TypeAdapter[list[Any]]] = {
-    family: TypeAdapter(list[model]) for family, model in MODELS.items()
+    family: TypeAdapter(Annotated[list[model], Field(fail_fast=True)]) for family, model in MODELS.items()
+}
+_FIELDS = {family: frozenset(model.model_fields) for family, model in MODELS.items()}
+_REQUIRED_FIELDS = {
+    family: frozenset(name for name, field in model.model_fields.items() if field.is_required())
+    for family, model in MODELS.items()
 }
 _EVENT_TIME = attrgetter("event_time")
 _PRIORITY = {reason: rank for rank, reason in enumerate(RejectReason)}
@@ -266,19 +276,18 @@ def _validate_item(
 ) -> BaseEvent | RecordError:
     if not isinstance(item, dict):
         problem = FieldError("", f"is a JSON {_json_kind(item)}; expected an event object", "model_type")
-        return _item_error(index, [(RejectReason.NOT_AN_EVENT, problem)], raw)
-    model = MODELS[family]
+        return _item_error(index, [(RejectReason.NOT_AN_EVENT, problem)], 1, raw)
     try:
-        event = model.model_validate_json(raw)
+        event = MODELS[family].model_validate_json(raw)
     except ValidationError as error:
-        problems = _schema_problems(family, error)
-        other = _other_family(family, raw) if _looks_misrouted(problems) else None
+        problems, count = _schema_problems(family, error)
+        other = _other_family(family, item, raw)
         if other is None:
-            return _item_error(index, problems, raw)
+            return _item_error(index, problems, count, raw)
         message = f"event is a {other} event, not {family}: publish it to {FAMILY_TOPICS[other]}"
         return RecordError(index, RejectReason.WRONG_FAMILY, message, tuple(p for _, p in problems), raw)
     problems = _rule_problems(event, rules, latest)
-    return _item_error(index, problems, raw) if problems else event
+    return _item_error(index, problems, len(problems), raw) if problems else event
 
 
 def _rule_problems(event: BaseEvent, rules: ValidationRules, latest: datetime) -> list[_Problem]:
@@ -299,17 +308,19 @@ def _rule_problems(event: BaseEvent, rules: ValidationRules, latest: datetime) -
     return problems
 
 
-def _schema_problems(family: str, error: ValidationError) -> list[_Problem]:
-    problems: list[_Problem] = []
-    for detail in error.errors(include_url=False):
-        loc = detail["loc"]
-        if loc and loc[-1] == UTC_BRANCH:
-            continue
-        if loc and loc[-1] == AWARE_BRANCH:
-            loc = loc[:-1]
-        field = str((detail.get("ctx") or {}).get("field") or ".".join(map(str, loc)))
-        problems.append((_reason(detail), FieldError(field, _describe(family, detail), detail["type"])))
-    return problems
+def _schema_problems(family: str, error: ValidationError) -> tuple[list[_Problem], int]:
+    """The first MAX_FIELD_ERRORS problems by priority, and how many there are in all."""
+    ranked = [
+        (_reason(detail), detail) for detail in error.errors(include_url=False) if detail["loc"][-1:] != (UTC_BRANCH,)
+    ]
+    ranked.sort(key=lambda pair: _PRIORITY[pair[0]])
+    return [(reason, _field_error(family, detail)) for reason, detail in ranked[:MAX_FIELD_ERRORS]], len(ranked)
+
+
+def _field_error(family: str, detail: ErrorDetails) -> FieldError:
+    loc = detail["loc"][:-1] if detail["loc"][-1:] == (AWARE_BRANCH,) else detail["loc"]
+    field = str((detail.get("ctx") or {}).get("field") or ".".join(map(str, loc)))
+    return FieldError(field, _describe(family, detail), detail["type"])
 
 
 def _reason(detail: ErrorDetails) -> RejectReason:
@@ -328,6 +339,8 @@ def _describe(family: str, detail: ErrorDetails) -> str:
         return text.replace("Field required", "is required", 1)
     if error_type == "extra_forbidden":
         return f"is not a field of {family} events: remove it or check its spelling"
+    if error_type == "json_invalid":
+        return f"is not valid JSON: {(detail.get('ctx') or {}).get('error', text)}"
     if error_type in _BOUNDS:
         name, symbol = _BOUNDS[error_type]
         text = f"must be {symbol} {_show((detail.get('ctx') or {})[name])}"
@@ -341,28 +354,25 @@ def _describe(family: str, detail: ErrorDetails) -> str:
     return f"{text} (got {_show(detail.get('input'))})"
 
 
-def _looks_misrouted(problems: list[_Problem]) -> bool:
-    return any(reason in (RejectReason.MISSING_FIELD, RejectReason.UNKNOWN_FIELD) for reason, _ in problems)
-
-
-def _other_family(family: str, raw: bytes) -> str | None:
+def _other_family(family: str, item: dict[str, Any], raw: bytes) -> str | None:
+    """The family ``item`` is a valid event of, when it has the fields of another family."""
+    keys = set(item)
     for other, model in MODELS.items():
-        if other == family:
-            continue
-        try:
-            model.model_validate_json(raw)
-        except ValidationError:
-            continue
-        return other
+        if other != family and _REQUIRED_FIELDS[other] <= keys <= _FIELDS[other]:
+            try:
+                model.model_validate_json(raw)
+            except ValidationError:
+                return None
+            return other
     return None
 
 
-def _item_error(index: int | None, problems: list[_Problem], raw: bytes) -> RecordError:
+def _item_error(index: int | None, problems: list[_Problem], count: int, raw: bytes) -> RecordError:
     problems = sorted(problems, key=lambda problem: _PRIORITY[problem[0]])
     reason, first = problems[0]
     message = f"{first.field or 'event'}: {first.message}"
-    if len(problems) > 1:
-        message += f" (and {len(problems) - 1} more field error{'s' if len(problems) > 2 else ''})"
+    if count > 1:
+        message += f" (and {count - 1} more field error{'s' if count > 2 else ''})"
     return RecordError(index, reason, message, tuple(problem for _, problem in problems), raw)
 
 

@@ -15,6 +15,7 @@ from pydantic import TypeAdapter
 from schemas import MODELS, FinanceEvent, ShipmentEvent
 from schemas.samples import sample_event
 from schemas.validation import (
+    MAX_FIELD_ERRORS,
     FieldError,
     RecordError,
     RejectReason,
@@ -360,3 +361,23 @@ def test_finance_amounts_keep_their_decimal_digits():
     (deal,) = check("finance", encode(event("finance", amount=11_260_000_000.37))).events
     assert isinstance(deal, FinanceEvent) and deal.amount == Decimal("11260000000.37")
     assert '"amount":11260000000.37' in deal.model_dump_json()
+
+
+def test_an_invalid_event_of_another_family_is_not_called_misrouted():
+    result = check("shipments", encode(event("flights", passengers=-1)))
+    assert only_error(result).reason is RejectReason.MISSING_FIELD
+
+
+def test_field_errors_are_capped_but_counted():
+    flood = event("datachannel") | {f"extra{i:03}": i for i in range(50)}
+    error = only_error(check("datachannel", encode(flood)))
+    assert len(error.field_errors) == MAX_FIELD_ERRORS
+    assert error.message.endswith("(and 49 more field errors)")
+
+
+def test_text_that_only_python_reads_as_json_is_rejected_per_item():
+    lone_surrogate = encode(event("datachannel", source="\ud800"))
+    result = check("datachannel", b"[" + encode(event("datachannel")) + b"," + lone_surrogate + b"]")
+    assert len(result.events) == 1
+    assert [(e.index, e.reason) for e in result.errors] == [(1, RejectReason.INVALID_JSON)]
+    assert result.errors[0].message.startswith("event: is not valid JSON")
