@@ -62,7 +62,13 @@ class Settings(BaseSettings):
     fx_per_usd: dict[str, Decimal] = Field(default_factory=lambda: dict(DEFAULT_FX_PER_USD))
     windows: tuple[str, ...] = DEFAULT_WINDOWS
     dedup_horizon: timedelta = timedelta(days=7)
-    future_tolerance: timedelta = timedelta(minutes=5)
+    future_tolerance: timedelta = Field(
+        timedelta(minutes=5), description="how far past its record's timestamp an event_time may lie"
+    )
+    lateness_tolerance: timedelta = Field(
+        timedelta(minutes=5), description="an event arriving later than this after its event_time counts as late"
+    )
+    standby_replicas: int = Field(0, ge=0, le=8, description="faust standby replicas of each state partition")
     max_record_bytes: int = Field(1_048_576, ge=1024, description="largest accepted message value")
     max_events_per_record: int = Field(10_000, ge=1)
 

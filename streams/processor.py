@@ -1,0 +1,186 @@
+"""Turns one Kafka record of a family into state updates and dead letters (no I/O).
+
+The worker calls :meth:`FamilyProcessor.process` for every record it consumes. The
+decision for a record depends only on the record (its bytes, offset and Kafka
+timestamp) and the partition state before it, so replaying a partition gives the same
+state: this is what makes restarts exact without Kafka transactions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from schemas.validation import FieldError, RejectReason, ValidationRules, validate_record
+from streams.dedup import DedupIndex
+from streams.measures import (
+    FLIGHT_DELAY_BUCKETS,
+    LATENCY_BUCKETS,
+    MEASURES,
+    BatchContributions,
+    MeasureContext,
+)
+from streams.registry import Registry
+from streams.settings import Settings
+from streams.state import PartitionState
+from streams.windows import WindowSpec, window_specs
+
+DEDUP_BUCKET_SECONDS = 3600
+
+#: Histogram bounds in integer milliseconds, by state metric name.
+HISTOGRAM_BOUNDS_MS: dict[str, tuple[int, ...]] = {
+    "flight_delay": tuple(round(b * 1000) for b in FLIGHT_DELAY_BUCKETS),
+    "datachannel_latency": tuple(round(b * 1000) for b in LATENCY_BUCKETS),
+}
+
+#: Reason for an event older than the dedup horizon: it could not be deduplicated.
+STALE_REASON = "stale_event_time"
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A rejected record (or one rejected event of an envelope) and why."""
+
+    partition: int
+    offset: int
+    index: int | None
+    reason: str
+    message: str
+    field_errors: tuple[FieldError, ...]
+    raw: bytes
+
+
+@dataclass(slots=True)
+class RecordOutcome:
+    """What one record did, for logs and process-local metrics."""
+
+    applied: bool
+    accepted_event_times: list[float]
+    dead_letters: list[DeadLetter]
+
+
+class FamilyProcessor:
+    """Validation, deduplication and aggregation of one event family."""
+
+    def __init__(self, family: str, settings: Settings, registry: Registry) -> None:
+        self.family = family
+        self.rules = ValidationRules.from_settings(settings)
+        self.context = MeasureContext(registry=registry, fx_per_usd=settings.fx_per_usd)
+        self.measure = MEASURES[family]
+        self.window_specs: tuple[WindowSpec, ...] = window_specs(settings.windows)
+        self.dedup_horizon = settings.dedup_horizon.total_seconds()
+        self.lateness_tolerance = settings.lateness_tolerance.total_seconds()
+
+    def new_state(self) -> PartitionState:
+        return PartitionState(
+            window_specs=self.window_specs,
+            histogram_bounds_ms=HISTOGRAM_BOUNDS_MS,
+            dedup=DedupIndex(self.dedup_horizon, DEDUP_BUCKET_SECONDS),
+        )
+
+    def restore_state(self, head: bytes, dedup_buckets: dict[int, bytes]) -> PartitionState:
+        return PartitionState.restore(
+            head,
+            dedup_buckets,
+            window_specs=self.window_specs,
+            histogram_bounds_ms=HISTOGRAM_BOUNDS_MS,
+            dedup_horizon=self.dedup_horizon,
+            dedup_bucket_seconds=DEDUP_BUCKET_SECONDS,
+        )
+
+    def process(
+        self, state: PartitionState, partition: int, offset: int, timestamp: float, raw: bytes
+    ) -> RecordOutcome:
+        """Apply one record at ``offset`` unless the state already holds it."""
+        if offset <= state.offset:
+            return RecordOutcome(False, [], [])
+        reference = datetime.fromtimestamp(timestamp, timezone.utc)
+        result = validate_record(self.family, raw, self.rules, reference_time=reference)
+        dead_letters = [
+            DeadLetter(partition, offset, e.index, str(e.reason), e.message, e.field_errors, e.raw)
+            for e in result.errors
+        ]
+        batch = BatchContributions()
+        received = max(result.total, 1) if result.errors else result.total
+        batch.count("events_received", (), received)
+
+        events = result.events
+        event_times = [e.event_time.timestamp() for e in events]
+        horizon_start = timestamp - self.dedup_horizon
+        fresh = [i for i, t in enumerate(event_times) if t >= horizon_start]
+        if len(fresh) < len(events):
+            stale = set(range(len(events))) - set(fresh)
+            dead_letters.extend(self._stale_letters(partition, offset, raw, result, sorted(stale)))
+            events = [events[i] for i in fresh]
+            event_times = [event_times[i] for i in fresh]
+        for letter in dead_letters:
+            batch.count("events_rejected", (letter.reason,))
+
+        admitted = self._admit(state.dedup, events, event_times)
+        accepted_times: list[float] = []
+        late = 0
+        measure, context = self.measure, self.context
+        late_before = timestamp - self.lateness_tolerance
+        for event, event_time, first in zip(events, event_times, admitted):
+            if not first:
+                continue
+            key = measure(event, context, batch)
+            batch.seen(key, event_time)
+            accepted_times.append(event_time)
+            if event_time < late_before:
+                late += 1
+        duplicates = len(events) - len(accepted_times)
+        if duplicates:
+            batch.count("events_duplicate", (), duplicates)
+        if late:
+            batch.count("events_late", (), late)
+        if accepted_times:
+            batch.count("events_accepted", (), len(accepted_times))
+
+        state.apply(batch)
+        state.offset = offset
+        if timestamp > state.watermark:
+            state.watermark = timestamp
+        return RecordOutcome(True, accepted_times, dead_letters)
+
+    @staticmethod
+    def _admit(dedup: DedupIndex, events: list, event_times: list[float]) -> list[bool]:
+        if not events:
+            return []
+        return list(dedup.admit([e.event_id for e in events], event_times))
+
+    def _stale_letters(self, partition, offset, raw, result, indexes) -> list[DeadLetter]:
+        single = result.total == 1
+        horizon_days = self.dedup_horizon / 86400
+        letters = []
+        for i in indexes:
+            event = result.events[i]
+            letters.append(
+                DeadLetter(
+                    partition,
+                    offset,
+                    None if single else self._envelope_index(result, i),
+                    STALE_REASON,
+                    f"event_time: {event.event_time.isoformat()} is older than the dedup horizon "
+                    f"({horizon_days:g} days before the record's timestamp); resend it with a recent event_time",
+                    (FieldError("event_time", "older than the dedup horizon", STALE_REASON),),
+                    raw if single else event.model_dump_json().encode(),
+                )
+            )
+        return letters
+
+    @staticmethod
+    def _envelope_index(result, valid_position: int) -> int:
+        """Position in the envelope of the ``valid_position``-th valid event."""
+        bad = sorted(e.index for e in result.errors if e.index is not None)
+        index = valid_position
+        for b in bad:
+            if b <= index:
+                index += 1
+        return index
+
+
+def rejected_reasons() -> list[str]:
+    """Every reason code a record can be rejected with (pre-created label values)."""
+    return [str(r) for r in RejectReason] + [STALE_REASON]
+

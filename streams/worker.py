@@ -1,0 +1,27 @@
+"""Running a corridor stream worker process."""
+
+from __future__ import annotations
+
+import faust
+
+from streams.app import CorridorApp
+from streams.logs import configure_logging
+from streams.settings import Settings
+
+
+def build_worker(settings: Settings, corridor: CorridorApp | None = None) -> faust.Worker:
+    """A faust worker for the corridor app; SIGTERM and SIGINT stop it cleanly."""
+    corridor = corridor or CorridorApp(settings)
+    return faust.Worker(
+        corridor.app,
+        loglevel=settings.log_level.lower(),
+        quiet=True,
+        redirect_stdouts=False,
+        override_logging=False,
+    )
+
+
+def run_worker(settings: Settings) -> None:
+    """Run one worker until it is stopped; several processes form one consumer group."""
+    configure_logging(settings)
+    build_worker(settings).execute_from_commandline()

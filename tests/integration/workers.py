@@ -1,0 +1,128 @@
+"""Running `corridor worker` processes against the test broker and reading their /metrics."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+Samples = dict[tuple[str, tuple], float]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def parse_samples(text: str) -> Samples:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+@dataclass
+class WorkerProcess:
+    """One `corridor worker` subprocess with its own web port and state directory."""
+
+    bootstrap: str
+    state_dir: Path
+    log_path: Path
+    app_id: str = "corridor-test"
+    store: str = "memory://"
+    web_port: int = field(default_factory=free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+
+    def start(self) -> WorkerProcess:
+        env = {
+            **os.environ,
+            "CORRIDOR_KAFKA_BOOTSTRAP": self.bootstrap,
+            "CORRIDOR_WEB_PORT": str(self.web_port),
+            "CORRIDOR_WEB_HOST": "127.0.0.1",
+            "CORRIDOR_STATE_DIR": str(self.state_dir),
+            "CORRIDOR_APP_ID": self.app_id,
+            "CORRIDOR_STORE": self.store,
+            **self.extra_env,
+        }
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streams", "worker"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}/metrics"
+
+    def scrape(self) -> Samples | None:
+        """The worker's samples, or None while it is not serving them."""
+        try:
+            with urllib.request.urlopen(self.url, timeout=5) as response:
+                return parse_samples(response.read().decode())
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return None
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+
+    def signal(self, signum: int, wait: float = 60) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(signum)
+        try:
+            return self.process.wait(wait)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def stop(self) -> int | None:
+        return self.signal(signal.SIGTERM)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def total(samples: Samples, name: str) -> float:
+    return sum(v for (n, _), v in samples.items() if n == name)
+
+
+def summed(scrapes: list[Samples]) -> Samples:
+    """Samples of several workers added up (each key is exported by one owner)."""
+    out: Samples = {}
+    for samples in scrapes:
+        for key, value in samples.items():
+            if key[0] == "corridor_last_event_timestamp_seconds":
+                out[key] = max(out.get(key, value), value)
+            elif key[0] == "corridor_consumer_lag" or key[0].startswith("corridor_event_delay_seconds"):
+                continue
+            else:
+                out[key] = out.get(key, 0.0) + value
+    return out
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.5, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {message}")
+        time.sleep(interval)

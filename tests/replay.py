@@ -1,0 +1,349 @@
+"""A generated replay data set with independently computed expected metrics.
+
+The expected values are computed here by a naive reference (plain dicts, one event at a
+time, straight from DESIGN.md's rules), not with the worker's own code.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+import orjson
+
+from schemas.topics import FAMILY_KEYS
+
+KNOWN_ROUTES = {"CNCKG-CNQZH-SGSIN", "CNCKG-SGSIN", "CNCKG-VNHAN", "CNCKG-LAVTE", "CNQZH-SGSIN"}
+KNOWN_FLIGHT_ROUTES = {"CKG-SIN"}
+KNOWN_CARRIERS = {"TR", "3U", "SQ"}
+KNOWN_LINKS = {"CQ-SG-1", "CQ-SG-2"}
+KNOWN_CORRIDORS = {"ILSTC"}
+FX = {"USD": Decimal("1"), "SGD": Decimal("1.3668"), "CNY": Decimal("7.0")}
+HORIZON = 7 * 86400
+LATENESS = 300
+FUTURE = 300
+FLIGHT_DELAY_BOUNDS_MS = (0, 300_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 14_400_000, 43_200_000, 86_400_000)
+LATENCY_BOUNDS_MS = (10, 25, 50, 100, 150, 200, 300, 500, 1000, 2500)
+#: (window label, window seconds, bucket seconds), as documented in docs/semantics.md.
+WINDOWS = (("5m", 300, 10), ("1h", 3600, 60), ("24h", 86400, 900), ("7d", 604800, 3600))
+
+
+def iso(t: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(t, timezone.utc).isoformat()
+
+
+@dataclass
+class Record:
+    """One Kafka record to write: value bytes, key, partition, timestamp (seconds)."""
+
+    family: str
+    key: bytes | None
+    value: bytes
+    timestamp: float
+    events: list[dict] = field(default_factory=list)  # the events as sent (valid or not)
+    invalid: list[tuple[int | None, str]] = field(default_factory=list)  # (index, reason) of bad items
+
+
+class ReplayData:
+    """Builds records for all four families around wall-clock ``now``."""
+
+    def __init__(self, now: float, seed: int = 7, partitions: int = 4) -> None:
+        self.now = now
+        self.rng = random.Random(seed)
+        self.partitions = partitions
+        self.records: list[Record] = []
+        self._ids = 0
+
+    def _id(self, prefix: str) -> str:
+        self._ids += 1
+        return f"{prefix}-{self._ids:07d}"
+
+    def _event_time(self) -> float:
+        r = self.rng.random()
+        if r < 0.5:
+            return self.now - self.rng.uniform(0, 3600)
+        if r < 0.8:
+            return self.now - self.rng.uniform(0, 86400)
+        return self.now - self.rng.uniform(0, 8 * 86400 - 600)
+
+    def shipment(self) -> dict:
+        rng = self.rng
+        route = rng.choice(sorted(KNOWN_ROUTES) + ["CNCKG-MYPKG", "CNNNG-THBKK"])
+        t = self._event_time()
+        event = {
+            "event_id": self._id("shp"), "event_time": iso(t), "source": "cq-rail-ops",
+            "shipment_id": f"S{rng.randrange(10**6)}", "corridor": rng.choice(["ILSTC", "ILSTC", "WLTC"]),
+            "route": route, "mode": rng.choice(["rail", "sea", "rail_sea"]),
+            "milestone": rng.choice(["booked", "departed", "departed", "arrived", "delivered"]),
+            "teu": rng.choice([1, 2, 2.5, 40, 0.25]), "gross_weight_kg": rng.choice([12000, 24500.5, 3000]),
+            "origin": route.split("-")[0], "destination": route.split("-")[-1], "carrier": "CR Express",
+        }
+        return event
+
+    def flight(self) -> dict:
+        rng = self.rng
+        t = self._event_time()
+        status = rng.choice(["scheduled", "departed", "departed", "arrived", "cancelled"])
+        event = {
+            "event_id": self._id("flt"), "event_time": iso(t), "source": "changi-ops",
+            "flight_id": f"F{rng.randrange(10**6)}", "carrier": rng.choice(["TR", "3U", "SQ", "MU"]),
+            "flight_number": f"{rng.randrange(100, 999)}", "service": rng.choice(["passenger", "cargo"]),
+            "route": rng.choice(["CKG-SIN", "CKG-SIN", "SIN-CKG"]), "status": status,
+            "scheduled_time": iso(t - rng.choice([0, 600])),
+        }
+        if status == "departed":
+            event["actual_time"] = iso(t - rng.choice([0, 600]) + rng.choice([-60, 0, 240, 1200, 5000]))
+            event["passengers"] = rng.randrange(0, 300)
+            event["cargo_kg"] = rng.choice([0, 1500, 2200.5])
+        return event
+
+    def finance(self) -> dict:
+        rng = self.rng
+        return {
+            "event_id": self._id("fin"), "event_time": iso(self._event_time()), "source": "mas-feed",
+            "transaction_id": f"T{rng.randrange(10**6)}",
+            "instrument": rng.choice(["loan", "syndicated_loan", "bond", "equity", "trade_finance", "reit"]),
+            "amount": rng.choice(["1000000", "2500000.55", "333333.33", "125000000"]),
+            "currency": rng.choice(["USD", "SGD", "CNY"]), "lender_country": rng.choice(["SG", "CN"]),
+            "borrower_country": rng.choice(["CN", "SG", "VN"]),
+            "status": rng.choice(["signed", "signed", "disbursed", "settled"]),
+        }
+
+    def datachannel(self) -> dict:
+        rng = self.rng
+        return {
+            "event_id": self._id("dcs"), "event_time": iso(self._event_time()), "source": "cq-sg-probe",
+            "link_id": rng.choice(["CQ-SG-1", "CQ-SG-2", "CQ-SG-9"]), "direction": rng.choice(["cn_to_sg", "sg_to_cn"]),
+            "interval_seconds": 60, "bytes": rng.randrange(0, 10**9), "latency_ms": rng.choice([18.2, 35.5, 42, 120.7]),
+            "packet_loss_ratio": 0.001,
+        }
+
+    MAKERS = {"shipments": shipment, "flights": flight, "finance": finance, "datachannel": datachannel}
+
+    INVALID = (
+        ("invalid_json", lambda e: b'{"event_id": "x", '),
+        ("invalid_utf8", lambda e: b'{"event_id": "\xff\xfe"}'),
+        ("not_an_event", lambda e: b"42"),
+        ("empty_batch", lambda e: b"[]"),
+        ("missing_field", lambda e: orjson.dumps({k: v for k, v in e.items() if k != "source"})),
+        ("unknown_field", lambda e: orjson.dumps({**e, "colour": "red"})),
+        ("naive_timestamp", lambda e: orjson.dumps({**e, "event_time": e["event_time"][:19]})),
+        ("wrong_type", lambda e: orjson.dumps({**e, "event_id": 12345})),
+    )
+
+    def build(self, n_events: int) -> list[Record]:
+        """Records holding about ``n_events`` events: envelopes and single events, 1% invalid."""
+        rng = self.rng
+        families = list(self.MAKERS)
+        made = 0
+        while made < n_events:
+            family = rng.choice(families)
+            maker = self.MAKERS[family]
+            if rng.random() < 0.3:
+                events = [maker(self)]
+            else:
+                events = [maker(self) for _ in range(rng.randrange(5, 60))]
+            made += len(events)
+            key_field = FAMILY_KEYS[family]
+            by_key: dict[str, list[dict]] = defaultdict(list)
+            for event in events:
+                by_key[event[key_field]].append(event)
+            for key, group in by_key.items():
+                self._add(family, key, group)
+        return self.records
+
+    def _add(self, family: str, key: str, events: list[dict]) -> None:
+        rng = self.rng
+        newest = max(_ts(e["event_time"]) for e in events)
+        delay = 3600.0 if rng.random() < 0.05 else rng.uniform(0, 30)
+        timestamp = newest + delay
+        roll = rng.random()
+        if roll < 0.004:
+            reason, make_bad = rng.choice(self.INVALID)
+            self.records.append(Record(family, key.encode(), make_bad(events[0]), timestamp, [], [(None, reason)]))
+            return
+        invalid: list[tuple[int | None, str]] = []
+        items: list[Any] = list(events)
+        if roll < 0.01:
+            index = rng.randrange(len(items))
+            choice = rng.random()
+            if choice < 0.4:
+                bad = {**items[index], "event_time": iso(timestamp + 3 * 86400)}
+                invalid.append((index, "future_event_time"))
+            elif choice < 0.7:
+                bad = {**items[index], "event_time": iso(timestamp - 9 * 86400)}
+                invalid.append((index, "stale_event_time"))
+            else:
+                bad = {**items[index], "event_id": ""}
+                invalid.append((index, "invalid_value"))
+            items[index] = bad
+        if len(items) == 1 and rng.random() < 0.5:
+            value = orjson.dumps(items[0])
+            invalid = [(None, r) for _, r in invalid]
+        else:
+            value = orjson.dumps(items)
+        self.records.append(Record(family, key.encode(), value, timestamp, items, invalid))
+        if rng.random() < 0.03:
+            # A producer retry: the same record again, later.
+            self.records.append(Record(family, key.encode(), value, timestamp + 5, items, list(invalid)))
+
+
+def _ts(value: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(value).timestamp()
+
+
+def _half_even(value: Decimal, quantum: str) -> Decimal:
+    return value.quantize(Decimal(quantum), rounding=ROUND_HALF_EVEN)
+
+
+def _label(value: str, known: set[str]) -> str:
+    return value if value in known else "other"
+
+
+def _bucket(ms: int, bounds: tuple[int, ...]) -> int:
+    for i, bound in enumerate(bounds):
+        if ms <= bound:
+            return i
+    return len(bounds)
+
+
+def expected_metrics(records: list[Record], now: float) -> dict[tuple[str, tuple], float]:
+    """Every sample the worker must export, keyed by (name, sorted label items)."""
+    out: dict[tuple[str, tuple], float] = {}
+    counters: dict[str, Counter] = defaultdict(Counter)
+    windows: dict[str, list[tuple[tuple, float, Decimal]]] = defaultdict(list)
+    histograms: dict[str, dict[tuple, list[int]]] = defaultdict(dict)
+    last_seen: dict[tuple, float] = {}
+    pipeline: dict[str, Counter] = defaultdict(Counter)
+    seen_ids: dict[str, set[str]] = defaultdict(set)
+
+    for record in records:
+        family = record.family
+        bad = {index for index, _ in record.invalid}
+        for _, reason in record.invalid:
+            pipeline[family][("rejected", reason)] += 1
+        if record.invalid and record.invalid[0][0] is None and not record.events:
+            pipeline[family]["received"] += 1
+            continue
+        pipeline[family]["received"] += len(record.events)
+        if record.invalid and record.invalid[0][0] is None:
+            continue
+        for index, event in enumerate(record.events):
+            if index in bad:
+                continue
+            if event["event_id"] in seen_ids[family]:
+                pipeline[family]["duplicate"] += 1
+                continue
+            seen_ids[family].add(event["event_id"])
+            pipeline[family]["accepted"] += 1
+            t = _ts(event["event_time"])
+            if record.timestamp - t > LATENESS:
+                pipeline[family]["late"] += 1
+            key = _apply(family, event, t, counters, windows, histograms)
+            last_seen[(family, key)] = max(last_seen.get((family, key), float("-inf")), t)
+
+    names = {
+        "shipments": ("corridor_shipments_total", ("corridor", "route", "mode", "milestone")),
+        "teu": ("corridor_shipment_teu_total", ("corridor", "route", "mode")),
+        "weight": ("corridor_shipment_gross_weight_kilograms_total", ("corridor", "route", "mode")),
+        "flights": ("corridor_flights_total", ("route", "carrier", "service", "status")),
+        "passengers": ("corridor_flight_passengers_total", ("route", "carrier")),
+        "cargo": ("corridor_flight_cargo_kilograms_total", ("route", "carrier")),
+        "usd": ("corridor_finance_usd_total", ("instrument", "lender_country", "borrower_country")),
+        "bytes": ("corridor_datachannel_bytes_total", ("link", "direction")),
+    }
+    for metric, counter in counters.items():
+        name, labels = names[metric]
+        for values, total in counter.items():
+            out[(name, tuple(sorted(zip(labels, values))))] = float(total)
+    window_names = {
+        "teu": ("corridor_shipment_teu_window", ("corridor", "route", "mode")),
+        "flights": ("corridor_flights_window", ("route", "service")),
+        "usd": ("corridor_finance_usd_window", ("instrument",)),
+        "bytes": ("corridor_datachannel_bytes_window", ("link", "direction")),
+    }
+    for metric, items in windows.items():
+        name, labels = window_names[metric]
+        series = {values for values, _, _ in items}
+        for label, seconds, bucket in WINDOWS:
+            b_now = (now // bucket) * bucket
+            sums: Counter = Counter({values: Decimal(0) for values in series})
+            for values, t, value in items:
+                b = (t // bucket) * bucket
+                if b_now - seconds < b <= b_now:
+                    sums[values] += value
+            for values, total in sums.items():
+                out[(name, tuple(sorted([*zip(labels, values), ("window", label)])))] = float(total)
+    hist_names = {
+        "delay": ("corridor_flight_delay_seconds", ("route", "service"), FLIGHT_DELAY_BOUNDS_MS),
+        "latency": ("corridor_datachannel_latency_seconds", ("link",), LATENCY_BOUNDS_MS),
+    }
+    for metric, by_labels in histograms.items():
+        name, labels, bounds = hist_names[metric]
+        for values, observations in by_labels.items():
+            base = list(zip(labels, values))
+            for i, bound in enumerate(bounds):
+                count = sum(1 for ms in observations if ms <= bound)
+                le = _go_float(bound / 1000)
+                out[(name + "_bucket", tuple(sorted([*base, ("le", le)])))] = float(count)
+            out[(name + "_bucket", tuple(sorted([*base, ("le", "+Inf")])))] = float(len(observations))
+            out[(name + "_count", tuple(sorted(base)))] = float(len(observations))
+            out[(name + "_sum", tuple(sorted(base)))] = sum(observations) / 1000
+    for (family, key), t in last_seen.items():
+        out[("corridor_last_event_timestamp_seconds", (("key", key), ("stream", family)))] = t
+    for family, counts in pipeline.items():
+        for name in ("received", "accepted", "duplicate", "late"):
+            out[(f"corridor_events_{name}_total", (("stream", family),))] = float(counts[name])
+        for k, v in counts.items():
+            if isinstance(k, tuple):
+                out[("corridor_events_rejected_total", (("reason", k[1]), ("stream", family)))] = float(v)
+    return out
+
+
+def _go_float(value: float) -> str:
+    from prometheus_client.utils import floatToGoString
+
+    return floatToGoString(value)
+
+
+def _apply(family, event, t, counters, windows, histograms) -> str:
+    if family == "shipments":
+        route = _label(event["route"], KNOWN_ROUTES)
+        corridor = _label(event["corridor"], KNOWN_CORRIDORS)
+        counters["shipments"][(corridor, route, event["mode"], event["milestone"])] += 1
+        if event["milestone"] == "departed":
+            labels = (corridor, route, event["mode"])
+            teu = Decimal(str(event["teu"]))
+            counters["teu"][labels] += teu
+            counters["weight"][labels] += Decimal(str(event["gross_weight_kg"]))
+            windows["teu"].append((labels, t, teu))
+        return route
+    if family == "flights":
+        route = _label(event["route"], KNOWN_FLIGHT_ROUTES)
+        carrier = _label(event["carrier"], KNOWN_CARRIERS)
+        counters["flights"][(route, carrier, event["service"], event["status"])] += 1
+        if event["status"] == "departed":
+            windows["flights"].append(((route, event["service"]), t, Decimal(1)))
+            counters["passengers"][(route, carrier)] += event["passengers"]
+            counters["cargo"][(route, carrier)] += Decimal(str(event["cargo_kg"]))
+            delay = round((_ts(event["actual_time"]) - _ts(event["scheduled_time"])) * 1000)
+            histograms["delay"].setdefault((route, event["service"]), []).append(delay)
+        return route
+    if family == "finance":
+        if event["status"] == "signed":
+            usd = _half_even(Decimal(event["amount"]) / FX[event["currency"]], "0.01")
+            counters["usd"][(event["instrument"], event["lender_country"], event["borrower_country"])] += usd
+            windows["usd"].append(((event["instrument"],), t, usd))
+        return event["instrument"]
+    link = _label(event["link_id"], KNOWN_LINKS)
+    counters["bytes"][(link, event["direction"])] += event["bytes"]
+    windows["bytes"].append(((link, event["direction"]), t, Decimal(event["bytes"])))
+    histograms["latency"].setdefault((link,), []).append(int(round(Decimal(str(event["latency_ms"])))))
+    return link
