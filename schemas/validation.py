@@ -40,6 +40,7 @@ class RejectReason(StrEnum):
     OUT_OF_RANGE = "out_of_range"
     SCHEMA = "schema"
     FUTURE_EVENT_TIME = "future_event_time"
+    STALE_EVENT_TIME = "stale_event_time"
     UNSUPPORTED_CURRENCY = "unsupported_currency"
 
 
@@ -75,6 +76,7 @@ class ValidationResult:
 class _RuleSettings(Protocol):
     fx_per_usd: dict[str, Any]
     future_tolerance: timedelta
+    dedup_horizon: timedelta
     max_record_bytes: int
     max_events_per_record: int
 
@@ -87,6 +89,8 @@ class ValidationRules:
     future_tolerance: timedelta  # how far event_time may be ahead of the reference time
     max_record_bytes: int
     max_events_per_record: int
+    # Events older than this before the reference time could not be deduplicated; None: no limit.
+    max_age: timedelta | None = None
 
     @classmethod
     def from_settings(cls, settings: _RuleSettings) -> ValidationRules:
@@ -96,6 +100,7 @@ class ValidationRules:
             future_tolerance=settings.future_tolerance,
             max_record_bytes=settings.max_record_bytes,
             max_events_per_record=settings.max_events_per_record,
+            max_age=settings.dedup_horizon,
         )
 
 
@@ -223,6 +228,8 @@ def _latest_event_time(rules: ValidationRules, reference_time: datetime | None) 
 def _obey_rules(model: type[BaseEvent], events: list[BaseEvent], rules: ValidationRules, latest: datetime) -> bool:
     if max(map(_EVENT_TIME, events)) > latest:
         return False
+    if rules.max_age is not None and min(map(_EVENT_TIME, events)) < _earliest_event_time(rules, latest):
+        return False
     return all({getattr(event, name) for event in events} <= rules.currencies for name in model.fx_currency_fields)
 
 
@@ -290,8 +297,20 @@ def _validate_item(
     return _item_error(index, problems, len(problems), raw) if problems else event
 
 
+def _earliest_event_time(rules: ValidationRules, latest: datetime) -> datetime:
+    assert rules.max_age is not None
+    return latest - rules.future_tolerance - rules.max_age
+
+
 def _rule_problems(event: BaseEvent, rules: ValidationRules, latest: datetime) -> list[_Problem]:
     problems: list[_Problem] = []
+    if rules.max_age is not None and event.event_time < _earliest_event_time(rules, latest):
+        message = (
+            f"is more than {rules.max_age} before the reference time "
+            f"{(latest - rules.future_tolerance).isoformat(timespec='seconds')}, older than the dedup horizon: "
+            "such an event could be counted twice; resend it with its real, recent event_time"
+        )
+        problems.append((RejectReason.STALE_EVENT_TIME, FieldError("event_time", message, "stale_event_time")))
     if event.event_time > latest:
         reference = latest - rules.future_tolerance
         ahead = timedelta(seconds=round((event.event_time - reference).total_seconds()))

@@ -33,9 +33,6 @@ HISTOGRAM_BOUNDS_MS: dict[str, tuple[int, ...]] = {
     "datachannel_latency": tuple(round(b * 1000) for b in LATENCY_BUCKETS),
 }
 
-#: Reason for an event older than the dedup horizon: it could not be deduplicated.
-STALE_REASON = "stale_event_time"
-
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
@@ -104,18 +101,11 @@ class FamilyProcessor:
         received = max(result.total, 1) if result.errors else result.total
         batch.count("events_received", (), received)
 
-        events = result.events
-        event_times = [e.event_time.timestamp() for e in events]
-        horizon_start = timestamp - self.dedup_horizon
-        fresh = [i for i, t in enumerate(event_times) if t >= horizon_start]
-        if len(fresh) < len(events):
-            stale = set(range(len(events))) - set(fresh)
-            dead_letters.extend(self._stale_letters(partition, offset, raw, result, sorted(stale)))
-            events = [events[i] for i in fresh]
-            event_times = [event_times[i] for i in fresh]
         for letter in dead_letters:
             batch.count("events_rejected", (letter.reason,))
 
+        events = result.events
+        event_times = [e.event_time.timestamp() for e in events]
         admitted = self._admit(state.dedup, events, event_times)
         accepted_times: list[float] = []
         late = 0
@@ -149,38 +139,8 @@ class FamilyProcessor:
             return []
         return list(dedup.admit([e.event_id for e in events], event_times))
 
-    def _stale_letters(self, partition, offset, raw, result, indexes) -> list[DeadLetter]:
-        single = result.total == 1
-        horizon_days = self.dedup_horizon / 86400
-        letters = []
-        for i in indexes:
-            event = result.events[i]
-            letters.append(
-                DeadLetter(
-                    partition,
-                    offset,
-                    None if single else self._envelope_index(result, i),
-                    STALE_REASON,
-                    f"event_time: {event.event_time.isoformat()} is older than the dedup horizon "
-                    f"({horizon_days:g} days before the record's timestamp); resend it with a recent event_time",
-                    (FieldError("event_time", "older than the dedup horizon", STALE_REASON),),
-                    raw if single else event.model_dump_json().encode(),
-                )
-            )
-        return letters
-
-    @staticmethod
-    def _envelope_index(result, valid_position: int) -> int:
-        """Position in the envelope of the ``valid_position``-th valid event."""
-        bad = sorted(e.index for e in result.errors if e.index is not None)
-        index = valid_position
-        for b in bad:
-            if b <= index:
-                index += 1
-        return index
-
 
 def rejected_reasons() -> list[str]:
     """Every reason code a record can be rejected with (pre-created label values)."""
-    return [str(r) for r in RejectReason] + [STALE_REASON]
+    return [str(r) for r in RejectReason]
 

@@ -11,7 +11,9 @@ from prometheus_client import generate_latest
 
 from streams.clock import ManualClock
 from streams.metrics import CorridorCollector, build_registry
-from streams.processor import STALE_REASON, FamilyProcessor, rejected_reasons
+from streams.processor import FamilyProcessor, rejected_reasons
+
+STALE_REASON = "stale_event_time"
 from streams.registry import Registry
 from streams.settings import Settings
 

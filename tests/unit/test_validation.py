@@ -32,6 +32,7 @@ RULES = ValidationRules(
     future_tolerance=timedelta(minutes=5),
     max_record_bytes=64 * 1024,
     max_events_per_record=100,
+    max_age=timedelta(days=7),
 )
 NOW = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 
@@ -127,6 +128,8 @@ BAD_RECORDS = [
      RejectReason.NAIVE_TIMESTAMP, "actual_time"),
     ("far-future timestamp", "datachannel", encode(event("datachannel", event_time="2024-05-02T08:00:00Z")),
      RejectReason.FUTURE_EVENT_TIME, "event_time"),
+    ("timestamp older than the dedup horizon", "shipments",
+     encode(event("shipments", event_time="2024-04-20T08:00:00+08:00")), RejectReason.STALE_EVENT_TIME, "event_time"),
     ("unsupported currency", "finance", encode(event("finance", currency="EUR")),
      RejectReason.UNSUPPORTED_CURRENCY, "currency"),
     ("event of another family", "shipments", encode(event("flights")), RejectReason.WRONG_FAMILY, None),
@@ -276,7 +279,7 @@ def test_unknown_family_and_naive_reference_time_are_caller_errors():
 def test_rules_come_from_settings():
     settings = Settings(fx_per_usd={"usd": 1, "myr": 4.7}, max_record_bytes=4096, max_events_per_record=7)
     rules = ValidationRules.from_settings(settings)
-    assert rules == ValidationRules(frozenset({"USD", "MYR"}), settings.future_tolerance, 4096, 7)
+    assert rules == ValidationRules(frozenset({"USD", "MYR"}), settings.future_tolerance, 4096, 7, settings.dedup_horizon)
 
 
 def test_field_errors_are_plain_values():
