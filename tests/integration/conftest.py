@@ -1,0 +1,100 @@
+"""Integration fixtures: one real embedded broker per session, fresh topics per test, a plain reader."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from streams.admin import create_topics, ensure_topics
+from streams.broker import EmbeddedBroker
+from streams.settings import Settings
+
+
+#: The installed ``corridor`` entry point, for running the CLI as a subprocess.
+CORRIDOR = [str(Path(sys.executable).with_name("corridor"))]
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def broker_settings_for(bootstrap: str, **overrides: object) -> Settings:
+    """Settings pointing at ``bootstrap`` with short group timeouts and retries for tests."""
+    defaults: dict[str, object] = {
+        "kafka_bootstrap": bootstrap,
+        "rebalance_timeout_s": 1.0,
+        "session_timeout_s": 6.0,
+        "publish_retry_timeout_s": 5.0,
+    }
+    return Settings(**(defaults | overrides))  # type: ignore[arg-type]
+
+
+async def read_topic(
+    bootstrap: str, topic: str, idle_s: float = 0.5, timeout_s: float = 20.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of ``topic``, read from the start until none arrives for ``idle_s``.
+
+    No consumer group (partitions assigned by hand) and no end offsets: the embedded
+    broker under-reports them after multi-record batches.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        await consumer.topics()  # loads the cluster metadata partitions_for_topic reads
+        partitions = consumer.partitions_for_topic(topic) or set()
+        consumer.assign([TopicPartition(topic, partition) for partition in sorted(partitions)])
+        await consumer.seek_to_beginning()
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=int(idle_s * 1000))
+            if not batch:
+                break
+            for partition_records in batch.values():
+                records.extend(partition_records)
+        return records
+    finally:
+        await consumer.stop()
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[EmbeddedBroker]:
+    """The embedded broker on a free port, with the corridor topics created."""
+    with EmbeddedBroker(port=free_port()) as embedded:
+        asyncio.run(create_topics(broker_settings_for(embedded.bootstrap)))
+        yield embedded
+
+
+@pytest.fixture
+def broker_settings(broker: EmbeddedBroker) -> Settings:
+    """Settings pointing at the session's broker."""
+    return broker_settings_for(broker.bootstrap)
+
+
+@pytest.fixture
+def new_topic(broker_settings: Settings) -> Callable[..., Awaitable[str]]:
+    """``await new_topic("name", partitions=4)``: a topic no other test uses."""
+
+    async def create(name: str = "test", partitions: int = 4) -> str:
+        topic = f"{name}.{uuid.uuid4().hex[:12]}"
+        await ensure_topics(broker_settings, {topic: partitions})
+        return topic
+
+    return create
+
+
+@pytest.fixture
+def group_id() -> str:
+    """A consumer group name no other test uses."""
+    return f"test-group-{uuid.uuid4().hex[:12]}"
