@@ -363,10 +363,21 @@ def publish(family: str, file: str, as_json: bool) -> None:
 async def _publish_chunks(
     settings: Settings, family: str, stream: IO[bytes], tally: _Tally, advance: Callable[[int], None]
 ) -> None:
-    from streams.producer import DELIVERED, INVALID, Publisher
+    from streams.producer import DELIVERED, INVALID, Publisher, validate_events
 
+    gave_up: str | None = None  # once a round went undelivered, later rounds are only validated
     async with Publisher(settings) as publisher:
         for chunk in _chunks(stream, family, publisher.rules, tally):
+            if gave_up is not None:
+                result = validate_events(family, chunk.objects, publisher.rules)
+                _record_rejections(tally, chunk.numbers, result.errors)
+                rejected = {error.index for error in result.errors}
+                for index, number in enumerate(chunk.numbers):
+                    if index not in rejected:
+                        tally.valid += 1
+                        tally.undelivered.append(_undelivered(number, f"not sent after earlier failures: {gave_up}"))
+                advance(chunk.consumed)
+                continue
             report = await publisher.publish(family, chunk.objects)
             for number, outcome in zip(chunk.numbers, report.outcomes, strict=True):
                 if outcome.status == DELIVERED:
@@ -376,7 +387,10 @@ async def _publish_chunks(
                     tally.reject(number, outcome.rejection)  # type: ignore[arg-type]
                 else:
                     tally.valid += 1
-                    tally.undelivered.append(
-                        {"line": number, "reason": "undelivered", "message": outcome.error, "field_errors": []}
-                    )
+                    gave_up = outcome.error or "not acknowledged"
+                    tally.undelivered.append(_undelivered(number, gave_up))
             advance(chunk.consumed)
+
+
+def _undelivered(number: int, message: str) -> dict[str, Any]:
+    return {"line": number, "reason": "undelivered", "message": message, "field_errors": []}

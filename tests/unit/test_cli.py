@@ -166,3 +166,38 @@ def test_a_line_only_a_lax_parser_reads_is_judged_by_the_validator(runner: CliRu
     result = runner.invoke(cli, ["validate", "shipments", str(path), "--json"])
     summary = json.loads(result.stdout)
     assert [(error["line"], error["reason"]) for error in summary["errors"]] == [(2, "non_finite_number")]
+
+
+def test_schemas_export_writes_one_schema_per_topic(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["schemas", "export", str(tmp_path / "out")])
+    assert result.exit_code == 0
+    written = sorted(Path(path).name for path in result.stdout.split())
+    assert written == [
+        "corridor.datachannel.v1.json",
+        "corridor.finance.v1.json",
+        "corridor.flights.v1.json",
+        "corridor.shipments.v1.json",
+    ]
+    assert "value" in json.loads((tmp_path / "out" / "corridor.flights.v1.json").read_text())["properties"]
+
+
+def test_schemas_export_into_a_file_is_an_io_error(runner: CliRunner, tmp_path: Path) -> None:
+    blocker = tmp_path / "taken"
+    blocker.write_text("")
+    result = runner.invoke(cli, ["schemas", "export", str(blocker / "out")])
+    assert result.exit_code == 2
+    assert "cannot write schemas to" in result.stderr
+
+
+def test_publish_stops_sending_after_a_round_went_undelivered(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("streams.cli.CHUNK_EVENTS", 2)
+    path = tmp_path / "five.jsonl"
+    path.write_text("\n".join([line(), line(), line(teu=-1), line(), line()]) + "\n")
+    summary = json.loads(runner.invoke(cli, ["publish", "shipments", str(path), "--json"]).stdout)
+    assert (summary["valid"], summary["invalid"], summary["undelivered"]) == (4, 1, 4)
+    undelivered = [error for error in summary["errors"] if error["reason"] == "undelivered"]
+    assert [error["line"] for error in undelivered] == [1, 2, 4, 5]
+    assert all(not error["message"].startswith("not sent") for error in undelivered[:2])
+    assert all(error["message"].startswith("not sent after earlier failures: ") for error in undelivered[2:])
