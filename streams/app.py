@@ -16,7 +16,7 @@ import logging
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import faust
 from faust.streams import _current_event
@@ -95,7 +95,13 @@ class FamilyWorker:
         message = event.message
         partition = message.partition
         owned = self.partitions.get(partition) or self.load(partition)
-        outcome = self.processor.process(owned.state, partition, message.offset, message.timestamp, message.value)
+        try:
+            outcome = self.processor.process(owned.state, partition, message.offset, message.timestamp, message.value)
+        except Exception as exc:
+            # A record that breaks the processor must not stop the stream: it is dead-lettered.
+            log.exception("failed to process record",
+                          extra={"topic": self.topic, "partition": partition, "offset": message.offset})
+            outcome = self.processor.fail(owned.state, partition, message.offset, message.value, exc)
         for letter in outcome.dead_letters:
             log.warning(
                 "rejected record",
@@ -134,6 +140,8 @@ class FamilyWorker:
             _current_event.reset(token)
         for event in owned.unacked:
             event.ack()
+        log.debug("checkpoint", extra={"topic": self.topic, "partition": partition, "offset": state.offset,
+                                       "acked": len(owned.unacked)})
         owned.unacked.clear()
         owned.last_checkpoint = time.monotonic()
 
@@ -142,6 +150,19 @@ class FamilyWorker:
         for partition, owned in list(self.partitions.items()):
             if force or now - owned.last_checkpoint >= self.interval:
                 self.checkpoint(partition, owned)
+
+
+class _App(faust.App):
+    """faust's App with a hook that runs when the worker stops, before it waits for acks."""
+
+    before_drain: Callable[[], None] | None = None
+
+    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
+        # faust stops its timers before it waits for every consumed record to be acked,
+        # so the last records would wait for a checkpoint that never comes.
+        if self.before_drain is not None:
+            self.before_drain()
+        await super()._consumer_wait_empty(consumer, logger)
 
 
 class CorridorApp:
@@ -153,7 +174,7 @@ class CorridorApp:
         self.clock = clock or SystemClock()
         self.registry = registry or Registry.load(settings.registry_file)
         self.families = tuple(families)
-        self.app = faust.App(
+        self.app = _App(
             settings.app_id,
             broker=[f"kafka://{host}" for host in settings.bootstrap.split(",")],
             broker_credentials=_credentials(settings),
@@ -189,6 +210,7 @@ class CorridorApp:
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self._add_metrics_page()
         self.app.timer(settings.checkpoint_interval_s)(self._checkpoint_idle)
+        self.app.before_drain = self._checkpoint_all
 
     def owned_states(self, family: str) -> list[PartitionState]:
         worker = self.workers.get(family)
@@ -218,18 +240,8 @@ class CorridorApp:
         table.on_recover(self._restore_assigned)
 
         async def consume(stream: faust.StreamT) -> None:
-            try:
-                async for event in stream.noack().events():
-                    try:
-                        worker.handle(event)
-                    except Exception:
-                        # A bug must not stop the stream: the record stays unacked, so it is
-                        # retried after a restart rather than lost.
-                        log.exception("failed to process record", extra={
-                            "topic": worker.topic, "partition": event.message.partition,
-                            "offset": event.message.offset})
-            finally:
-                worker.checkpoint_due(force=True)
+            async for event in stream.noack().events():
+                worker.handle(event)
 
         consume.__name__ = f"consume_{family}"
         self.app.agent(topic, name=f"corridor.{family}")(consume)
@@ -242,8 +254,9 @@ class CorridorApp:
                 if tp.topic == worker.topic and tp.partition not in worker.partitions:
                     worker.load(tp.partition)
                     restored += 1
-        log.info("state restored", extra={"partitions": restored,
-                                          "seconds": round(time.monotonic() - started, 3)})
+        if restored:
+            log.info("state restored", extra={"partitions": restored,
+                                              "seconds": round(time.monotonic() - started, 3)})
         self.restored.set()
 
     async def _on_revoked(self, app: Any, revoked: set[TP], **_: Any) -> None:
@@ -253,6 +266,12 @@ class CorridorApp:
     async def _checkpoint_idle(self) -> None:
         for worker in self.workers.values():
             worker.checkpoint_due()
+
+    def _checkpoint_all(self) -> None:
+        started = time.monotonic()
+        for worker in self.workers.values():
+            worker.checkpoint_due(force=True)
+        log.info("state checkpointed for shutdown", extra={"seconds": round(time.monotonic() - started, 3)})
 
     def _add_metrics_page(self) -> None:
         async def metrics(view: Any, request: Any) -> Any:

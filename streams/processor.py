@@ -27,6 +27,9 @@ from streams.windows import WindowSpec, window_specs
 
 DEDUP_BUCKET_SECONDS = 3600
 
+#: Reason code of a record the worker itself failed on (a bug, never the producer's fault).
+PROCESSING_ERROR = "processing_error"
+
 #: Histogram bounds in integer milliseconds, by state metric name.
 HISTOGRAM_BOUNDS_MS: dict[str, tuple[int, ...]] = {
     "flight_delay": tuple(round(b * 1000) for b in FLIGHT_DELAY_BUCKETS),
@@ -133,6 +136,15 @@ class FamilyProcessor:
             state.watermark = timestamp
         return RecordOutcome(True, accepted_times, dead_letters)
 
+    def fail(self, state: PartitionState, partition: int, offset: int, raw: bytes, error: Exception) -> RecordOutcome:
+        """Dead-letter a record the processor failed on, and move past it."""
+        letter = DeadLetter(partition, offset, None, PROCESSING_ERROR,
+                            f"the worker failed on this record ({type(error).__name__}: {error}); report it", (), raw)
+        state.count("events_received", ())
+        state.count("events_rejected", (PROCESSING_ERROR,))
+        state.offset = max(state.offset, offset)
+        return RecordOutcome(True, [], [letter])
+
     @staticmethod
     def _admit(dedup: DedupIndex, events: list, event_times: list[float]) -> list[bool]:
         if not events:
@@ -142,5 +154,5 @@ class FamilyProcessor:
 
 def rejected_reasons() -> list[str]:
     """Every reason code a record can be rejected with (pre-created label values)."""
-    return [str(r) for r in RejectReason]
+    return [str(r) for r in RejectReason] + [PROCESSING_ERROR]
 

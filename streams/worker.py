@@ -5,7 +5,6 @@ from __future__ import annotations
 import faust
 
 from streams.app import CorridorApp
-from streams.logs import configure_logging
 from streams.settings import Settings
 
 
@@ -19,9 +18,3 @@ def build_worker(settings: Settings, corridor: CorridorApp | None = None) -> fau
         redirect_stdouts=False,
         override_logging=False,
     )
-
-
-def run_worker(settings: Settings) -> None:
-    """Run one worker until it is stopped; several processes form one consumer group."""
-    configure_logging(settings)
-    build_worker(settings).execute_from_commandline()

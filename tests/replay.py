@@ -108,7 +108,7 @@ class ReplayData:
             "event_id": self._id("fin"), "event_time": iso(self._event_time()), "source": "mas-feed",
             "transaction_id": f"T{rng.randrange(10**6)}",
             "instrument": rng.choice(["loan", "syndicated_loan", "bond", "equity", "trade_finance", "reit"]),
-            "amount": rng.choice(["1000000", "2500000.55", "333333.33", "125000000"]),
+            "amount": rng.choice([1000000, 2500000.55, 333333.33, 125000000]),
             "currency": rng.choice(["USD", "SGD", "CNY"]), "lender_country": rng.choice(["SG", "CN"]),
             "borrower_country": rng.choice(["CN", "SG", "VN"]),
             "status": rng.choice(["signed", "signed", "disbursed", "settled"]),
@@ -182,6 +182,9 @@ class ReplayData:
                 bad = {**items[index], "event_id": ""}
                 invalid.append((index, "invalid_value"))
             items[index] = bad
+        for index, item in enumerate(items):
+            if all(i != index for i, _ in invalid) and _ts(item["event_time"]) < timestamp - HORIZON:
+                invalid.append((index, "stale_event_time"))
         if len(items) == 1 and rng.random() < 0.5:
             value = orjson.dumps(items[0])
             invalid = [(None, r) for _, r in invalid]
@@ -338,7 +341,7 @@ def _apply(family, event, t, counters, windows, histograms) -> str:
         return route
     if family == "finance":
         if event["status"] == "signed":
-            usd = _half_even(Decimal(event["amount"]) / FX[event["currency"]], "0.01")
+            usd = _half_even(Decimal(str(event["amount"])) / FX[event["currency"]], "0.01")
             counters["usd"][(event["instrument"], event["lender_country"], event["borrower_country"])] += usd
             windows["usd"].append(((event["instrument"],), t, usd))
         return event["instrument"]
