@@ -232,7 +232,9 @@ class CorridorApp:
         table = self.app.Table(
             f"state-{family}",
             partitions=settings.topic_partitions,
-            schema=faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"),
+            # bytes keys and values: faust serialises them raw, in the changelog and on recovery.
+            key_type=bytes,
+            value_type=bytes,
         )
         processor = FamilyProcessor(family, settings, self.registry)
         worker = FamilyWorker(family, processor, table, self.dead_letters, settings, self.clock, self.delays)

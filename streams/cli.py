@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from schemas.validation import RecordError, RejectReason, ValidationRules, validate_record
 from streams.logs import configure_logging
 from streams.settings import FAMILIES, Settings, get_settings
+from streams.simulator import Scenario
 
 #: Events validated (and published) per round; bounds memory for any input size.
 CHUNK_EVENTS = 5000
@@ -410,3 +411,121 @@ async def _publish_chunks(
 
 def _undelivered(number: int, message: str) -> dict[str, Any]:
     return {"line": number, "reason": "undelivered", "message": message, "field_errors": []}
+
+
+# --- the main job and the simulator ------------------------------------------------------
+
+scenario_option = click.option(
+    "--scenario",
+    type=click.Choice([scenario.value for scenario in Scenario]),
+    default="baseline",
+    show_default=True,
+    help="baseline: the pre-2020 corridor; covid-2020: 2 weekly flights, road traffic halved; "
+    "drop: baseline until a route loses most of its TEU.",
+)
+speed_option = click.option(
+    "--speed",
+    type=click.FloatRange(min=0, min_open=True),
+    default=3600.0,
+    show_default=True,
+    help="Simulated seconds per wall-clock second while the past is replayed (3600: a simulated week in 168 s).",
+)
+
+
+@cli.command("simulate")
+@scenario_option
+@speed_option
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Simulated seconds to publish, ending now; then exit. [default: the last 7 days, then live until Ctrl-C]",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the simulated traffic.")
+@click.option("--drop-route", default="CNCKG-CNQZH-SGSIN", show_default=True, help="drop: the route that loses TEU.")
+@click.option(
+    "--drop-fraction",
+    type=click.FloatRange(0, 1),
+    default=0.8,
+    show_default=True,
+    help="drop: the share of the route's departing TEU that is lost.",
+)
+@click.option(
+    "--drop-after",
+    type=click.FloatRange(min=0),
+    default=6 * 86400.0,
+    show_default=True,
+    help="drop: simulated seconds after the start when the drop begins.",
+)
+def simulate_command(
+    scenario: str,
+    speed: float,
+    duration: float | None,
+    seed: int,
+    drop_route: str,
+    drop_fraction: float,
+    drop_after: float,
+) -> None:
+    """Publish simulated corridor traffic (all four families) to the broker, then print what was sent.
+
+    The simulated span is replayed SPEED times faster than real time and dated so that it
+    ends now: no event lies in the future. Events go through the producer SDK to
+    CORRIDOR_KAFKA_BOOTSTRAP (or 127.0.0.1:CORRIDOR_BROKER_PORT); missing topics are
+    created. Ctrl-C stops early. Exit 0 when every event was delivered, 1 otherwise.
+
+    \b
+    corridor simulate --duration 86400 --speed 36000      # one day in 2.4 s
+    corridor simulate --scenario drop --drop-fraction 0.5  # a week, then live
+    """
+    from datetime import timedelta
+
+    from streams.run import RunError, run_simulate
+    from streams.simulator import SimulationConfig, replay_start
+
+    settings = _setup()
+    span = timedelta(seconds=duration) if duration is not None else None
+    try:
+        config = SimulationConfig(
+            Scenario(scenario),
+            seed=seed,
+            start=replay_start(speed, span),
+            drop_route=drop_route,
+            drop_fraction=drop_fraction,
+            drop_after=timedelta(seconds=drop_after),
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        tally = run_simulate(settings, config, speed=speed, duration=span, progress=sys.stderr.isatty())
+    except RunError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(tally.summary())
+    click.get_current_context().exit(1 if tally.total_undelivered or tally.total_invalid else 0)
+
+
+@cli.command("run")
+@click.option(
+    "--simulate/--no-simulate",
+    default=True,
+    show_default=True,
+    help="Publish simulated traffic from this process (the last 7 days replayed, then live).",
+)
+@scenario_option
+@speed_option
+def run_command(simulate: bool, scenario: str, speed: float) -> None:
+    """The main job: broker, topics, one worker, the simulator and a live view of the worker's /metrics.
+
+    Starts the embedded broker when CORRIDOR_KAFKA_BOOTSTRAP is unset and nothing answers
+    on 127.0.0.1:CORRIDOR_BROKER_PORT, creates the topics, runs `corridor worker` as a
+    child process and, by default, the simulator. On a terminal the view refreshes every
+    second; otherwise a summary line is logged every few seconds. Ctrl-C (or SIGTERM)
+    stops the simulator, the worker and the broker it started, in that order. Exit 1 when
+    a part fails, such as the worker exiting.
+    """
+    from streams.run import RunError, RunOptions, run_corridor
+
+    settings = _setup()
+    options = RunOptions(speed=speed, simulate=simulate, scenario=Scenario(scenario))
+    try:
+        run_corridor(settings, options, interactive=sys.stdout.isatty())
+    except RunError as exc:
+        raise click.ClickException(str(exc)) from None

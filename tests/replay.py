@@ -350,3 +350,25 @@ def _apply(family, event, t, counters, windows, histograms) -> str:
     windows["bytes"].append(((link, event["direction"]), t, Decimal(event["bytes"])))
     histograms["latency"].setdefault((link,), []).append(int(round(Decimal(str(event["latency_ms"])))))
     return link
+
+
+#: Metric name prefixes the reference computes; anything else (lag, processing delay) is not compared.
+CHECKED_PREFIXES = ("corridor_shipment", "corridor_flight", "corridor_finance", "corridor_datachannel",
+                    "corridor_events_", "corridor_last_event")
+
+
+def mismatches(samples: dict[tuple[str, tuple], float], expected: dict[tuple[str, tuple], float]) -> list[str]:
+    """How exported samples differ from the expected ones (empty when they agree exactly)."""
+    problems = []
+    for key, value in sorted(expected.items()):
+        got = samples.get(key)
+        if got is None:
+            if not (key[0].endswith("_window") and value == 0):
+                problems.append(f"missing {key} (expected {value!r})")
+        elif got != value:
+            problems.append(f"{key}: got {got!r}, expected {value!r}")
+    for key, value in sorted(samples.items()):
+        if (key[0].startswith(CHECKED_PREFIXES) and not key[0].startswith("corridor_event_delay_seconds")
+                and key not in expected and value != 0):
+            problems.append(f"unexpected {key} = {value!r}")
+    return problems

@@ -98,3 +98,11 @@ def new_topic(broker_settings: Settings) -> Callable[..., Awaitable[str]]:
 def group_id() -> str:
     """A consumer group name no other test uses."""
     return f"test-group-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def fresh_broker() -> Iterator[EmbeddedBroker]:
+    """A broker of the test's own (the corridor topic names are fixed), with the topics created."""
+    with EmbeddedBroker(port=free_port()) as embedded:
+        asyncio.run(create_topics(broker_settings_for(embedded.bootstrap)))
+        yield embedded

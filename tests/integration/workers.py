@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,15 +13,14 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
+from schemas.topics import FAMILY_TOPICS
+from tests.integration.conftest import free_port
+from tests.replay import WINDOWS, Record
+
 Samples = dict[tuple[str, tuple], float]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def parse_samples(text: str) -> Samples:
@@ -126,3 +125,29 @@ def wait_for(predicate, timeout: float, interval: float = 0.5, message: str = "c
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {message}")
         time.sleep(interval)
+
+
+async def produce(bootstrap: str, records: list[Record]) -> list[tuple[Record, int, int]]:
+    """Write every record as it is with a plain producer; returns (record, partition, offset)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, max_batch_size=256 * 1024)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(FAMILY_TOPICS[r.family], r.value, key=r.key, timestamp_ms=int(r.timestamp * 1000))
+            for r in records
+        ]
+        metadata = await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return [(r, m.partition, m.offset) for r, m in zip(records, metadata)]
+
+
+def window_safe_now(*workers: WorkerProcess) -> tuple[float, Samples]:
+    """The workers' summed samples, scraped while no window bucket boundary passed, and their time."""
+    while True:
+        before = time.time()
+        scrapes = [worker.scrape() for worker in workers]
+        after = time.time()
+        if all(s is not None for s in scrapes) and all(before // b == after // b for _, _, b in WINDOWS):
+            return before, scrapes[0] if len(scrapes) == 1 else summed(scrapes)
+        time.sleep(0.2)

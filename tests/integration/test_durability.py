@@ -1,0 +1,150 @@
+"""Exact totals across SIGKILL, SIGTERM restarts and scale-out, without Kafka transactions."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+
+import pytest
+
+from schemas.topics import FAMILY_TOPICS
+from tests.integration.workers import (
+    Samples,
+    WorkerProcess,
+    produce,
+    summed,
+    total,
+    wait_for,
+    window_safe_now,
+)
+from tests.replay import ReplayData, expected_metrics, mismatches
+
+pytestmark = pytest.mark.integration
+
+#: Short group timeouts so a restarted or surviving worker takes over quickly.
+GROUP_ENV = {
+    "CORRIDOR_SESSION_TIMEOUT_S": "6",
+    "CORRIDOR_HEARTBEAT_INTERVAL_S": "1",
+    "CORRIDOR_REBALANCE_TIMEOUT_S": "3",
+}
+RECEIVED = "corridor_events_received_total"
+
+
+def expected_received(records) -> Counter:
+    counts: Counter = Counter()
+    for record in records:
+        counts[record.family] += len(record.events) or 1
+    return counts
+
+
+def received_by_stream(samples: Samples) -> dict[str, float]:
+    return {f: samples.get((RECEIVED, (("stream", f),)), 0.0) for f in FAMILY_TOPICS}
+
+
+def replay(broker, n_events: int, seed: int):
+    records = ReplayData(time.time(), seed=seed).build(n_events)
+    asyncio.run(produce(broker.bootstrap, records))
+    return records
+
+
+def worker_for(broker, tmp_path, name: str, store: str = "memory://", app_id: str = "corridor-durability"):
+    return WorkerProcess(
+        broker.bootstrap, tmp_path / f"state-{name}", tmp_path / f"{name}.log",
+        app_id=app_id, store=store, extra_env=GROUP_ENV,
+    )
+
+
+def drained(workers: list[WorkerProcess], want: Counter):
+    """Summed samples once the live workers together received every event, else None."""
+    scrapes = [w.scrape() for w in workers if w.alive()]
+    if not scrapes or any(s is None for s in scrapes):
+        return None
+    samples = summed(scrapes)
+    return samples if received_by_stream(samples) == dict(want) else None
+
+
+def assert_exact(samples: Samples, records, scrape_time: float) -> None:
+    problems = mismatches(samples, expected_metrics(records, scrape_time))
+    assert not problems, f"{len(problems)} samples differ, e.g. {problems[:8]}"
+
+
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+def test_sigkill_at_three_random_points_leaves_exact_totals(fresh_broker, tmp_path, store):
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    records = replay(fresh_broker, 200_000, seed=seed)
+    want = expected_received(records)
+    everything = sum(want.values())
+    kill_points = sorted(rng.uniform(0.1, 0.9) * everything for _ in range(3))
+
+    worker = worker_for(fresh_broker, tmp_path, "w", store=store).start()
+    try:
+        for point in kill_points:
+            def passed_point():
+                samples = worker.scrape()
+                return samples is not None and total(samples, RECEIVED) >= point
+
+            wait_for(passed_point, timeout=180, interval=0.05, message=f"progress past {point:.0f} events")
+            worker.kill()
+            worker.start()
+        wait_for(lambda: drained([worker], want), timeout=240, interval=0.5,
+                 message=f"the restarted worker to drain (seed {seed})")
+        scrape_time, samples = window_safe_now(worker)
+    finally:
+        worker.stop()
+    assert total(samples, "corridor_events_duplicate_total") > 0
+    assert_exact(samples, records, scrape_time)
+
+
+def test_sigterm_restart_serves_no_total_lower_than_before(fresh_broker, tmp_path):
+    records = replay(fresh_broker, 20_000, seed=5)
+    want = expected_received(records)
+    worker = worker_for(fresh_broker, tmp_path, "w").start()
+    try:
+        wait_for(lambda: drained([worker], want), timeout=120, message="the worker to drain")
+        before = worker.scrape()
+        assert worker.stop() == 0, worker.log_tail()
+        worker.start()
+        first = wait_for(worker.scrape, timeout=120, interval=0.05, message="the restarted worker to serve /metrics")
+        scrape_time, samples = window_safe_now(worker)
+    finally:
+        worker.stop()
+    counters = [k for k in before if k[0].endswith("_total") and k[0].startswith("corridor_")]
+    dropped = {k: (before[k], first.get(k, 0.0)) for k in counters if first.get(k, 0.0) < before[k]}
+    assert not dropped, f"totals dropped after the restart: {sorted(dropped.items())[:8]}"
+    assert_exact(samples, records, scrape_time)
+
+
+def test_two_workers_split_the_work_and_one_survives_the_other(fresh_broker, tmp_path):
+    records = replay(fresh_broker, 60_000, seed=9)
+    want = expected_received(records)
+    first = worker_for(fresh_broker, tmp_path, "a").start()
+    second = worker_for(fresh_broker, tmp_path, "b").start()
+    try:
+        wait_for(lambda: drained([first, second], want), timeout=180, message="two workers to drain together")
+        assert all(total(w.scrape(), RECEIVED) > 0 for w in (first, second)), "both workers should own partitions"
+        scrape_time, samples = window_safe_now(first, second)
+        assert_exact(samples, records, scrape_time)
+
+        more = ReplayData(time.time(), seed=10)
+        more._ids = 10_000_000  # event ids distinct from the first replay's
+        extra = more.build(60_000)
+        asyncio.run(produce(fresh_broker.bootstrap, extra))
+        want = expected_received(records + extra)
+
+        def part_way():
+            samples = [first.scrape(), second.scrape()]
+            if any(s is None for s in samples):
+                return False
+            return total(summed(samples), RECEIVED) > sum(expected_received(records).values()) + 5_000
+
+        wait_for(part_way, timeout=120, interval=0.05, message="the second replay to be under way")
+        second.kill()
+        wait_for(lambda: drained([first], want), timeout=240, message="the survivor to finish alone")
+        scrape_time, samples = window_safe_now(first)
+    finally:
+        first.stop()
+        second.stop()
+    assert_exact(samples, records + extra, scrape_time)
