@@ -43,6 +43,8 @@ def test_replay_metrics_and_dead_letters_are_exact(fresh_broker, tmp_path):
         worker.stop()
     expected = expected_metrics(records, scrape_time)
 
+    lags = {k: v for k, v in samples.items() if k[0] == "corridor_consumer_lag"}
+    assert len(lags) == 4 * 4 and set(lags.values()) == {0.0}, lags
     problems = mismatches(samples, expected)
     assert not problems, f"{len(problems)} samples differ, e.g. {problems[:10]}"
     assert total(samples, "corridor_events_rejected_total") == sum(len(r.invalid) for r in records)

@@ -184,3 +184,27 @@ def test_pipeline_counters_are_precreated_for_every_reason(processor):
     samples = scrape([processor.new_state()], ManualClock(NOW))
     for reason in rejected_reasons():
         assert samples[("corridor_events_rejected_total", (("reason", reason), ("stream", "shipments")))] == 0.0
+
+
+def test_a_record_the_processor_fails_on_is_dead_lettered_and_passed(processor):
+    state = processor.new_state()
+    outcome = processor.fail(state, 2, 41, b'{"x": 1}', RuntimeError("boom"))
+    [letter] = outcome.dead_letters
+    assert (letter.partition, letter.offset, letter.reason, letter.raw) == (2, 41, "processing_error", b'{"x": 1}')
+    assert "boom" in letter.message
+    assert state.offset == 41
+    assert state.counters["events_rejected"][("processing_error",)] == 1
+    assert not processor.process(state, 2, 41, NOW, b'{"x": 1}').applied
+
+
+def test_dead_letter_headers_round_trip(processor):
+    from streams.deadletter import dead_letter_headers, parse_dead_letter_headers
+
+    state = processor.new_state()
+    outcome = processor.process(state, 1, 9, NOW, orjson.dumps([shipment("a", NOW), shipment("b", NOW, teu=-2)]))
+    [letter] = outcome.dead_letters
+    meta = parse_dead_letter_headers(dead_letter_headers("corridor.shipments.v1", letter))
+    assert meta["source_topic"] == "corridor.shipments.v1"
+    assert (meta["source_partition"], meta["source_offset"], meta["index"]) == (1, 9, 1)
+    assert meta["reason"] == letter.reason
+    assert [e["field"] for e in meta["field_errors"]] == ["teu"]
