@@ -123,6 +123,8 @@ class FamilyWorker:
             return
         state = owned.state
         state.expire(self.clock.now())
+        # faust writes a table key to the changelog partition of the event being processed;
+        # from a timer or at shutdown the partition's last record stands in for it.
         token = _current_event.set(weakref.ref(owned.unacked[-1]))
         try:
             table = self.table
