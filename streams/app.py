@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas.topics import DEADLETTER_TOPIC, FAMILY_TOPICS
 from streams.clock import Clock, SystemClock
-from streams.deadletter import dead_letter_headers
+from streams.deadletter import dead_letter_headers, dead_letter_value
 from streams.metrics import CorridorCollector, EventDelays, build_registry
 from streams.processor import FamilyProcessor, rejected_reasons
 from streams.registry import Registry
@@ -108,8 +108,9 @@ class FamilyWorker:
                 extra={"topic": self.topic, "partition": partition, "offset": message.offset,
                        "index": letter.index, "reason": letter.reason, "error": letter.message},
             )
+            value, truncation = dead_letter_value(letter)
             self.dead_letters.send_soon(
-                key=self.topic.encode(), value=letter.raw, headers=dead_letter_headers(self.topic, letter),
+                key=self.topic.encode(), value=value, headers=dead_letter_headers(self.topic, letter) + truncation,
             )
         if outcome.accepted_event_times:
             self.delays.observe_many(self.family, self.clock.now(), outcome.accepted_event_times)

@@ -14,6 +14,18 @@ SOURCE_INDEX = "corridor.source_index"
 REASON = "corridor.reason"
 ERROR = "corridor.error"
 FIELD_ERRORS = "corridor.field_errors"
+TRUNCATED_FROM = "corridor.truncated_from"
+
+#: Largest raw value a dead letter carries: Kafka's default message limit is 1 MiB, and a
+#: too-large record must still find its place in the dead-letter topic.
+MAX_DEAD_LETTER_BYTES = 900 * 1024
+
+
+def dead_letter_value(letter: DeadLetter) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The bytes a dead letter carries (cut to MAX_DEAD_LETTER_BYTES) and a header saying so."""
+    if len(letter.raw) <= MAX_DEAD_LETTER_BYTES:
+        return letter.raw, []
+    return letter.raw[:MAX_DEAD_LETTER_BYTES], [(TRUNCATED_FROM, str(len(letter.raw)).encode())]
 
 
 def dead_letter_headers(source_topic: str, letter: DeadLetter) -> list[tuple[str, bytes]]:
@@ -47,4 +59,5 @@ def parse_dead_letter_headers(headers: list[tuple[str, bytes]]) -> dict[str, obj
         "reason": raw[REASON].decode(),
         "error": raw[ERROR].decode(),
         "field_errors": orjson.loads(raw[FIELD_ERRORS]),
+        "truncated_from": int(raw[TRUNCATED_FROM]) if TRUNCATED_FROM in raw else None,
     }

@@ -208,3 +208,16 @@ def test_dead_letter_headers_round_trip(processor):
     assert (meta["source_partition"], meta["source_offset"], meta["index"]) == (1, 9, 1)
     assert meta["reason"] == letter.reason
     assert [e["field"] for e in meta["field_errors"]] == ["teu"]
+
+
+def test_an_oversized_record_is_dead_lettered_cut_to_size(processor):
+    from streams.deadletter import MAX_DEAD_LETTER_BYTES, dead_letter_value
+
+    state = processor.new_state()
+    huge = orjson.dumps([shipment(f"e{i}", NOW, carrier="x" * 100) for i in range(6000)])
+    assert len(huge) > processor.rules.max_record_bytes
+    [letter] = processor.process(state, 0, 1, NOW, huge).dead_letters
+    assert letter.reason == "too_large"
+    value, headers = dead_letter_value(letter)
+    assert value == huge[:MAX_DEAD_LETTER_BYTES]
+    assert headers == [("corridor.truncated_from", str(len(huge)).encode())]
