@@ -29,7 +29,7 @@ from aiokafka.errors import KafkaError
 
 from streams.admin import CREATED, EXISTS, create_topics
 from streams.broker import BrokerError, EmbeddedBroker, broker_answers
-from streams.producer import PublishReport, Publisher
+from streams.producer import Publisher, PublishReport
 from streams.settings import FAMILIES, Settings
 from streams.simulator import DEFAULT_HISTORY, Scenario, SimulationConfig, replay_start, run_simulation
 from streams.view import RunInfo, Snapshot, render, summary_fields, summary_line
@@ -272,6 +272,8 @@ class CorridorRun:
             self.broker = broker
             log.info("embedded broker started", extra={"bootstrap": broker.bootstrap, "pid": broker.pid})
         await _ensure_topics(settings)
+        if self.stop.is_set():  # a signal while the broker started
+            return
         self.worker = self._start_worker()
         log.info("worker started", extra={"pid": self.worker.pid, "app_id": settings.app_id})
         if self.options.simulate:
@@ -320,8 +322,9 @@ class CorridorRun:
         return await self._refresh_until_done(None)
 
     async def _refresh_until_done(self, show: Callable[[Any], None] | None) -> str | None:
+        """Every second: check the parts; with ``show``, render a fresh view; without, log a summary every 5 s."""
         previous: Snapshot | None = None
-        last_summary = float("-inf")
+        previous_at = last_summary = float("-inf")
         last_status = ""
         while not self.stop.is_set():
             failure = self._failure()
@@ -329,13 +332,10 @@ class CorridorRun:
                 return failure
             now = time.monotonic()
             if show is not None or now - last_summary >= SUMMARY_EVERY_S:
-                text, status = await asyncio.to_thread(read_metrics, metrics_url(self.settings))
-                snapshot = _parse(text) if text is not None else None
-                if text is not None and snapshot is None:
-                    status = "the worker's /metrics could not be parsed"
+                snapshot, status = await self._scrape()
                 if show is not None:
-                    show(render(snapshot, self._info(status or "running"), previous, REFRESH_S))
-                    previous = snapshot
+                    show(render(snapshot, self._info(status), previous, now - previous_at))
+                    previous, previous_at = snapshot, now
                 elif snapshot is not None:
                     log.info(summary_line(snapshot), extra=summary_fields(snapshot) | self._simulator_fields())
                     last_summary = now
@@ -344,6 +344,16 @@ class CorridorRun:
                 last_status = status
             await _wait(self.stop, REFRESH_S)
         return None
+
+    async def _scrape(self) -> tuple[Snapshot | None, str]:
+        """The worker's metrics now and "running", or None and what the view waits for."""
+        text, status = await asyncio.to_thread(read_metrics, metrics_url(self.settings))
+        if text is None:
+            return None, status
+        try:
+            return Snapshot.from_text(text), "running"
+        except (ValueError, KeyError) as exc:
+            return None, f"the worker's /metrics could not be read: {exc}"
 
     def _failure(self) -> str | None:
         """Why the run cannot go on: the worker or our broker exited, or the simulator failed."""
@@ -423,13 +433,6 @@ class CorridorRun:
         if self.broker is not None:
             await asyncio.to_thread(self.broker.stop)
             log.info("embedded broker stopped", extra={"bootstrap": self.broker.bootstrap})
-
-
-def _parse(text: str) -> Snapshot | None:
-    try:
-        return Snapshot.from_text(text)
-    except (ValueError, KeyError):
-        return None
 
 
 async def _terminate(process: subprocess.Popen[bytes], timeout_s: float) -> int:

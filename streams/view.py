@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from rich import box
+from rich.columns import Columns
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -135,7 +136,10 @@ def render(
         _side_by_side(_finance_table(snapshot), _datachannel_table(snapshot)),
         _pipeline_table(snapshot, previous, interval_s),
     ]
-    return Group(*parts)
+    spaced: list[RenderableType] = []
+    for part in parts:
+        spaced += [part, Text()]
+    return Group(*spaced[:-1])
 
 
 def summary_fields(snapshot: Snapshot) -> dict[str, float]:
@@ -186,24 +190,29 @@ def _count(value: float) -> str:
     return f"{value:,.0f}"
 
 
+def _significant(value: float) -> str:
+    """Three significant digits for values from 1 to 999: 1.62, 16.2, 162."""
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
 def _usd(value: float) -> str:
-    for scale, suffix in ((1e9, "bn"), (1e6, "m"), (1e3, "k")):
+    for scale, suffix in ((1e9, " bn"), (1e6, " m"), (1e3, " k")):
         if abs(value) >= scale:
-            return f"USD {value / scale:,.2f} {suffix}"
+            return f"USD {_significant(value / scale)}{suffix}"
     return f"USD {value:,.0f}"
 
 
 def _bit_rate(bits: float) -> str:
     for scale, unit in ((1e9, "Gbit/s"), (1e6, "Mbit/s"), (1e3, "kbit/s")):
         if bits >= scale:
-            return f"{bits / scale:.2f} {unit}"
+            return f"{_significant(bits / scale)} {unit}"
     return f"{bits:.0f} bit/s"
 
 
 def _bytes(value: float) -> str:
     for scale, unit in ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
         if value >= scale:
-            return f"{value / scale:.2f} {unit}"
+            return f"{_significant(value / scale)} {unit}"
     return f"{value:.0f} B"
 
 
@@ -235,18 +244,18 @@ def _header(info: RunInfo) -> RenderableType:
 
 
 def _table(title: str, keys: tuple[str, ...], columns: tuple[str, ...]) -> Table:
-    table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1))
+    table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1),
+                  show_edge=False)
     for key in keys:
         table.add_column(key)
     for column in columns:
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", no_wrap=True)
     return table
 
 
-def _side_by_side(left: Table, right: Table) -> Table:
-    grid = Table.grid(padding=(0, 4))
-    grid.add_row(left, right)
-    return grid
+def _side_by_side(left: Table, right: Table) -> Columns:
+    # Side by side when the terminal is wide enough, one above the other when not.
+    return Columns([left, right], padding=(0, 4))
 
 
 def _rows(measure: Mapping[tuple[str, ...], ByWindow]) -> list[tuple[str, ...]]:
@@ -278,11 +287,11 @@ def _finance_table(snapshot: Snapshot) -> Table:
 
 
 def _datachannel_table(snapshot: Snapshot) -> Table:
-    table = _table("Data channel throughput", ("link", "direction"), ("5m", "1h", "24h", "7d volume"))
+    table = _table("Data channel throughput", ("link", "direction"), ("5m", "24h", "7d volume"))
     for key in _rows(snapshot.datachannel):
         by_window = snapshot.datachannel[key]
         rates = [_window_cell(by_window, window, lambda value, w=window: _bit_rate(bits_per_second(value, w)))
-                 for window in ("5m", "1h", "24h")]
+                 for window in ("5m", "24h")]
         table.add_row(*key, *rates, _window_cell(by_window, "7d", _bytes))
     return table
 

@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import time
+
 import pytest
 
 from schemas.topics import FAMILY_KEYS, FAMILY_TOPICS
