@@ -48,7 +48,15 @@ class RunProcess:
             return None
 
     def children(self) -> list[psutil.Process]:
-        return psutil.Process(self.process.pid).children(recursive=True)
+        """The broker and worker processes (not the short-lived `file` that platform.architecture() runs)."""
+        children = []
+        for child in psutil.Process(self.process.pid).children(recursive=True):
+            try:
+                if child.status() != psutil.STATUS_ZOMBIE and child.name() != "file":
+                    children.append(child)
+            except psutil.NoSuchProcess:
+                pass
+        return children
 
     def output(self) -> str:
         return self.stdout.read_text(errors="replace") + self.stderr.read_text(errors="replace")
