@@ -94,7 +94,11 @@ class FamilyProcessor:
         """Apply one record at ``offset`` unless the state already holds it."""
         if offset <= state.offset:
             return RecordOutcome(False, [], [])
-        reference = datetime.fromtimestamp(timestamp, timezone.utc)
+        # The partition's clock: its newest record timestamp, this record's included. "Future"
+        # and "older than the dedup horizon" are measured from it, so replays decide alike and
+        # no event younger than the horizon can outlive its dedup entry.
+        clock = max(timestamp, state.watermark)
+        reference = datetime.fromtimestamp(clock, timezone.utc)
         result = validate_record(self.family, raw, self.rules, reference_time=reference)
         dead_letters = [
             DeadLetter(partition, offset, e.index, str(e.reason), e.message, e.field_errors, e.raw)
@@ -132,8 +136,7 @@ class FamilyProcessor:
 
         state.apply(batch)
         state.offset = offset
-        if timestamp > state.watermark:
-            state.watermark = timestamp
+        state.watermark = clock
         return RecordOutcome(True, accepted_times, dead_letters)
 
     def fail(self, state: PartitionState, partition: int, offset: int, raw: bytes, error: Exception) -> RecordOutcome:

@@ -13,6 +13,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import orjson
+from aiokafka.partitioner import murmur2
 
 from schemas.topics import FAMILY_KEYS
 
@@ -23,6 +24,7 @@ KNOWN_LINKS = {"CQ-SG-1", "CQ-SG-2"}
 KNOWN_CORRIDORS = {"ILSTC"}
 FX = {"USD": Decimal("1"), "SGD": Decimal("1.3668"), "CNY": Decimal("7.0")}
 HORIZON = 7 * 86400
+PARTITIONS = 4
 LATENESS = 300
 FUTURE = 300
 FLIGHT_DELAY_BOUNDS_MS = (0, 300_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 14_400_000, 43_200_000, 86_400_000)
@@ -52,10 +54,9 @@ class Record:
 class ReplayData:
     """Builds records for all four families around wall-clock ``now``."""
 
-    def __init__(self, now: float, seed: int = 7, partitions: int = 4) -> None:
+    def __init__(self, now: float, seed: int = 7) -> None:
         self.now = now
         self.rng = random.Random(seed)
-        self.partitions = partitions
         self.records: list[Record] = []
         self._ids = 0
 
@@ -182,9 +183,6 @@ class ReplayData:
                 bad = {**items[index], "event_id": ""}
                 invalid.append((index, "invalid_value"))
             items[index] = bad
-        for index, item in enumerate(items):
-            if all(i != index for i, _ in invalid) and _ts(item["event_time"]) < timestamp - HORIZON:
-                invalid.append((index, "stale_event_time"))
         if len(items) == 1 and rng.random() < 0.5:
             value = orjson.dumps(items[0])
             invalid = [(None, r) for _, r in invalid]
@@ -217,6 +215,33 @@ def _bucket(ms: int, bounds: tuple[int, ...]) -> int:
     return len(bounds)
 
 
+def partition_of(key: bytes, partitions: int = PARTITIONS) -> int:
+    """The partition the default Kafka partitioner sends ``key`` to."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def rejections(records: list[Record]) -> list[list[tuple[int | None, str]]]:
+    """Each record's rejected items: the bad ones it was built with, plus the stale ones.
+
+    An event is stale when it is older than the dedup horizon before its partition's
+    clock: the newest record timestamp the partition has seen, this record's included.
+    """
+    clocks: dict[tuple[str, int], float] = {}
+    out = []
+    for record in records:
+        place = (record.family, partition_of(record.key))
+        clock = clocks[place] = max(clocks.get(place, record.timestamp), record.timestamp)
+        invalid = list(record.invalid)
+        if record.events and not (invalid and invalid[0][0] is None):
+            single = record.value[:1] == b"{"
+            bad = {index for index, _ in invalid}
+            for index, event in enumerate(record.events):
+                if index not in bad and _ts(event["event_time"]) < clock - HORIZON:
+                    invalid.append((None if single else index, "stale_event_time"))
+        out.append(invalid)
+    return out
+
+
 def expected_metrics(records: list[Record], now: float) -> dict[tuple[str, tuple], float]:
     """Every sample the worker must export, keyed by (name, sorted label items)."""
     out: dict[tuple[str, tuple], float] = {}
@@ -227,16 +252,16 @@ def expected_metrics(records: list[Record], now: float) -> dict[tuple[str, tuple
     pipeline: dict[str, Counter] = defaultdict(Counter)
     seen_ids: dict[str, set[str]] = defaultdict(set)
 
-    for record in records:
+    for record, invalid in zip(records, rejections(records)):
         family = record.family
-        bad = {index for index, _ in record.invalid}
-        for _, reason in record.invalid:
+        bad = {index for index, _ in invalid}
+        for _, reason in invalid:
             pipeline[family][("rejected", reason)] += 1
-        if record.invalid and record.invalid[0][0] is None and not record.events:
+        if invalid and invalid[0][0] is None and not record.events:
             pipeline[family]["received"] += 1
             continue
         pipeline[family]["received"] += len(record.events)
-        if record.invalid and record.invalid[0][0] is None:
+        if invalid and invalid[0][0] is None:
             continue
         for index, event in enumerate(record.events):
             if index in bad:

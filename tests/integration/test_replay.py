@@ -13,7 +13,7 @@ from schemas.topics import DEADLETTER_TOPIC, FAMILY_TOPICS
 from streams.deadletter import parse_dead_letter_headers
 from tests.integration.conftest import read_topic
 from tests.integration.workers import WorkerProcess, produce, total, wait_for, window_safe_now
-from tests.replay import ReplayData, expected_metrics, mismatches
+from tests.replay import ReplayData, expected_metrics, mismatches, partition_of, rejections
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +47,8 @@ def test_replay_metrics_and_dead_letters_are_exact(fresh_broker, tmp_path):
     assert len(lags) == 4 * 4 and set(lags.values()) == {0.0}, lags
     problems = mismatches(samples, expected)
     assert not problems, f"{len(problems)} samples differ, e.g. {problems[:10]}"
-    assert total(samples, "corridor_events_rejected_total") == sum(len(r.invalid) for r in records)
+    rejected = rejections(records)
+    assert total(samples, "corridor_events_rejected_total") == sum(map(len, rejected))
 
     # The dead-letter topic holds exactly the invalid records, each once, with its raw bytes.
     letters = asyncio.run(read_topic(broker.bootstrap, DEADLETTER_TOPIC, idle_s=3.0))
@@ -57,8 +58,9 @@ def test_replay_metrics_and_dead_letters_are_exact(fresh_broker, tmp_path):
         got[(meta["source_topic"], meta["source_partition"], meta["source_offset"], meta["index"],
              meta["reason"], letter.value)] += 1
     want = Counter()
-    for record, partition, offset in written:
-        for index, reason in record.invalid:
+    for (record, partition, offset), invalid in zip(written, rejected):
+        assert partition == partition_of(record.key)
+        for index, reason in invalid:
             raw = record.value if index is None else orjson.dumps(record.events[index])
             want[(FAMILY_TOPICS[record.family], partition, offset, index, reason, raw)] += 1
     assert got == want

@@ -221,3 +221,16 @@ def test_an_oversized_record_is_dead_lettered_cut_to_size(processor):
     value, headers = dead_letter_value(letter)
     assert value == huge[:MAX_DEAD_LETTER_BYTES]
     assert headers == [("corridor.truncated_from", str(len(huge)).encode())]
+
+
+def test_an_old_resend_after_the_dedup_entry_expired_is_not_counted_again(processor):
+    state = processor.new_state()
+    old = NOW - 6.9 * 86400
+    processor.process(state, 0, 1, NOW, orjson.dumps(shipment("old", old)))
+    # A record stamped two days later moves the partition's clock on; expiry forgets "old".
+    processor.process(state, 0, 2, NOW + 2 * 86400, orjson.dumps(shipment("new", NOW + 2 * 86400 - 60)))
+    state.expire(NOW + 2 * 86400)
+    outcome = processor.process(state, 0, 3, NOW + 5, orjson.dumps(shipment("old", old)))
+    assert outcome.accepted_event_times == []
+    assert [d.reason for d in outcome.dead_letters] == [STALE_REASON]
+    assert state.counters["events_accepted"][()] == 2
