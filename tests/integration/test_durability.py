@@ -65,9 +65,9 @@ def drained(workers: list[WorkerProcess], want: Counter):
     return samples if received_by_stream(samples) == dict(want) else None
 
 
-def assert_exact(samples: Samples, records, scrape_time: float) -> None:
+def assert_exact(samples: Samples, records, scrape_time: float, context: str = "") -> None:
     problems = mismatches(samples, expected_metrics(records, scrape_time))
-    assert not problems, f"{len(problems)} samples differ, e.g. {problems[:8]}"
+    assert not problems, f"{context}{len(problems)} samples differ, e.g. {problems[:8]}"
 
 
 @pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
@@ -95,7 +95,7 @@ def test_sigkill_at_three_random_points_leaves_exact_totals(fresh_broker, tmp_pa
     finally:
         worker.stop()
     assert total(samples, "corridor_events_duplicate_total") > 0
-    assert_exact(samples, records, scrape_time)
+    assert_exact(samples, records, scrape_time, context=f"seed {seed}, kills after {kill_points}: ")
 
 
 def test_sigterm_restart_serves_no_total_lower_than_before(fresh_broker, tmp_path):
