@@ -221,22 +221,31 @@ def partition_of(key: bytes, partitions: int = PARTITIONS) -> int:
 
 
 def rejections(records: list[Record]) -> list[list[tuple[int | None, str]]]:
-    """Each record's rejected items: the bad ones it was built with, plus the stale ones.
+    """Each record's rejected items: the malformed ones it was built with, plus those whose
+    event_time is out of bounds.
 
-    An event is stale when it is older than the dedup horizon before its partition's
-    clock: the newest record timestamp the partition has seen, this record's included.
+    Event times are judged against the partition's clock, the newest record timestamp the
+    partition has seen (this record's included): more than FUTURE after it is
+    ``future_event_time``, more than HORIZON before it ``stale_event_time``.
     """
+    timed = {"future_event_time", "stale_event_time"}
     clocks: dict[tuple[str, int], float] = {}
     out = []
     for record in records:
         place = (record.family, partition_of(record.key))
         clock = clocks[place] = max(clocks.get(place, record.timestamp), record.timestamp)
-        invalid = list(record.invalid)
-        if record.events and not (invalid and invalid[0][0] is None):
+        invalid = [(index, reason) for index, reason in record.invalid if reason not in timed]
+        whole_record_bad = any(index is None for index, _ in invalid)
+        if record.events and not whole_record_bad:
             single = record.value[:1] == b"{"
             bad = {index for index, _ in invalid}
             for index, event in enumerate(record.events):
-                if index not in bad and _ts(event["event_time"]) < clock - HORIZON:
+                t = _ts(event["event_time"])
+                if index in bad:
+                    continue
+                if t > clock + FUTURE:
+                    invalid.append((None if single else index, "future_event_time"))
+                elif t < clock - HORIZON:
                     invalid.append((None if single else index, "stale_event_time"))
         out.append(invalid)
     return out
