@@ -1,5 +1,5 @@
 # Two commands: `make run` (install, then the main job) and `make test` (install, then every test).
-.PHONY: run test install unit integration known-issues bench clean
+.PHONY: run test install unit integration bench clean
 
 install:
 	WITH_PROMETHEUS=0 EXTRAS=rocksdb,dashboards ./scripts/bootstrap.sh
@@ -9,10 +9,7 @@ run: install
 
 test:
 	./scripts/bootstrap.sh
-	.venv/bin/python -m pytest -q -m "not known_issue"
-
-known-issues:
-	.venv/bin/python -m pytest -q -m known_issue
+	.venv/bin/python -m pytest -q
 
 unit:
 	.venv/bin/python -m pytest -q tests/unit

@@ -70,10 +70,7 @@ def assert_exact(samples: Samples, records, scrape_time: float, context: str = "
     assert not problems, f"{context}{len(problems)} samples differ, e.g. {problems[:8]}"
 
 
-@pytest.mark.parametrize("store", [
-    "memory://",
-    pytest.param("rocksdb://", marks=pytest.mark.known_issue),
-])
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_sigkill_at_three_random_points_leaves_exact_totals(fresh_broker, tmp_path, store):
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
@@ -120,7 +117,6 @@ def test_sigterm_restart_serves_no_total_lower_than_before(fresh_broker, tmp_pat
     assert_exact(samples, records, scrape_time)
 
 
-@pytest.mark.known_issue
 def test_two_workers_split_the_work_and_one_survives_the_other(fresh_broker, tmp_path):
     records = replay(fresh_broker, 60_000, seed=9)
     want = expected_received(records)
