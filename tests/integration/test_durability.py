@@ -89,8 +89,13 @@ def test_sigkill_at_three_random_points_leaves_exact_totals(fresh_broker, tmp_pa
             wait_for(passed_point, timeout=180, interval=0.05, message=f"progress past {point:.0f} events")
             worker.kill()
             worker.start()
-        wait_for(lambda: drained([worker], want), timeout=240, interval=0.5,
-                 message=f"the restarted worker to drain (seed {seed})")
+        try:
+            wait_for(lambda: drained([worker], want), timeout=300, interval=0.5,
+                     message=f"the restarted worker to drain (seed {seed}, kills after {kill_points})")
+        except AssertionError as timeout:
+            samples = worker.scrape()
+            seen = received_by_stream(samples) if samples else "nothing (not serving /metrics)"
+            raise AssertionError(f"{timeout}; received {seen}, expected {dict(want)}") from None
         scrape_time, samples = window_safe_now(worker)
     finally:
         worker.stop()
