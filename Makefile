@@ -1,5 +1,5 @@
 # Two commands: `make run` (install, then the main job) and `make test` (install, then every test).
-.PHONY: run test install unit integration bench clean
+.PHONY: run test install unit integration soak bench clean
 
 install:
 	WITH_PROMETHEUS=0 EXTRAS=rocksdb,dashboards ./scripts/bootstrap.sh
@@ -16,6 +16,11 @@ unit:
 
 integration:
 	.venv/bin/python -m pytest -q tests/integration
+
+# Rounds of replay + SIGKILL on both stores, checked exactly (not part of `make test`).
+soak:
+	WITH_PROMETHEUS=0 ./scripts/bootstrap.sh
+	.venv/bin/python -m tests.soak $(SOAK_ARGS)
 
 bench:
 	.venv/bin/corridor bench

@@ -14,20 +14,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 import faust
-from faust.streams import _current_event
 from faust.types import TP, EventT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas.topics import DEADLETTER_TOPIC, FAMILY_TOPICS
+from streams.checkpoint import Checkpoint, CheckpointUnreadable, chunks_for, plan_checkpoint, read_checkpoint
 from streams.clock import Clock, SystemClock
 from streams.deadletter import dead_letter_headers, dead_letter_value
-from streams.metrics import CorridorCollector, EventDelays, build_registry
+from streams.faust_compat import Consumer, Transport, acting_for, committed_offset
+from streams.metrics import CorridorCollector, EventDelays, WorkerHealth, build_registry
 from streams.processor import FamilyProcessor, rejected_reasons
+from streams.sequence import OffsetSequence
 from streams.registry import Registry
 from streams.settings import FAMILIES, Settings
 from streams.state import PartitionState
@@ -35,54 +36,100 @@ from streams.state import PartitionState
 log = logging.getLogger("corridor.worker")
 
 
-def head_key(partition: int) -> bytes:
-    return f"{partition}:head".encode()
-
-
-def dedup_key(partition: int, bucket: int) -> bytes:
-    return f"{partition}:dedup:{bucket}".encode()
-
-
 @dataclass(slots=True)
 class OwnedPartition:
-    """A source partition this worker owns: its state and the records not yet checkpointed."""
+    """A source partition this worker owns: its state and the records no checkpoint holds yet."""
 
     state: PartitionState
     unacked: list[EventT] = field(default_factory=list)
     last_checkpoint: float = 0.0
-    checkpointed_buckets: set[int] = field(default_factory=set)
+    #: Dedup chunks per bucket that may be in the changelog (for the tombstones of expired buckets).
+    chunk_counts: dict[int, int] = field(default_factory=dict)
+    #: The checkpoint being written, if any (its result: whether it was confirmed); one at a time.
+    writing: asyncio.Future[bool] | None = None
+    sequence: OffsetSequence = field(default_factory=OffsetSequence)
+
+
+class Changelog:
+    """Writes checkpoints to a table's changelog and, once the broker confirmed them, to its store."""
+
+    def __init__(self, table: faust.Table) -> None:
+        self.table = table
+
+    async def write(self, checkpoint: Checkpoint) -> int:
+        """Send the records in order; returns the changelog offset of the last once all are confirmed."""
+        topic = self.table.changelog_topic
+        sent = [
+            await topic.send(key=key, value=value, partition=checkpoint.partition,
+                             key_serializer="raw", value_serializer="raw", force=True)
+            for key, value in checkpoint.records
+        ]
+        confirmed = await asyncio.gather(*sent)
+        return confirmed[-1].offset
+
+    def store(self, checkpoint: Checkpoint, changelog_offset: int, stand_in: EventT) -> None:
+        """Apply confirmed records to the local store, then remember how far the changelog is held.
+
+        The store never holds what the changelog lacks, so faust's recovery, which reads
+        the changelog from the stored offset on, always ends with the changelog's state.
+        """
+        data = self.table.data
+        with acting_for(stand_in):
+            for key, value in checkpoint.records:
+                if value is not None:
+                    data[key] = value
+                elif key in data:
+                    del data[key]
+            data.set_persisted_offset(TP(self.table.changelog_topic.get_topic_name(), checkpoint.partition),
+                                      changelog_offset)
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.table.data.get(key)
 
 
 class FamilyWorker:
     """The state of one family's partitions and the checkpoints that make it durable."""
 
     def __init__(self, family: str, processor: FamilyProcessor, table: faust.Table, dead_letters: faust.TopicT,
-                 settings: Settings, clock: Clock, delays: EventDelays) -> None:
+                 settings: Settings, clock: Clock, delays: EventDelays, health: WorkerHealth,
+                 consumer: Callable[[], Consumer]) -> None:
         self.family = family
         self.topic = FAMILY_TOPICS[family]
         self.processor = processor
-        self.table = table
+        self.changelog = Changelog(table)
         self.dead_letters = dead_letters
         self.interval = settings.checkpoint_interval_s
         self.clock = clock
         self.delays = delays
+        self.health = health
+        self._consumer = consumer
         self.partitions: dict[int, OwnedPartition] = {}
+        #: Partitions of the family topic the consumer group gave this worker.
+        self.assigned: set[int] = set()
+
+    def committed(self, tp: TP) -> int | None:
+        return committed_offset(self._consumer(), tp)
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        await self._consumer().seek(tp, offset)
 
     def owned_states(self) -> list[PartitionState]:
         return [owned.state for owned in self.partitions.values()]
 
     def load(self, partition: int) -> OwnedPartition:
         """The partition's state from its last checkpoint (empty when it has none)."""
-        data = self.table.data
-        head = data.get(head_key(partition))
-        if head is None:
+        try:
+            state = read_checkpoint(partition, self.changelog.get, self.processor.restore_state)
+        except CheckpointUnreadable as exc:
+            # Starting empty is the only way on; the gap check then reports what the totals miss.
+            log.error("checkpoint unreadable, starting the partition empty: %s", exc,
+                      extra={"topic": self.topic, "partition": partition})
+            state = None
+        if state is None:
             state = self.processor.new_state()
-        else:
-            sizes = PartitionState.dedup_sizes_of(head)
-            buckets = {b: data[dedup_key(partition, b)] for b in sizes}
-            state = self.processor.restore_state(head, buckets)
+        sizes = state.dedup.bucket_sizes()
         owned = self.partitions[partition] = OwnedPartition(
-            state, last_checkpoint=time.monotonic(), checkpointed_buckets=set(state.dedup.bucket_sizes())
+            state, last_checkpoint=time.monotonic(), chunk_counts={b: chunks_for(n) for b, n in sizes.items()},
         )
         return owned
 
@@ -94,7 +141,16 @@ class FamilyWorker:
         """Apply one record and dead-letter what it rejected."""
         message = event.message
         partition = message.partition
+        if partition not in self.assigned:
+            return  # fetched before its partition was revoked: its next owner reads it
         owned = self.partitions.get(partition) or self.load(partition)
+        decision = owned.sequence.decide(owned.state.offset, message.offset)
+        if decision.seek_to is not None:
+            self._seek_back(partition, owned, decision.seek_to, message.offset)
+        if decision.hole is not None:
+            self._passed_hole(partition, *decision.hole)
+        if not decision.apply:
+            return
         try:
             outcome = self.processor.process(owned.state, partition, message.offset, message.timestamp, message.value)
         except Exception as exc:
@@ -118,53 +174,110 @@ class FamilyWorker:
         if time.monotonic() - owned.last_checkpoint >= self.interval:
             self.checkpoint(partition, owned)
 
-    def checkpoint(self, partition: int, owned: OwnedPartition) -> None:
-        """Write the partition's dirty dedup buckets, then its head record; then ack what they hold."""
-        if not owned.unacked:
-            return
-        state = owned.state
-        state.expire(self.clock.now())
-        # faust writes a table key to the changelog partition of the event being processed;
-        # from a timer or at shutdown the partition's last record stands in for it.
-        token = _current_event.set(weakref.ref(owned.unacked[-1]))
-        try:
-            table = self.table
-            # Buckets first: a head record never names a bucket the changelog lacks.
-            for bucket, payload in state.dedup.dirty_buckets().items():
-                table[dedup_key(partition, bucket)] = payload
-            live = set(state.dedup.bucket_sizes())
-            table[head_key(partition)] = state.head_bytes()
-            # Expired buckets are deleted only once a head record no longer names them.
-            for bucket in owned.checkpointed_buckets - live:
-                del table[dedup_key(partition, bucket)]
-            owned.checkpointed_buckets = live
-            state.dedup.mark_clean()
-        finally:
-            _current_event.reset(token)
-        for event in owned.unacked:
-            event.ack()
-        log.debug("checkpoint", extra={"topic": self.topic, "partition": partition, "offset": state.offset,
-                                       "acked": len(owned.unacked)})
-        owned.unacked.clear()
-        owned.last_checkpoint = time.monotonic()
+    def _seek_back(self, partition: int, owned: OwnedPartition, offset: int, delivered: int) -> None:
+        log.warning("offsets %d-%d of %s partition %d were not delivered before offset %d: reading them again",
+                    offset, delivered - 1, self.topic, partition, delivered,
+                    extra={"topic": self.topic, "partition": partition, "offset": offset})
 
-    def checkpoint_due(self, force: bool = False) -> None:
+        async def seek() -> None:
+            try:
+                await self.seek(TP(self.topic, partition), offset)
+            finally:
+                owned.sequence.sought()
+
+        asyncio.ensure_future(seek())
+
+    def _passed_hole(self, partition: int, first: int, last: int) -> None:
+        """Offsets that hold no records: harmless, unless the group had committed them (a state gap)."""
+        committed = self.committed(TP(self.topic, partition))
+        if committed is None or committed <= first:
+            log.info("offsets %d-%d of %s partition %d hold no records (removed by retention, or transaction "
+                     "markers)", first, last, self.topic, partition)
+            return
+        self.health.state_gaps[self.family] += 1
+        log.error(
+            "state gap: offsets %d-%d of %s partition %d were committed, but no checkpoint holds them and the topic "
+            "no longer has them; the totals miss those records",
+            first, min(last, committed - 1), self.topic, partition,
+            extra={"topic": self.topic, "partition": partition, "first_missing": first,
+                   "last_missing": min(last, committed - 1)},
+        )
+
+    def checkpoint(self, partition: int, owned: OwnedPartition) -> asyncio.Future[bool] | None:
+        """Start writing everything applied so far, unless a checkpoint of the partition is under way.
+
+        Records are acknowledged (so their offsets may be committed) only once the broker
+        confirmed every record of the checkpoint holding them.
+        """
+        if owned.writing is not None or not owned.unacked:
+            return owned.writing
+        owned.state.expire(self.clock.now())
+        checkpoint = plan_checkpoint(partition, owned.state, owned.chunk_counts)
+        events, owned.unacked = owned.unacked, []
+        owned.last_checkpoint = time.monotonic()
+        owned.writing = asyncio.ensure_future(self._write(owned, checkpoint, events))
+        return owned.writing
+
+    async def _write(self, owned: OwnedPartition, checkpoint: Checkpoint, events: list[EventT]) -> bool:
+        partition = checkpoint.partition
+        try:
+            changelog_offset = await self.changelog.write(checkpoint)
+        except Exception as exc:
+            owned.unacked[:0] = events
+            self.health.checkpoint_failures[self.family] += 1
+            log.error("checkpoint write failed, retrying at the next interval: %r", exc,
+                      extra={"topic": self.topic, "partition": partition, "offset": checkpoint.offset})
+            return False
+        finally:
+            owned.writing = None
+        if self.partitions.get(partition) is not owned:
+            return False  # revoked meanwhile: its next owner restores from the changelog
+        self.changelog.store(checkpoint, changelog_offset, events[-1])
+        owned.state.dedup.mark_durable(checkpoint.dedup_sizes)
+        owned.chunk_counts = checkpoint.chunk_counts
+        ack = self._consumer().ack_checkpointed
+        for event in events:
+            ack(event.message)
+        log.debug("checkpoint", extra={"topic": self.topic, "partition": partition, "offset": checkpoint.offset,
+                                       "acked": len(events)})
+        return True
+
+    def checkpoint_due(self) -> None:
         now = time.monotonic()
         for partition, owned in list(self.partitions.items()):
-            if force or now - owned.last_checkpoint >= self.interval:
+            if now - owned.last_checkpoint >= self.interval:
                 self.checkpoint(partition, owned)
+
+    async def flush(self, attempts: int = 3) -> None:
+        """Checkpoint every partition and wait until the broker confirmed it all.
+
+        Gives a partition up after ``attempts`` failed writes: its unconfirmed records are
+        not acknowledged, so whoever owns it next applies them again.
+        """
+        for partition, owned in list(self.partitions.items()):
+            failures = 0
+            while self.partitions.get(partition) is owned and (owned.writing or owned.unacked):
+                writing = owned.writing or self.checkpoint(partition, owned)
+                if writing is not None and not await writing:
+                    failures += 1
+                    if failures >= attempts:
+                        break
+                    await asyncio.sleep(self.interval)
 
 
 class _App(faust.App):
     """faust's App with a hook that runs when the worker stops, before it waits for acks."""
 
-    before_drain: Callable[[], None] | None = None
+    before_drain: Callable[[], Awaitable[None]] | None = None
+
+    def _new_transport(self) -> Transport:
+        return Transport(self.conf.broker_consumer, self)
 
     async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
         # faust stops its timers before it waits for every consumed record to be acked,
         # so the last records would wait for a checkpoint that never comes.
         if self.before_drain is not None:
-            self.before_drain()
+            await self.before_drain()
         await super()._consumer_wait_empty(consumer, logger)
 
 
@@ -200,6 +313,7 @@ class CorridorApp:
             consumer_auto_offset_reset="earliest",
         )
         self.delays = EventDelays(self.families)
+        self.health = WorkerHealth(self.families)
         self.dead_letters = self.app.topic(DEADLETTER_TOPIC, key_serializer="raw", value_serializer="raw",
                                            partitions=settings.topic_partitions)
         self.workers: dict[str, FamilyWorker] = {}
@@ -207,6 +321,7 @@ class CorridorApp:
             self._add_family(family)
         self.collector = CorridorCollector(
             self, self.families, rejected_reasons(), clock=self.clock, delays=self.delays, lag=self.consumer_lag,
+            health=self.health,
         )
         self.metrics_registry = build_registry(self.collector)
         self.restored = asyncio.Event()
@@ -242,7 +357,8 @@ class CorridorApp:
             value_type=bytes,
         )
         processor = FamilyProcessor(family, settings, self.registry)
-        worker = FamilyWorker(family, processor, table, self.dead_letters, settings, self.clock, self.delays)
+        worker = FamilyWorker(family, processor, table, self.dead_letters, settings, self.clock, self.delays,
+                              self.health, lambda: self.app.consumer)
         self.workers[family] = worker
         table.on_recover(self._restore_assigned)
 
@@ -268,19 +384,22 @@ class CorridorApp:
 
     async def _on_assigned(self, app: Any, assigned: set[TP], **_: Any) -> None:
         self._assigned_at = time.monotonic()
+        for worker in self.workers.values():
+            worker.assigned = {tp.partition for tp in assigned if tp.topic == worker.topic}
 
     async def _on_revoked(self, app: Any, revoked: set[TP], **_: Any) -> None:
         for worker in self.workers.values():
-            worker.forget({tp.partition for tp in revoked if tp.topic == worker.topic})
+            gone = {tp.partition for tp in revoked if tp.topic == worker.topic}
+            worker.assigned -= gone
+            worker.forget(gone)
 
     async def _checkpoint_idle(self) -> None:
         for worker in self.workers.values():
             worker.checkpoint_due()
 
-    def _checkpoint_all(self) -> None:
+    async def _checkpoint_all(self) -> None:
         started = time.monotonic()
-        for worker in self.workers.values():
-            worker.checkpoint_due(force=True)
+        await asyncio.gather(*(worker.flush() for worker in self.workers.values()))
         log.info("state checkpointed for shutdown", extra={"seconds": round(time.monotonic() - started, 3)})
 
     def _add_metrics_page(self) -> None:

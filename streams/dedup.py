@@ -109,8 +109,7 @@ class DedupIndex:
         self._runs: list[_Run] = []
         self._pending: dict[bytes, tuple[int, int]] = {}  # digest -> (bucket, place), in arrival order
         self._sizes: dict[int, int] = {}
-        self._clean_sizes: dict[int, int] = {}
-        self._dirty: set[int] = set()
+        self._durable_sizes: dict[int, int] = {}
 
     def __len__(self) -> int:
         return sum(self._sizes.values())
@@ -151,7 +150,6 @@ class DedupIndex:
             if place >= _MAX_BUCKET_ENTRIES:
                 raise OverflowError("a dedup bucket is limited to 2**32 entries: use narrower buckets")
             sizes[bucket] = place + 1
-            self._dirty.add(bucket)
             pending[digest] = (bucket, place)
             admitted[i] = True
         if len(pending) >= PENDING_LIMIT:
@@ -193,7 +191,6 @@ class DedupIndex:
         places[order] = np.arange(len(order)) + np.repeat(before - starts, counts)
         for bucket, size in zip(ids_list, after):
             self._sizes[bucket] = size
-            self._dirty.add(bucket)
         return places
 
     def _flush(self) -> None:
@@ -226,8 +223,6 @@ class DedupIndex:
         dropped = 0
         for bucket in stale:
             dropped += self._sizes.pop(bucket)
-            self._clean_sizes.pop(bucket, None)
-            self._dirty.discard(bucket)
         runs = []
         for run in self._runs:
             keep = run.buckets >= first_kept
@@ -243,21 +238,33 @@ class DedupIndex:
         """Bucket id -> entries it holds (bucket id = floor(event_time / bucket_seconds))."""
         return dict(self._sizes)
 
-    def dirty_buckets(self) -> dict[int, bytes]:
-        """Bucket id -> all its hashes in admission order, for buckets changed since ``mark_clean``."""
-        self._flush()
-        return {bucket: self._hashes(bucket, 0) for bucket in sorted(self._dirty)}
+    def changed_chunks(self, chunk_entries: int) -> list[tuple[int, int, bytes]]:
+        """``(bucket, chunk index, hashes)`` of every chunk holding entries admitted since ``mark_durable``.
 
-    def dirty_tails(self) -> dict[int, tuple[int, bytes]]:
-        """Bucket id -> (place of the first new entry, hashes admitted since ``mark_clean``)."""
+        A bucket is stored as chunks of ``chunk_entries`` hashes in admission order (chunk i
+        holds places ``i * chunk_entries`` onwards), so a changed bucket costs its partly
+        filled last durable chunk plus the new ones, never the whole bucket.
+        """
         self._flush()
-        tails = {}
-        for bucket in sorted(self._dirty):
-            start = self._clean_sizes.get(bucket, 0)
-            tails[bucket] = (start, self._hashes(bucket, start))
-        return tails
+        changed = []
+        for bucket, size in sorted(self._sizes.items()):
+            durable = self._durable_sizes.get(bucket, 0)
+            if size == durable:
+                continue
+            first = durable // chunk_entries
+            hashes = self.hashes(bucket, first * chunk_entries)
+            step = chunk_entries * HASH_BYTES
+            for index, start in enumerate(range(0, len(hashes), step), start=first):
+                changed.append((bucket, index, hashes[start : start + step]))
+        return changed
 
-    def _hashes(self, bucket: int, start: int) -> bytes:
+    def durable_sizes(self) -> dict[int, int]:
+        """Bucket id -> entries a confirmed checkpoint holds."""
+        return dict(self._durable_sizes)
+
+    def hashes(self, bucket: int, start: int = 0) -> bytes:
+        """The bucket's hashes from place ``start`` on, in admission order."""
+        self._flush()
         out = np.empty((self._sizes[bucket] - start, 2), dtype=np.uint64)
         for run in self._runs:
             mask = run.buckets == bucket
@@ -268,10 +275,9 @@ class DedupIndex:
             out[places, 1] = run.lo[mask]
         return out.tobytes()
 
-    def mark_clean(self) -> None:
-        """Record that every bucket's current contents are durable."""
-        self._dirty.clear()
-        self._clean_sizes = dict(self._sizes)
+    def mark_durable(self, sizes: Mapping[int, int]) -> None:
+        """Record that a confirmed checkpoint holds the first ``sizes[id]`` entries of each bucket."""
+        self._durable_sizes = {bucket: size for bucket, size in sizes.items() if bucket in self._sizes}
 
     @classmethod
     def restore(
@@ -305,5 +311,5 @@ class DedupIndex:
             if ((hi[1:] == hi[:-1]) & (lo[1:] == lo[:-1])).any():
                 raise ValueError("dedup buckets hold the same event hash twice: the checkpoint is corrupt")
             index._runs = [_Run(hi, lo, np.concatenate(ids)[order], np.concatenate(places)[order])]
-        index._clean_sizes = dict(index._sizes)
+        index._durable_sizes = dict(index._sizes)
         return index

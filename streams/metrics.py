@@ -106,6 +106,30 @@ class EventDelays:
             histogram.observe(round((now - event_time) * 1000))
 
 
+class WorkerHealth:
+    """Process-local counts of what went wrong with this worker's state, per stream."""
+
+    def __init__(self, streams: Iterable[str]) -> None:
+        self.state_gaps = dict.fromkeys(streams, 0)
+        self.checkpoint_failures = dict.fromkeys(streams, 0)
+
+    def metrics(self) -> Iterator[Metric]:
+        gaps = CounterMetricFamily(
+            "corridor_state_gaps",
+            "Restored partitions whose committed offset was past their checkpoint (records missing from totals).",
+            labels=(STREAM_LABEL,),
+        )
+        failures = CounterMetricFamily(
+            "corridor_checkpoint_failures", "Checkpoint writes the changelog refused (retried at the next interval).",
+            labels=(STREAM_LABEL,),
+        )
+        for stream in self.state_gaps:
+            gaps.add_metric((stream,), self.state_gaps[stream])
+            failures.add_metric((stream,), self.checkpoint_failures[stream])
+        yield gaps
+        yield failures
+
+
 def _histogram_buckets(histogram: Histogram) -> list[tuple[str, float]]:
     """Cumulative Prometheus buckets, bounds converted from milliseconds to seconds."""
     buckets = []
@@ -142,6 +166,7 @@ class CorridorCollector(Collector):
         clock: Clock | None = None,
         delays: EventDelays | None = None,
         lag: Callable[[], Mapping[tuple[str, int], int]] | None = None,
+        health: WorkerHealth | None = None,
     ) -> None:
         self.source = source
         self.families = tuple(families)
@@ -149,6 +174,7 @@ class CorridorCollector(Collector):
         self.clock = clock or SystemClock()
         self.delays = delays
         self.lag = lag
+        self.health = health
 
     def describe(self) -> list[Metric]:
         return []
@@ -163,6 +189,8 @@ class CorridorCollector(Collector):
         yield from self._pipeline(states)
         if self.lag is not None:
             yield self._lag()
+        if self.health is not None:
+            yield from self.health.metrics()
 
     def _domain_counters(self, states: Mapping[str, list[PartitionState]]) -> Iterator[Metric]:
         for spec in COUNTERS:

@@ -17,7 +17,8 @@ from streams.dedup import DedupIndex
 from streams.measures import BatchContributions, Labels
 from streams.windows import RollingWindows, WindowSpec
 
-HEAD_FORMAT = 1
+#: 2: dedup buckets stored as fixed-size chunks (streams/checkpoint.py).
+HEAD_FORMAT = 2
 
 
 @dataclass(slots=True)
@@ -99,11 +100,12 @@ class PartitionState:
             windows.expire(now)
         self.dedup.expire(self.watermark)
 
-    def head_bytes(self) -> bytes:
+    def head_bytes(self, dedup_chunk_entries: int) -> bytes:
         """The checkpoint's head record: everything but the dedup buckets' contents."""
         return orjson.dumps(
             {
                 "format": HEAD_FORMAT,
+                "dedup_chunk_entries": dedup_chunk_entries,
                 "offset": self.offset,
                 "watermark": self.watermark,
                 "counters": {m: [[*k, v] for k, v in c.items()] for m, c in self.counters.items()},
@@ -118,9 +120,12 @@ class PartitionState:
         )
 
     @staticmethod
-    def dedup_sizes_of(head: bytes) -> dict[int, int]:
-        """The dedup buckets a head record names, with their entry counts."""
-        return {int(k): int(v) for k, v in orjson.loads(head)["dedup_sizes"].items()}
+    def dedup_layout_of(head: bytes) -> tuple[dict[int, int], int]:
+        """The dedup buckets a head record names with their entry counts, and the entries per chunk."""
+        doc = orjson.loads(head)
+        if doc.get("format") != HEAD_FORMAT:
+            raise ValueError(f"unknown checkpoint format {doc.get('format')!r}")
+        return {int(k): int(v) for k, v in doc["dedup_sizes"].items()}, int(doc["dedup_chunk_entries"])
 
     @classmethod
     def restore(

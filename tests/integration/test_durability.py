@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from collections import Counter
 
+import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.topics import FAMILY_TOPICS
 from tests.integration.workers import (
@@ -19,7 +22,7 @@ from tests.integration.workers import (
     wait_for,
     window_safe_now,
 )
-from tests.replay import ReplayData, expected_metrics, mismatches
+from tests.replay import PARTITIONS, Record, ReplayData, expected_metrics, iso, mismatches, partition_of
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +75,7 @@ def assert_exact(samples: Samples, records, scrape_time: float, context: str = "
 
 @pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_sigkill_at_three_random_points_leaves_exact_totals(fresh_broker, tmp_path, store):
-    seed = random.randrange(1 << 30)
+    seed = int(os.environ.get("CORRIDOR_TEST_SEED") or random.randrange(1 << 30))
     rng = random.Random(seed)
     records = replay(fresh_broker, 200_000, seed=seed)
     want = expected_received(records)
@@ -153,3 +156,112 @@ def test_two_workers_split_the_work_and_one_survives_the_other(fresh_broker, tmp
         first.stop()
         second.stop()
     assert_exact(samples, records + extra, scrape_time)
+
+
+async def committed_offsets(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
+    """The group's committed offsets on the family topics (absent: none committed)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        committed = {}
+        for topic in FAMILY_TOPICS.values():
+            for partition in range(PARTITIONS):
+                offset = await consumer.committed(TopicPartition(topic, partition))
+                if offset is not None and offset >= 0:
+                    committed[(topic, partition)] = offset
+        return committed
+    finally:
+        await consumer.stop()
+
+
+def test_offsets_are_committed_only_behind_confirmed_checkpoints(fresh_broker, tmp_path):
+    """The broker never confirms a changelog record: the worker applies everything and commits nothing."""
+    records = replay(fresh_broker, 5_000, seed=21)
+    want = expected_received(records)
+    held = worker_for(fresh_broker, tmp_path, "held")
+    held.command = ["-m", "tests.integration.faults", "hold-changelog"]
+    held.start()
+    try:
+        wait_for(lambda: drained([held], want), timeout=120, message="the worker to apply every record")
+        deadline = time.monotonic() + 5 * float(GROUP_ENV.get("CORRIDOR_CHECKPOINT_INTERVAL_S", 1.0))
+        while time.monotonic() < deadline:
+            committed = asyncio.run(committed_offsets(fresh_broker.bootstrap, held.app_id))
+            assert not committed, f"offsets committed although no checkpoint was confirmed: {committed}"
+            time.sleep(0.5)
+    finally:
+        held.kill()
+    worker = worker_for(fresh_broker, tmp_path, "w").start()
+    try:
+        wait_for(lambda: drained([worker], want), timeout=120, message="a worker without the fault to drain")
+        scrape_time, samples = window_safe_now(worker)
+    finally:
+        worker.stop()
+    assert_exact(samples, records, scrape_time)
+
+
+def test_a_committed_offset_past_the_restored_state_is_read_again(fresh_broker, tmp_path):
+    """The group committed offsets no checkpoint holds (a lost changelog): the worker reads them again."""
+    records = replay(fresh_broker, 2_000, seed=23)
+    want = expected_received(records)
+    placed = sorted({(r.family, partition_of(r.key)) for r in records})
+    family, partition = placed[0]
+    topic = FAMILY_TOPICS[family]
+
+    async def commit_ahead() -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=fresh_broker.bootstrap, group_id="corridor-durability",
+                                    enable_auto_commit=False)
+        await consumer.start()
+        try:
+            consumer.assign([TopicPartition(topic, partition)])
+            await consumer.commit({TopicPartition(topic, partition): 5})
+        finally:
+            await consumer.stop()
+
+    asyncio.run(commit_ahead())
+    worker = worker_for(fresh_broker, tmp_path, "w").start()
+    try:
+        wait_for(lambda: drained([worker], want), timeout=120, message="the worker to drain")
+        scrape_time, samples = window_safe_now(worker)
+    finally:
+        worker.stop()
+    assert_exact(samples, records, scrape_time)
+    assert total(samples, "corridor_state_gaps_total") == 0
+    assert f"offsets 0-4 of {topic} partition {partition} were not delivered before offset 5" in (
+        worker.log_path.read_text())
+
+
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+def test_a_busy_partition_drains_exactly_across_a_sigkill(fresh_broker, tmp_path, store):
+    """300,000 events of one link in one event-time hour: one partition, one dedup bucket."""
+    now = time.time()
+    hour = (now // 3600 - 1) * 3600
+    data = ReplayData(now, seed=31)
+    records = []
+    for n in range(600):
+        events = []
+        for _ in range(500):
+            event = data.datachannel()
+            event.update(link_id="CQ-SG-1", event_time=iso(hour + data.rng.uniform(0, 3599)))
+            events.append(event)
+        records.append(Record("datachannel", b"CQ-SG-1", orjson.dumps(events), now, events))
+        if n % 50 == 0:  # a producer retry: the same envelope again
+            records.append(Record("datachannel", b"CQ-SG-1", orjson.dumps(events), now + 1, events))
+    asyncio.run(produce(fresh_broker.bootstrap, records))
+    want = expected_received(records)
+    worker = worker_for(fresh_broker, tmp_path, "w", store=store).start()
+    try:
+        def half_way():
+            samples = worker.scrape()
+            return samples is not None and total(samples, RECEIVED) >= 150_000
+
+        wait_for(half_way, timeout=180, interval=0.05, message="half of the events")
+        worker.kill()
+        worker.start()
+        wait_for(lambda: drained([worker], want), timeout=300, message="the restarted worker to drain")
+        scrape_time, samples = window_safe_now(worker)
+    finally:
+        worker.stop()
+    assert total(samples, "corridor_checkpoint_failures_total") == 0
+    assert total(samples, "corridor_state_gaps_total") == 0
+    assert total(samples, "corridor_events_accepted_total") == 300_000
+    assert_exact(samples, records, scrape_time)

@@ -42,6 +42,8 @@ class WorkerProcess:
     store: str = "memory://"
     web_port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: What runs: the worker verb, or tests.integration.faults with a fault injected.
+    command: list[str] = field(default_factory=lambda: ["-m", "streams", "worker"])
     process: subprocess.Popen | None = None
 
     def start(self) -> WorkerProcess:
@@ -57,7 +59,7 @@ class WorkerProcess:
         }
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "streams", "worker"],
+            [sys.executable, *self.command],
             env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
         log.close()

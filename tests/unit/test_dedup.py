@@ -91,7 +91,7 @@ def test_persisted_buckets_round_trip_in_admission_order():
     index = DedupIndex(WEEK)
     index.admit(ids("a", 30), [T0 + i * 600 for i in range(30)])  # spread over 5 hours
     index.admit(["late"], [T0 + 60])
-    buckets = index.dirty_buckets()
+    buckets = {bucket: index.hashes(bucket) for bucket in index.bucket_sizes()}
     assert sorted(buckets) == [T0 // HOUR + h for h in range(5)]
     first_bucket = np.frombuffer(buckets[T0 // HOUR], dtype="S16")
     expected = [event_hashes([i]).tobytes() for i in (*ids("a", 6), "late")]
@@ -99,7 +99,7 @@ def test_persisted_buckets_round_trip_in_admission_order():
     restored = DedupIndex.restore(WEEK, HOUR, buckets, index.bucket_sizes())
     assert len(restored) == 31
     assert not restored.admit(ids("a", 30), [T0] * 30).any()
-    assert restored.dirty_buckets() == {}
+    assert restored.durable_sizes() == index.bucket_sizes()
 
 
 def test_restore_truncates_to_the_head_record_and_ignores_unlisted_buckets():
@@ -108,7 +108,7 @@ def test_restore_truncates_to_the_head_record_and_ignores_unlisted_buckets():
     sizes = index.bucket_sizes()
     index.admit(ids("b", 10), [T0] * 10)  # written after the head record
     index.admit(["other-bucket"], [T0 + 3 * HOUR])
-    buckets = index.dirty_buckets()
+    buckets = {bucket: index.hashes(bucket) for bucket in index.bucket_sizes()}
     restored = DedupIndex.restore(WEEK, HOUR, buckets, sizes)
     assert restored.bucket_sizes() == {T0 // HOUR: 10}
     assert not restored.admit(ids("a", 10), [T0] * 10).any()
@@ -122,22 +122,31 @@ def test_restore_names_a_bucket_shorter_than_its_head_record():
         DedupIndex.restore(WEEK, HOUR, {7: b"\1" * 16, 8: b"\1" * 16}, {7: 1, 8: 1})
 
 
-def test_dirty_tracking_and_append_only_tails():
+def test_changed_chunks_hold_only_what_is_not_durable_yet():
     index = DedupIndex(WEEK)
     index.admit(ids("a", 12), [T0] * 12)
-    index.mark_clean()
-    assert index.dirty_buckets() == {} and index.dirty_tails() == {}
+    index.mark_durable(index.bucket_sizes())
+    assert index.changed_chunks(5) == []
     index.admit(["b", "c"], [T0 + 1, T0 + HOUR])
-    full = index.dirty_buckets()
-    tails = index.dirty_tails()
-    assert sorted(full) == sorted(tails) == [T0 // HOUR, T0 // HOUR + 1]
-    start, tail = tails[T0 // HOUR]
-    assert start == 12 and tail == event_hashes(["b"]).tobytes()
-    assert full[T0 // HOUR][start * HASH_BYTES :] == tail
-    assert tails[T0 // HOUR + 1] == (0, event_hashes(["c"]).tobytes())
-    # Concatenated tails restore like the full bucket.
-    rebuilt = DedupIndex.restore(WEEK, HOUR, {T0 // HOUR: full[T0 // HOUR][: 12 * HASH_BYTES] + tail}, {T0 // HOUR: 13})
-    assert not rebuilt.admit([*ids("a", 12), "b"], [T0] * 13).any()
+    full = index.hashes(T0 // HOUR)
+    changed = index.changed_chunks(5)
+    # Bucket T0: 13 entries, 12 durable: chunk 2 (places 10-12) is rewritten, chunks 0-1 are not.
+    assert [(bucket, chunk) for bucket, chunk, _ in changed] == [(T0 // HOUR, 2), (T0 // HOUR + 1, 0)]
+    assert changed[0][2] == full[10 * HASH_BYTES :]
+    assert full[12 * HASH_BYTES :] == event_hashes(["b"]).tobytes()
+    assert changed[1][2] == event_hashes(["c"]).tobytes()
+    index.mark_durable({T0 // HOUR: 13})
+    assert [(bucket, chunk) for bucket, chunk, _ in index.changed_chunks(5)] == [(T0 // HOUR + 1, 0)]
+
+
+def test_a_changed_bucket_costs_its_new_entries_not_its_size():
+    index = DedupIndex(WEEK)
+    index.admit(ids("a", 10_000), [T0] * 10_000)
+    index.mark_durable(index.bucket_sizes())
+    index.admit(["b"], [T0])
+    ((bucket, chunk, hashes),) = index.changed_chunks(4096)
+    assert (bucket, chunk) == (T0 // HOUR, 2)
+    assert len(hashes) == (10_001 - 2 * 4096) * HASH_BYTES
 
 
 def test_hashes_sharing_their_first_half_are_told_apart(monkeypatch):
@@ -193,7 +202,8 @@ def test_admit_agrees_with_a_set(batches, expire_after, persist_after):
             seen.setdefault(name, hour)
         assert index.admit(names, times).tolist() == expected
         if n == persist_after:
-            index = DedupIndex.restore(WEEK, HOUR, index.dirty_buckets(), index.bucket_sizes())
+            persisted = {bucket: index.hashes(bucket) for bucket in index.bucket_sizes()}
+            index = DedupIndex.restore(WEEK, HOUR, persisted, index.bucket_sizes())
         if n == expire_after:
             dropped = index.expire(T0 + WEEK + 5 * HOUR)
             assert dropped == sum(1 for hour in seen.values() if hour < 5)

@@ -9,13 +9,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client import generate_latest
 
+from streams.checkpoint import Checkpoint, head_key, plan_checkpoint, read_checkpoint
 from streams.clock import ManualClock
 from streams.metrics import CorridorCollector, build_registry
 from streams.processor import FamilyProcessor, rejected_reasons
 
-STALE_REASON = "stale_event_time"
 from streams.registry import Registry
 from streams.settings import Settings
+
+STALE_REASON = "stale_event_time"
 
 NOW = datetime(2026, 11, 26, 12, 0, 7, tzinfo=timezone.utc).timestamp()
 
@@ -32,6 +34,16 @@ def shipment(event_id: str, t: float, **overrides) -> dict:
     }
     event.update(overrides)
     return event
+
+
+def written(store: dict[bytes, bytes], checkpoint: Checkpoint) -> dict[bytes, bytes]:
+    """``store`` after the checkpoint's records, as a changelog read back keeps the newest value per key."""
+    for key, value in checkpoint.records:
+        if value is None:
+            store.pop(key, None)
+        else:
+            store[key] = value
+    return store
 
 
 @pytest.fixture
@@ -125,8 +137,8 @@ def test_checkpoint_round_trip_restores_identical_metrics(processor):
     for offset in range(20):
         raw = orjson.dumps([shipment(f"e{offset}-{i}", NOW - offset * 400 - i) for i in range(3)])
         processor.process(state, 0, offset, NOW, raw)
-    buckets = state.dedup.dirty_buckets()
-    restored = processor.restore_state(state.head_bytes(), buckets)
+    store = written({}, plan_checkpoint(0, state, {}))
+    restored = read_checkpoint(0, store.get, processor.restore_state)
     assert restored.offset == state.offset == 19
     assert scrape([restored], clock) == scrape([state], clock)
     # The restored dedup index still knows every event_id.
@@ -137,10 +149,12 @@ def test_checkpoint_round_trip_restores_identical_metrics(processor):
 def test_restore_forgets_dedup_entries_newer_than_the_head(processor):
     state = processor.new_state()
     processor.process(state, 0, 1, NOW, orjson.dumps(shipment("a", NOW - 5)))
-    head = state.head_bytes()
+    store = written({}, plan_checkpoint(0, state, {}))
     processor.process(state, 0, 2, NOW, orjson.dumps(shipment("b", NOW - 5)))
-    # Buckets written after the head (a crash before the next head record).
-    restored = processor.restore_state(head, state.dedup.dirty_buckets())
+    # The next checkpoint's chunks reached the changelog, its head did not (a crash in between).
+    chunks = [record for record in plan_checkpoint(0, state, {}).records if record[0] != head_key(0)]
+    store.update(chunks)
+    restored = read_checkpoint(0, store.get, processor.restore_state)
     assert restored.offset == 1
     replay = processor.process(restored, 0, 2, NOW, orjson.dumps(shipment("b", NOW - 5)))
     assert replay.accepted_event_times, "b must be applied again on replay, not taken for a duplicate"

@@ -1,0 +1,109 @@
+"""The worker's record path without a broker: order, seeks back, holes and state gaps."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+from types import SimpleNamespace
+
+import orjson
+from faust.types import TP
+
+from streams.app import FamilyWorker
+from streams.clock import ManualClock
+from streams.metrics import EventDelays, WorkerHealth
+from streams.processor import FamilyProcessor
+from streams.registry import Registry
+from streams.sequence import HOLE_CONFIRMATIONS
+from streams.settings import Settings
+
+NOW = datetime(2026, 11, 26, 12, 30, 7, tzinfo=timezone.utc).timestamp()
+TOPIC = "corridor.datachannel.v1"
+
+
+def record(offset: int) -> SimpleNamespace:
+    event = {
+        "event_id": f"e{offset}", "event_time": datetime.fromtimestamp(NOW - 60, timezone.utc).isoformat(),
+        "source": "probe", "link_id": "CQ-SG-1", "direction": "cn_to_sg", "interval_seconds": 60, "bytes": 10,
+    }
+    message = SimpleNamespace(partition=0, offset=offset, timestamp=NOW, value=orjson.dumps(event))
+    return SimpleNamespace(message=message)
+
+
+class StubConsumer:
+    def __init__(self, committed: int | None) -> None:
+        self._committed_offset = {TP(TOPIC, 0): committed}
+        self.seeks: list[int] = []
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append(offset)
+
+
+def worker_with(consumer: StubConsumer) -> FamilyWorker:
+    settings = Settings(checkpoint_interval_s=3600)
+    worker = FamilyWorker(
+        "datachannel", FamilyProcessor("datachannel", settings, Registry.load(None)),
+        SimpleNamespace(data={}), SimpleNamespace(send_soon=lambda **_: None), settings, ManualClock(NOW),
+        EventDelays(["datachannel"]), WorkerHealth(["datachannel"]), lambda: consumer,
+    )
+    worker.assigned = {0}
+    return worker
+
+
+async def settle() -> None:
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+async def test_records_past_a_hole_wait_until_the_missing_ones_are_read_again():
+    consumer = StubConsumer(committed=None)
+    worker = worker_with(consumer)
+    for offset in (0, 1, 2, 7, 8):
+        worker.handle(record(offset))
+    await settle()
+    assert consumer.seeks == [3]
+    state = worker.partitions[0].state
+    assert state.offset == 2
+    for offset in range(3, 9):
+        worker.handle(record(offset))
+    assert state.offset == 8 and state.counters["events_accepted"][()] == 9
+    assert worker.health.state_gaps == {"datachannel": 0}
+
+
+async def test_a_hole_below_the_committed_offset_is_a_state_gap(caplog):
+    consumer = StubConsumer(committed=6)
+    worker = worker_with(consumer)
+    worker.handle(record(0))
+    with caplog.at_level(logging.INFO, logger="corridor.worker"):
+        for _ in range(HOLE_CONFIRMATIONS + 1):
+            worker.handle(record(9))
+            await settle()
+    assert consumer.seeks == [1] * HOLE_CONFIRMATIONS
+    assert worker.partitions[0].state.offset == 9
+    assert worker.health.state_gaps == {"datachannel": 1}
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [r.getMessage() for r in errors] == [
+        f"state gap: offsets 1-5 of {TOPIC} partition 0 were committed, but no checkpoint holds them and the "
+        "topic no longer has them; the totals miss those records"
+    ]
+
+
+async def test_a_hole_nobody_committed_is_no_gap(caplog):
+    consumer = StubConsumer(committed=None)
+    worker = worker_with(consumer)
+    with caplog.at_level(logging.INFO, logger="corridor.worker"):
+        for _ in range(HOLE_CONFIRMATIONS + 1):
+            worker.handle(record(5))  # a topic whose first records retention removed
+            await settle()
+    assert worker.partitions[0].state.offset == 5
+    assert worker.health.state_gaps == {"datachannel": 0}
+    assert any("offsets 0-4 of corridor.datachannel.v1 partition 0 hold no records" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_records_of_a_partition_no_longer_assigned_are_left_alone():
+    worker = worker_with(StubConsumer(committed=None))
+    worker.assigned = set()
+    worker.handle(record(0))
+    assert worker.partitions == {}
