@@ -16,10 +16,15 @@ if [ "${WITH_PROMETHEUS:-1}" = 1 ] && ! command -v promtool >/dev/null 2>&1; the
   if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
+    # The tests start Prometheus themselves, on free loopback ports: the packages' own
+    # services are not started (policy-rc.d refuses them for the install), and nothing
+    # already running on the machine is stopped.
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy"
+      trap 'rm -f "$policy"' EXIT
+    fi
     apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null
-    # The Debian package starts services of its own; the tests start their own Prometheus.
-    (systemctl stop prometheus prometheus-node-exporter prometheus-alertmanager 2>/dev/null || true)
-    (pkill -x prometheus 2>/dev/null || true)
   else
     echo "promtool not found: run as root or 'apt-get install prometheus prometheus-alertmanager'" >&2
   fi
