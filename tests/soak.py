@@ -20,31 +20,21 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from schemas.topics import FAMILY_TOPICS
 from streams.admin import create_topics
 from streams.broker import EmbeddedBroker
 from tests.integration.conftest import broker_settings_for, free_port
-from tests.integration.workers import WorkerProcess, produce, summed, total, wait_for, window_safe_now
+from tests.integration.workers import (
+    GROUP_ENV,
+    RECEIVED,
+    WorkerProcess,
+    expected_received,
+    produce,
+    received_by_stream,
+    total,
+    wait_for,
+    window_safe_now,
+)
 from tests.replay import ReplayData, expected_metrics, mismatches
-
-RECEIVED = "corridor_events_received_total"
-GROUP_ENV = {
-    "CORRIDOR_SESSION_TIMEOUT_S": "6",
-    "CORRIDOR_HEARTBEAT_INTERVAL_S": "1",
-    "CORRIDOR_REBALANCE_TIMEOUT_S": "3",
-}
-
-
-def expected_received(records) -> Counter:
-    counts: Counter = Counter()
-    for record in records:
-        counts[record.family] += len(record.events) or 1
-    return counts
-
-
-def received_by_stream(samples) -> dict[str, float]:
-    return {family: samples.get((RECEIVED, (("stream", family),)), 0.0) for family in FAMILY_TOPICS}
-
 
 def soak_round(store: str, events: int, seed: int, workdir: Path) -> tuple[bool, int, int, str]:
     """One round: (exact, events lost, events counted twice, what differed)."""

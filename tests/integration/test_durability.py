@@ -14,9 +14,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.topics import FAMILY_TOPICS
 from tests.integration.workers import (
+    GROUP_ENV,
+    RECEIVED,
     Samples,
     WorkerProcess,
+    expected_received,
     produce,
+    received_by_stream,
     summed,
     total,
     wait_for,
@@ -25,26 +29,6 @@ from tests.integration.workers import (
 from tests.replay import PARTITIONS, Record, ReplayData, expected_metrics, iso, mismatches, partition_of
 
 pytestmark = pytest.mark.integration
-
-#: Short group timeouts so a restarted or surviving worker takes over quickly.
-GROUP_ENV = {
-    "CORRIDOR_SESSION_TIMEOUT_S": "6",
-    "CORRIDOR_HEARTBEAT_INTERVAL_S": "1",
-    "CORRIDOR_REBALANCE_TIMEOUT_S": "3",
-}
-RECEIVED = "corridor_events_received_total"
-
-
-def expected_received(records) -> Counter:
-    counts: Counter = Counter()
-    for record in records:
-        counts[record.family] += len(record.events) or 1
-    return counts
-
-
-def received_by_stream(samples: Samples) -> dict[str, float]:
-    return {f: samples.get((RECEIVED, (("stream", f),)), 0.0) for f in FAMILY_TOPICS}
-
 
 def replay(broker, n_events: int, seed: int):
     records = ReplayData(time.time(), seed=seed).build(n_events)
@@ -67,6 +51,15 @@ def drained(workers: list[WorkerProcess], want: Counter):
     samples = summed(scrapes)
     received = received_by_stream(samples)
     return samples if all(received[family] == want.get(family, 0) for family in received) else None
+
+
+def drain(worker: WorkerProcess, want: Counter, message: str) -> tuple[float, Samples]:
+    """Wait until the worker received every event; its samples and their time; then stop it."""
+    try:
+        wait_for(lambda: drained([worker], want), timeout=120, message=message)
+        return window_safe_now(worker)
+    finally:
+        worker.stop()
 
 
 def assert_exact(samples: Samples, records, scrape_time: float, context: str = "") -> None:
@@ -184,7 +177,7 @@ def test_offsets_are_committed_only_behind_confirmed_checkpoints(fresh_broker, t
     held.start()
     try:
         wait_for(lambda: drained([held], want), timeout=120, message="the worker to apply every record")
-        deadline = time.monotonic() + 5 * float(GROUP_ENV.get("CORRIDOR_CHECKPOINT_INTERVAL_S", 1.0))
+        deadline = time.monotonic() + 5.0  # five checkpoint intervals
         while time.monotonic() < deadline:
             committed = asyncio.run(committed_offsets(fresh_broker.bootstrap, held.app_id))
             assert not committed, f"offsets committed although no checkpoint was confirmed: {committed}"
@@ -192,11 +185,7 @@ def test_offsets_are_committed_only_behind_confirmed_checkpoints(fresh_broker, t
     finally:
         held.kill()
     worker = worker_for(fresh_broker, tmp_path, "w").start()
-    try:
-        wait_for(lambda: drained([worker], want), timeout=120, message="a worker without the fault to drain")
-        scrape_time, samples = window_safe_now(worker)
-    finally:
-        worker.stop()
+    scrape_time, samples = drain(worker, want, "a worker without the fault to drain")
     assert_exact(samples, records, scrape_time)
 
 
@@ -220,11 +209,7 @@ def test_a_committed_offset_past_the_restored_state_is_read_again(fresh_broker, 
 
     asyncio.run(commit_ahead())
     worker = worker_for(fresh_broker, tmp_path, "w").start()
-    try:
-        wait_for(lambda: drained([worker], want), timeout=120, message="the worker to drain")
-        scrape_time, samples = window_safe_now(worker)
-    finally:
-        worker.stop()
+    scrape_time, samples = drain(worker, want, "the worker to drain")
     assert_exact(samples, records, scrape_time)
     assert total(samples, "corridor_state_gaps_total") == 0
     assert f"offsets 0-4 of {topic} partition {partition} were not delivered before offset 5" in (

@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,26 @@ from tests.integration.conftest import free_port
 from tests.replay import WINDOWS, Record
 
 Samples = dict[tuple[str, tuple], float]
+
+RECEIVED = "corridor_events_received_total"
+#: Short group timeouts so a restarted or surviving worker takes over quickly.
+GROUP_ENV = {
+    "CORRIDOR_SESSION_TIMEOUT_S": "6",
+    "CORRIDOR_HEARTBEAT_INTERVAL_S": "1",
+    "CORRIDOR_REBALANCE_TIMEOUT_S": "3",
+}
+
+
+def expected_received(records: list[Record]) -> Counter:
+    """Events per family the records carry (a record that cannot be parsed counts once)."""
+    counts: Counter = Counter()
+    for record in records:
+        counts[record.family] += len(record.events) or 1
+    return counts
+
+
+def received_by_stream(samples: Samples) -> dict[str, float]:
+    return {family: samples.get((RECEIVED, (("stream", family),)), 0.0) for family in FAMILY_TOPICS}
 
 
 def parse_samples(text: str) -> Samples:

@@ -106,34 +106,28 @@ def test_expired_buckets_are_deleted_after_the_head(processor):
 def test_a_crash_between_any_two_records_restores_the_last_whole_checkpoint(processor):
     """Two writers' checkpoints, the second restored from an older head than the first wrote last."""
     chunk = 3  # tiny chunks, so every checkpoint rewrites a partial chunk and adds new ones
-    first = processor.new_state()
     stream: list[tuple[bytes, bytes | None]] = []
     heads: list[tuple[int, int]] = []  # (records written when the head landed, accepted events it holds)
-    counts: dict[int, int] = {}
-    for offset, size in enumerate((4, 2, 5)):
-        processor.process(first, 0, offset, NOW, envelope(f"w1-{offset}", size))
-        checkpoint = plan_checkpoint(0, first, counts, chunk_entries=chunk)
-        first.dedup.mark_durable(checkpoint.dedup_sizes)
-        counts = checkpoint.chunk_counts
-        stream.extend(checkpoint.records)
-        heads.append((len(stream), accepted(first)))
+
+    def checkpoints(state: PartitionState, counts: dict[int, int], writer: str, sizes: dict[int, int]) -> None:
+        for offset, size in sizes.items():
+            processor.process(state, 0, offset, NOW, envelope(f"{writer}-{offset}", size))
+            checkpoint = plan_checkpoint(0, state, counts, chunk_entries=chunk)
+            state.dedup.mark_durable(checkpoint.dedup_sizes)
+            counts = checkpoint.chunk_counts
+            stream.extend(checkpoint.records)
+            heads.append((len(stream), accepted(state)))
+
+    checkpoints(processor.new_state(), {}, "w1", {0: 4, 1: 2, 2: 5})
     # The first writer's last checkpoint never got its head out; the second writer restored
     # from the head before it and applied other records at the same places.
-    cut = len(stream) - 1
-    stream = stream[:cut]
+    del stream[-1]
     heads.pop()
     store: dict[bytes, bytes] = {}
     apply(store, stream)
-    second = read_checkpoint(0, store.get, lambda head, buckets: processor.restore_state(head, buckets))
+    second = read_checkpoint(0, store.get, processor.restore_state)
     assert second is not None and accepted(second) == 6
-    counts = {b: -(-n // chunk) for b, n in second.dedup.bucket_sizes().items()}
-    for offset, size in ((2, 3), (3, 4)):
-        processor.process(second, 0, offset, NOW, envelope(f"w2-{offset}", size))
-        checkpoint = plan_checkpoint(0, second, counts, chunk_entries=chunk)
-        second.dedup.mark_durable(checkpoint.dedup_sizes)
-        counts = checkpoint.chunk_counts
-        stream.extend(checkpoint.records)
-        heads.append((len(stream), accepted(second)))
+    checkpoints(second, {b: -(-n // chunk) for b, n in second.dedup.bucket_sizes().items()}, "w2", {2: 3, 3: 4})
 
     for prefix in range(len(stream) + 1):
         store = {}
