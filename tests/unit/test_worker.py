@@ -107,3 +107,41 @@ def test_records_of_a_partition_no_longer_assigned_are_left_alone():
     worker.assigned = set()
     worker.handle(record(0))
     assert worker.partitions == {}
+
+
+class FlakyChangelog:
+    """Refuses the first write, as a broker with no leader for the changelog partition would."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+        self.stored: list[int] = []
+
+    async def write(self, checkpoint) -> int:
+        self.writes += 1
+        if self.writes == 1:
+            raise TimeoutError("no leader for the changelog partition")
+        return self.writes
+
+    def store(self, checkpoint, changelog_offset: int, stand_in) -> None:
+        self.stored.append(checkpoint.offset)
+
+    def get(self, key: bytes) -> None:
+        return None
+
+
+async def test_a_refused_checkpoint_is_reported_retried_and_acknowledges_nothing_until_confirmed(caplog):
+    consumer = StubConsumer(committed=None)
+    acked: list[int] = []
+    consumer.ack_checkpointed = lambda message: acked.append(message.offset)
+    worker = worker_with(consumer)
+    worker.changelog = FlakyChangelog()
+    for offset in range(3):
+        worker.handle(record(offset))
+    owned = worker.partitions[0]
+    with caplog.at_level(logging.ERROR, logger="corridor.worker"):
+        assert await worker.checkpoint(0, owned) is False
+    assert acked == [] and worker.health.checkpoint_failures == {"datachannel": 1}
+    assert "checkpoint write failed, retrying at the next interval" in caplog.text
+    worker.handle(record(3))
+    assert await worker.checkpoint(0, owned) is True
+    assert acked == [0, 1, 2, 3] and worker.changelog.stored == [3]
