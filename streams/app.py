@@ -111,7 +111,8 @@ class FamilyWorker:
         return committed_offset(self._consumer(), tp)
 
     async def seek(self, tp: TP, offset: int) -> None:
-        await self._consumer().seek(tp, offset)
+        # seek_wait moves the position from the consumer's own thread and waits until it moved.
+        await self._consumer().seek_wait({tp: offset})
 
     def owned_states(self) -> list[PartitionState]:
         return [owned.state for owned in self.partitions.values()]
@@ -252,7 +253,8 @@ class FamilyWorker:
         """Checkpoint every partition and wait until the broker confirmed it all.
 
         Gives a partition up after ``attempts`` failed writes: its unconfirmed records are
-        not acknowledged, so whoever owns it next applies them again.
+        let go unacknowledged (faust waits for every record it handed out to be acknowledged
+        or dropped), and are read again after the seek to the committed offset that follows.
         """
         for partition, owned in list(self.partitions.items()):
             failures = 0
@@ -261,12 +263,15 @@ class FamilyWorker:
                 if writing is not None and not await writing:
                     failures += 1
                     if failures >= attempts:
+                        owned.unacked.clear()
                         break
                     await asyncio.sleep(self.interval)
 
 
 class _App(faust.App):
-    """faust's App with a hook that runs when the worker stops, before it waits for acks."""
+    """faust's App with the worker's consumer (streams/faust_compat.py), and a hook that runs
+    whenever faust waits for every consumed record to be acknowledged: before a rebalance
+    gives partitions up, and when the worker stops."""
 
     before_drain: Callable[[], Awaitable[None]] | None = None
 
@@ -274,8 +279,8 @@ class _App(faust.App):
         return Transport(self.conf.broker_consumer, self)
 
     async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
-        # faust stops its timers before it waits for every consumed record to be acked,
-        # so the last records would wait for a checkpoint that never comes.
+        # At shutdown faust stops its timers before it waits, so the last records would
+        # wait for a checkpoint that never comes.
         if self.before_drain is not None:
             await self.before_drain()
         await super()._consumer_wait_empty(consumer, logger)
@@ -400,7 +405,7 @@ class CorridorApp:
     async def _checkpoint_all(self) -> None:
         started = time.monotonic()
         await asyncio.gather(*(worker.flush() for worker in self.workers.values()))
-        log.info("state checkpointed for shutdown", extra={"seconds": round(time.monotonic() - started, 3)})
+        log.info("state checkpointed", extra={"seconds": round(time.monotonic() - started, 3)})
 
     def _add_metrics_page(self) -> None:
         async def metrics(view: Any, request: Any) -> Any:

@@ -4,6 +4,9 @@
 
 - ``hold-changelog``: the broker never confirms a changelog record (the send is accepted
   and its delivery never reported), as when a changelog partition's leader is unavailable.
+- ``stale-generation``: records at offsets 20-59 of every partition arrive, the first time
+  they are fetched, as records of an older consumer generation, as records fetched just
+  before a rebalance do. faust's streams skip such records.
 """
 
 from __future__ import annotations
@@ -26,7 +29,21 @@ def hold_changelog() -> None:
     faust_kafka.Producer.send = held  # type: ignore[method-assign]
 
 
-FAULTS = {"hold-changelog": hold_changelog}
+def stale_generation() -> None:
+    to_message = faust_kafka.Consumer._to_message
+    fetched: set[tuple[Any, int]] = set()
+
+    def from_older_generation(self: Any, tp: Any, record: Any) -> Any:
+        message = to_message(self, tp, record)
+        if 20 <= record.offset < 60 and (tp, record.offset) not in fetched:
+            fetched.add((tp, record.offset))
+            message.generation_id = -1
+        return message
+
+    faust_kafka.Consumer._to_message = from_older_generation  # type: ignore[method-assign]
+
+
+FAULTS = {"hold-changelog": hold_changelog, "stale-generation": stale_generation}
 
 if __name__ == "__main__":
     FAULTS[sys.argv[1]]()

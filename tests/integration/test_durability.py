@@ -189,6 +189,25 @@ def test_offsets_are_committed_only_behind_confirmed_checkpoints(fresh_broker, t
     assert_exact(samples, records, scrape_time)
 
 
+def test_records_a_stream_skips_are_read_again_and_never_committed_unread(fresh_broker, tmp_path):
+    """Records fetched around a rebalance reach faust's stream as from an older generation: it skips them."""
+    records = replay(fresh_broker, 20_000, seed=27)
+    want = expected_received(records)
+    worker = worker_for(fresh_broker, tmp_path, "w")
+    worker.command = ["-m", "tests.integration.faults", "stale-generation"]
+    worker.start()
+    try:
+        wait_for(lambda: drained([worker], want), timeout=120, message="the worker to drain")
+        worker.kill()
+    finally:
+        worker.kill()
+    # A worker without the fault, after a SIGKILL: what was committed was applied.
+    worker = worker_for(fresh_broker, tmp_path, "again").start()
+    scrape_time, samples = drain(worker, want, "a worker without the fault to drain")
+    assert_exact(samples, records, scrape_time)
+    assert "were not delivered before offset 60: reading them again" in (tmp_path / "w.log").read_text()
+
+
 def test_a_committed_offset_past_the_restored_state_is_read_again(fresh_broker, tmp_path):
     """The group committed offsets no checkpoint holds (a lost changelog): the worker reads them again."""
     records = replay(fresh_broker, 2_000, seed=23)

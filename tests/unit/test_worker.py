@@ -36,8 +36,8 @@ class StubConsumer:
         self._committed_offset = {TP(TOPIC, 0): committed}
         self.seeks: list[int] = []
 
-    async def seek(self, tp: TP, offset: int) -> None:
-        self.seeks.append(offset)
+    async def seek_wait(self, partitions: dict[TP, int]) -> None:
+        self.seeks.extend(partitions.values())
 
 
 def worker_with(consumer: StubConsumer) -> FamilyWorker:
