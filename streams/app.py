@@ -122,7 +122,8 @@ class FamilyWorker:
         try:
             state = read_checkpoint(partition, self.changelog.get, self.processor.restore_state)
         except CheckpointUnreadable as exc:
-            # Starting empty is the only way on; the gap check then reports what the totals miss.
+            # Starting empty is the only way on: the worker then reads the partition again from
+            # its first record (streams/sequence.py), and reports what the topic no longer has.
             log.error("checkpoint unreadable, starting the partition empty: %s", exc,
                       extra={"topic": self.topic, "partition": partition})
             state = None
