@@ -258,10 +258,6 @@ class DedupIndex:
                 changed.append((bucket, index, hashes[start : start + step]))
         return changed
 
-    def durable_sizes(self) -> dict[int, int]:
-        """Bucket id -> entries a confirmed checkpoint holds."""
-        return dict(self._durable_sizes)
-
     def hashes(self, bucket: int, start: int = 0) -> bytes:
         """The bucket's hashes from place ``start`` on, in admission order."""
         self._flush()

@@ -116,7 +116,7 @@ class WorkerHealth:
     def metrics(self) -> Iterator[Metric]:
         gaps = CounterMetricFamily(
             "corridor_state_gaps",
-            "Restored partitions whose committed offset was past their checkpoint (records missing from totals).",
+            "Committed offset ranges no checkpoint holds and the topic no longer has (missing from the totals).",
             labels=(STREAM_LABEL,),
         )
         failures = CounterMetricFamily(

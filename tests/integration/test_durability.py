@@ -36,11 +36,16 @@ def replay(broker, n_events: int, seed: int):
     return records
 
 
-def worker_for(broker, tmp_path, name: str, store: str = "memory://", app_id: str = "corridor-durability"):
-    return WorkerProcess(
+def worker_for(broker, tmp_path, name: str, store: str = "memory://", app_id: str = "corridor-durability",
+               fault: str | None = None):
+    """A worker of the test's group; with ``fault``, one of tests/integration/faults.py injected."""
+    worker = WorkerProcess(
         broker.bootstrap, tmp_path / f"state-{name}", tmp_path / f"{name}.log",
         app_id=app_id, store=store, extra_env=GROUP_ENV,
     )
+    if fault is not None:
+        worker.command = ["-m", "tests.integration.faults", fault]
+    return worker
 
 
 def drained(workers: list[WorkerProcess], want: Counter):
@@ -172,9 +177,7 @@ def test_offsets_are_committed_only_behind_confirmed_checkpoints(fresh_broker, t
     """The broker never confirms a changelog record: the worker applies everything and commits nothing."""
     records = replay(fresh_broker, 5_000, seed=21)
     want = expected_received(records)
-    held = worker_for(fresh_broker, tmp_path, "held")
-    held.command = ["-m", "tests.integration.faults", "hold-changelog"]
-    held.start()
+    held = worker_for(fresh_broker, tmp_path, "held", fault="hold-changelog").start()
     try:
         wait_for(lambda: drained([held], want), timeout=120, message="the worker to apply every record")
         deadline = time.monotonic() + 5.0  # five checkpoint intervals
@@ -193,12 +196,9 @@ def test_records_a_stream_skips_are_read_again_and_never_committed_unread(fresh_
     """Records fetched around a rebalance reach faust's stream as from an older generation: it skips them."""
     records = replay(fresh_broker, 20_000, seed=27)
     want = expected_received(records)
-    worker = worker_for(fresh_broker, tmp_path, "w")
-    worker.command = ["-m", "tests.integration.faults", "stale-generation"]
-    worker.start()
+    worker = worker_for(fresh_broker, tmp_path, "w", fault="stale-generation").start()
     try:
         wait_for(lambda: drained([worker], want), timeout=120, message="the worker to drain")
-        worker.kill()
     finally:
         worker.kill()
     # A worker without the fault, after a SIGKILL: what was committed was applied.
