@@ -8,16 +8,7 @@ from schemas.finance import FinanceEvent, FinanceStatus, Instrument
 from schemas.flights import FlightEvent, FlightService, FlightStatus
 from schemas.shipments import Milestone, ShipmentEvent, TransportMode
 
-#: Event model of each family, in the order of ``streams.settings.FAMILIES``.
-MODELS: dict[str, type[BaseEvent]] = {
-    "shipments": ShipmentEvent,
-    "flights": FlightEvent,
-    "finance": FinanceEvent,
-    "datachannel": DataChannelSample,
-}
-
 __all__ = [
-    "MODELS",
     "BaseEvent",
     "DataChannelSample",
     "Direction",

@@ -34,6 +34,11 @@ def _to_utc(moment: datetime) -> datetime:
         raise PydanticCustomError("timestamp_format", "Input should be a date-time that exists in UTC") from None
 
 
+def utc_iso(moment: datetime) -> str:
+    """``moment`` in ISO 8601 with a ``Z`` suffix, the way events carry timestamps."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 #: Union branch labels of a timestamp's JSON validator; errors of the UTC branch repeat
 #: those of the general one, so error reports keep only the latter.
 UTC_BRANCH = "utc"
@@ -125,10 +130,10 @@ class DecimalNumber:
     """A ``Decimal`` that arrives as a JSON number (never a string) and is written back as one."""
 
     def __init__(self, *, gt: Decimal | None = None, ge: Decimal | None = None, le: Decimal = MAX_AMOUNT) -> None:
-        self.bounds = {"gt": gt, "ge": ge, "le": le}
+        self.gt, self.ge, self.le = gt, ge, le
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        decimal = core_schema.decimal_schema(strict=False, allow_inf_nan=False, **self.bounds)
+        decimal = core_schema.decimal_schema(strict=False, allow_inf_nan=False, gt=self.gt, ge=self.ge, le=self.le)
         # A JSON number reaches the validator as a float; a strict float step first
         # keeps strings out (a lax decimal would accept "12.5").
         json_number = core_schema.float_schema(strict=True, allow_inf_nan=False)
@@ -143,10 +148,8 @@ class DecimalNumber:
     def __get_pydantic_json_schema__(
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
-        keywords = {"gt": "exclusiveMinimum", "ge": "minimum", "le": "maximum"}
-        return {"type": "number"} | {
-            keywords[name]: float(bound) for name, bound in self.bounds.items() if bound is not None
-        }
+        bounds = {"exclusiveMinimum": self.gt, "minimum": self.ge, "maximum": self.le}
+        return {"type": "number"} | {keyword: float(bound) for keyword, bound in bounds.items() if bound is not None}
 
 
 class BaseEvent(BaseModel):

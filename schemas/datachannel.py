@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
 
@@ -36,3 +37,16 @@ class DataChannelSample(BaseEvent):
     packet_loss_ratio: Annotated[Number, Field(ge=0, le=1)] | None = Field(
         None, description="Share of packets lost over the interval, 0 to 1."
     )
+
+
+def example(now: datetime) -> dict[str, Any]:
+    """A valid event's fields with realistic corridor values (no event_id or event_time)."""
+    return {
+        "source": "cq-sg-link-monitor",
+        "link_id": "CQ-SG-1",
+        "direction": "cn_to_sg",
+        "interval_seconds": 60,
+        "bytes": 7_500_000_000,
+        "latency_ms": 42.5,
+        "packet_loss_ratio": 0.0004,
+    }

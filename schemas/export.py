@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from schemas import MODELS
-from schemas.topics import FAMILY_TOPICS
+from schemas.families import FAMILIES, event_family
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 BASE_URL = "https://corridor-monitor.example/schemas"
@@ -19,8 +18,8 @@ def family_json_schema(family: str) -> dict[str, Any]:
     The document validates a message value at its root; it also holds the same schema
     under ``properties.value``, which is where the Tansu broker's schema registry looks.
     """
-    model = MODELS[family]
-    topic = FAMILY_TOPICS[family]
+    declared = event_family(family)
+    model, topic = declared.model, declared.topic
     event = model.model_json_schema(ref_template="#/$defs/{model}")
     definitions = event.pop("$defs", {}) | {model.__name__: event}
     reference = {"$ref": f"#/$defs/{model.__name__}"}
@@ -51,8 +50,9 @@ def export_schemas(directory: Path | str) -> list[Path]:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
-    for family, topic in FAMILY_TOPICS.items():
-        path = directory / f"{topic}.json"
-        path.write_text(json.dumps(family_json_schema(family), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    for family in FAMILIES.values():
+        path = directory / f"{family.topic}.json"
+        document = json.dumps(family_json_schema(family.name), indent=2, ensure_ascii=False)
+        path.write_text(document + "\n", encoding="utf-8")
         paths.append(path)
     return paths

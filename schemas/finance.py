@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
 
@@ -48,3 +50,18 @@ class FinanceEvent(BaseEvent):
     borrower_country: Country = Field(description="ISO 3166-1 alpha-2 country of the borrower, e.g. CN.")
     status: FinanceStatus = Field(description="Stage the transaction reached.")
     borrower_region: Label | None = Field(None, description="Region of the borrower, e.g. Chongqing.")
+
+
+def example(now: datetime) -> dict[str, Any]:
+    """A valid event's fields with realistic corridor values (no event_id or event_time)."""
+    return {
+        "source": "sg-bank-trade-desk",
+        "transaction_id": "CCI-FIN-" + uuid.uuid4().hex[:8].upper(),
+        "instrument": "syndicated_loan",
+        "amount": 150_000_000.0,
+        "currency": "SGD",
+        "lender_country": "SG",
+        "borrower_country": "CN",
+        "status": "signed",
+        "borrower_region": "Chongqing",
+    }

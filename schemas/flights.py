@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, StringConstraints
 
-from schemas.common import BaseEvent, IataCarrier, IataRoute, Identifier, Integer, Number, UtcDatetime
+from schemas.common import BaseEvent, IataCarrier, IataRoute, Identifier, Integer, Number, UtcDatetime, utc_iso
 
 #: Flight number, optionally with the airline designator: ``108``, ``TR108`` or ``8561A``.
 FlightNumber = Annotated[str, StringConstraints(pattern=r"^([A-Z0-9]{2})?[0-9]{1,4}[A-Z]?$")]
@@ -58,3 +59,20 @@ class FlightEvent(BaseEvent):
         if self.actual_time is None:
             return None
         return (self.actual_time - self.scheduled_time).total_seconds()
+
+
+def example(now: datetime) -> dict[str, Any]:
+    """A valid event's fields with realistic corridor values (no event_id or event_time)."""
+    return {
+        "source": "scoot-ops",
+        "flight_id": f"TR108-{now:%Y%m%d}",
+        "carrier": "TR",
+        "flight_number": "TR108",
+        "service": "passenger",
+        "route": "CKG-SIN",
+        "status": "departed",
+        "scheduled_time": utc_iso(now - timedelta(minutes=15)),
+        "actual_time": utc_iso(now),
+        "passengers": 186,
+        "cargo_kg": 2_400.0,
+    }

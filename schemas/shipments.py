@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
@@ -86,3 +88,23 @@ class ShipmentEvent(BaseEvent):
         if value is not None and info.data.get("currency", "") is None:
             raise PydanticCustomError("missing", "Field required when declared_value is given", {"field": "currency"})
         return value
+
+
+def example(now: datetime) -> dict[str, Any]:
+    """A valid event's fields with realistic corridor values (no event_id or event_time)."""
+    return {
+        "source": "cq-railway-port",
+        "shipment_id": "ILSTC-CKG-" + uuid.uuid4().hex[:8].upper(),
+        "corridor": "ILSTC",
+        "route": "CNCKG-CNQZH-SGSIN",
+        "mode": "rail_sea",
+        "milestone": "departed",
+        "teu": 2.0,
+        "gross_weight_kg": 21_600.0,
+        "origin": "CNCKG",
+        "destination": "SGSIN",
+        "carrier": "COSCO Shipping",
+        "currency": "USD",
+        "declared_value": 86_500.0,
+        "commodity_hs": "847130",
+    }

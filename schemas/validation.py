@@ -6,6 +6,7 @@ import json
 import math
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -16,9 +17,8 @@ from typing import Annotated, Any, Protocol
 from pydantic import Field, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-from schemas import MODELS
 from schemas.common import AWARE_BRANCH, UTC_BRANCH, BaseEvent
-from schemas.topics import FAMILY_TOPICS
+from schemas.families import FAMILIES, event_family
 
 
 class RejectReason(StrEnum):
@@ -74,11 +74,16 @@ class ValidationResult:
 
 
 class _RuleSettings(Protocol):
-    fx_per_usd: dict[str, Any]
-    future_tolerance: timedelta
-    dedup_horizon: timedelta
-    max_record_bytes: int
-    max_events_per_record: int
+    @property
+    def fx_per_usd(self) -> Mapping[str, Any]: ...
+    @property
+    def future_tolerance(self) -> timedelta: ...
+    @property
+    def dedup_horizon(self) -> timedelta: ...
+    @property
+    def max_record_bytes(self) -> int: ...
+    @property
+    def max_events_per_record(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,13 +114,15 @@ MAX_FIELD_ERRORS = 20
 
 # Fail fast: on any error the record is validated again item by item, so the first
 # error is all the fast path needs, and a flood of bad items costs no error objects.
+_MODELS = {name: family.model for name, family in FAMILIES.items()}
 _BATCH_ADAPTERS: dict[str, TypeAdapter[list[Any]]] = {
-    family: TypeAdapter(Annotated[list[model], Field(fail_fast=True)]) for family, model in MODELS.items()
+    family: TypeAdapter(Annotated[list[model], Field(fail_fast=True)])  # type: ignore[valid-type, arg-type]
+    for family, model in _MODELS.items()
 }
-_FIELDS = {family: frozenset(model.model_fields) for family, model in MODELS.items()}
+_FIELDS = {family: frozenset(model.model_fields) for family, model in _MODELS.items()}
 _REQUIRED_FIELDS = {
     family: frozenset(name for name, field in model.model_fields.items() if field.is_required())
-    for family, model in MODELS.items()
+    for family, model in _MODELS.items()
 }
 _EVENT_TIME = attrgetter("event_time")
 _PRIORITY = {reason: rank for rank, reason in enumerate(RejectReason)}
@@ -211,10 +218,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _model(family: str) -> type[BaseEvent]:
-    try:
-        return MODELS[family]
-    except KeyError:
-        raise ValueError(f"unknown event family {family!r}; expected one of {', '.join(MODELS)}") from None
+    return event_family(family).model
 
 
 def _latest_event_time(rules: ValidationRules, reference_time: datetime | None) -> datetime:
@@ -228,7 +232,7 @@ def _latest_event_time(rules: ValidationRules, reference_time: datetime | None) 
 def _obey_rules(model: type[BaseEvent], events: list[BaseEvent], rules: ValidationRules, latest: datetime) -> bool:
     if max(map(_EVENT_TIME, events)) > latest:
         return False
-    if rules.max_age is not None and min(map(_EVENT_TIME, events)) < _earliest_event_time(rules, latest):
+    if rules.max_age is not None and min(map(_EVENT_TIME, events)) < _earliest_event_time(rules.max_age, rules, latest):
         return False
     return all({getattr(event, name) for event in events} <= rules.currencies for name in model.fx_currency_fields)
 
@@ -285,26 +289,25 @@ def _validate_item(
         problem = FieldError("", f"is a JSON {_json_kind(item)}; expected an event object", "model_type")
         return _item_error(index, [(RejectReason.NOT_AN_EVENT, problem)], 1, raw)
     try:
-        event = MODELS[family].model_validate_json(raw)
+        event = _MODELS[family].model_validate_json(raw)
     except ValidationError as error:
         problems, count = _schema_problems(family, error)
         other = _other_family(family, item, raw)
         if other is None:
             return _item_error(index, problems, count, raw)
-        message = f"event is a {other} event, not {family}: publish it to {FAMILY_TOPICS[other]}"
+        message = f"event is a {other} event, not {family}: publish it to {FAMILIES[other].topic}"
         return RecordError(index, RejectReason.WRONG_FAMILY, message, tuple(p for _, p in problems), raw)
     problems = _rule_problems(event, rules, latest)
     return _item_error(index, problems, len(problems), raw) if problems else event
 
 
-def _earliest_event_time(rules: ValidationRules, latest: datetime) -> datetime:
-    assert rules.max_age is not None
-    return latest - rules.future_tolerance - rules.max_age
+def _earliest_event_time(max_age: timedelta, rules: ValidationRules, latest: datetime) -> datetime:
+    return latest - rules.future_tolerance - max_age
 
 
 def _rule_problems(event: BaseEvent, rules: ValidationRules, latest: datetime) -> list[_Problem]:
     problems: list[_Problem] = []
-    if rules.max_age is not None and event.event_time < _earliest_event_time(rules, latest):
+    if rules.max_age is not None and event.event_time < _earliest_event_time(rules.max_age, rules, latest):
         message = (
             f"is more than {rules.max_age} before the reference time "
             f"{(latest - rules.future_tolerance).isoformat(timespec='seconds')}, older than the dedup horizon: "
@@ -376,7 +379,7 @@ def _describe(family: str, detail: ErrorDetails) -> str:
 def _other_family(family: str, item: dict[str, Any], raw: bytes) -> str | None:
     """The family ``item`` is a valid event of, when it has the fields of another family."""
     keys = set(item)
-    for other, model in MODELS.items():
+    for other, model in _MODELS.items():
         if other != family and _REQUIRED_FIELDS[other] <= keys <= _FIELDS[other]:
             try:
                 model.model_validate_json(raw)

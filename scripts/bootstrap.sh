@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv with the project and what the tests need; installs Prometheus with
-# apt-get when missing and running as root. Safe to run again.
+# Creates .venv with the project and what the tests need, and unpacks Prometheus's binaries
+# into .tools/ (WITH_PROMETHEUS=0 skips them). Safe to run again; fast once everything is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -12,20 +12,77 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[${EXTRAS}]"
 
-if [ "${WITH_PROMETHEUS:-1}" = 1 ] && ! command -v promtool >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    # The tests start Prometheus themselves, on free loopback ports: the packages' own
-    # services are not started (policy-rc.d refuses them for the install), and nothing
-    # already running on the machine is stopped.
-    policy=/usr/sbin/policy-rc.d
-    if [ ! -e "$policy" ]; then
-      printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy"
-      trap 'rm -f "$policy"' EXIT
+# Prometheus for the tests: the binaries of Debian's `prometheus` (prometheus, promtool) and
+# `prometheus-alertmanager` (alertmanager, amtool) packages, fetched with `apt-get download`
+# and unpacked with `dpkg-deb -x` into .tools/ (gitignored). The packages are never
+# installed, so no service is added to the machine, and nothing here starts, stops or signals
+# any process: a Prometheus already running on the machine is left alone. The tests start
+# their own Prometheus from .tools/bin on free loopback ports (see
+# tests/integration/prometheus.py for the order in which they look for it). The .debs are
+# kept in .tools/debs, so the versions stay the same until `rm -rf .tools`.
+# The binaries are Go programs linked against libc only (Debian 12's libc is new enough).
+TOOLS=.tools
+PACKAGES="prometheus prometheus-alertmanager"
+# tool name in .tools/bin -> path inside the unpacked packages
+TOOL_PATHS="prometheus:usr/bin/prometheus promtool:usr/bin/promtool alertmanager:usr/bin/prometheus-alertmanager amtool:usr/bin/amtool"
+
+tools_ready() {
+  local entry
+  for entry in $TOOL_PATHS; do
+    "$TOOLS/bin/${entry%%:*}" --version >/dev/null 2>&1 || return 1
+  done
+}
+
+download_debs() {  # the packages' .debs into $TOOLS/debs, one version of each
+  local package work output
+  work=$(mktemp -d)
+  # apt-get downloads as the unprivileged _apt user when run as root: let it write here.
+  if [ "$(id -u)" = 0 ] && id _apt >/dev/null 2>&1; then chown _apt "$work"; fi
+  for package in $PACKAGES; do
+    if compgen -G "$TOOLS/debs/${package}_*.deb" >/dev/null; then continue; fi
+    if ! output=$(cd "$work" && apt-get download -q "$package" 2>&1); then
+      # Most often the package lists are missing (a fresh container): fetch them once.
+      if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq
+        output=$(cd "$work" && apt-get download -q "$package" 2>&1) || { echo "$output" >&2; rm -rf "$work"; return 1; }
+      else
+        echo "$output" >&2
+        echo "apt-get download $package failed; if the package lists are missing, run 'apt-get update' as root" >&2
+        rm -rf "$work"
+        return 1
+      fi
     fi
-    apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null
+    mkdir -p "$TOOLS/debs"
+    mv "$work/${package}_"*.deb "$TOOLS/debs/"
+    chown "$(id -u):$(id -g)" "$TOOLS/debs/${package}_"*.deb
+  done
+  rm -rf "$work"
+}
+
+unpack_tools() {
+  local package entry
+  download_debs || return 1
+  rm -rf "$TOOLS/root.new"
+  mkdir -p "$TOOLS/root.new" "$TOOLS/bin"
+  for package in $PACKAGES; do
+    dpkg-deb -x "$(compgen -G "$TOOLS/debs/${package}_*.deb" | head -n 1)" "$TOOLS/root.new"
+  done
+  rm -rf "$TOOLS/root"
+  mv "$TOOLS/root.new" "$TOOLS/root"
+  for entry in $TOOL_PATHS; do
+    ln -sfn "../root/${entry#*:}" "$TOOLS/bin/${entry%%:*}"
+  done
+  tools_ready
+}
+
+if [ "${WITH_PROMETHEUS:-1}" = 1 ] && ! tools_ready; then
+  if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-deb >/dev/null 2>&1; then
+    echo "apt-get/dpkg-deb not found: Prometheus not unpacked into $TOOLS/; the Prometheus tests" \
+      "need CORRIDOR_PROMETHEUS_BIN (and CORRIDOR_PROMTOOL_BIN) or prometheus on PATH" >&2
+  elif unpack_tools; then
+    echo "Prometheus unpacked into $TOOLS/bin: $("$TOOLS/bin/prometheus" --version 2>&1 | head -n 1)"
   else
-    echo "promtool not found: run as root or 'apt-get install prometheus prometheus-alertmanager'" >&2
+    echo "could not unpack Prometheus into $TOOLS/ (see above; 'rm -rf $TOOLS' starts over);" \
+      "the Prometheus tests will not find it there" >&2
   fi
 fi

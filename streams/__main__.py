@@ -1,3 +1,5 @@
+"""``python -m streams``: the ``corridor`` command line."""
+
 from streams.cli import main
 
 main()

@@ -11,8 +11,6 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-FAMILIES: tuple[str, ...] = ("shipments", "flights", "finance", "datachannel")
-
 #: Currency units per US dollar. SGD 1.3668 is the rate behind the corridor's
 #: published SGD 15.39 bn = USD 11.26 bn financing figure.
 DEFAULT_FX_PER_USD: dict[str, Decimal] = {
@@ -51,8 +49,8 @@ class Settings(BaseSettings):
 
     # Worker
     app_id: str = Field("corridor-monitor", description="faust app id = consumer group")
-    web_host: str = "0.0.0.0"
-    web_port: int = Field(6066, ge=0, le=65535, description="/metrics and HTTP ingest")
+    web_host: str = "0.0.0.0"  # noqa: S104 - Prometheus scrapes workers from other hosts
+    web_port: int = Field(6066, ge=0, le=65535, description="port of the worker's /metrics endpoint")
     store: str = Field("memory://", description="memory:// or rocksdb://")
     state_dir: Path = Field(Path(".corridor-state"), description="RocksDB files and worker state")
     registry_file: Path | None = Field(None, description="routes, links and carriers; unset: built-in registry")
@@ -78,9 +76,6 @@ class Settings(BaseSettings):
     publish_linger_ms: int = Field(5, ge=0)
     publish_retry_timeout_s: float = Field(30.0, gt=0, description="how long a send may retry an unavailable broker")
 
-    # HTTP ingest: token -> families it may publish
-    ingest_tokens: dict[str, list[str]] = Field(default_factory=dict)
-
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "text"
 
@@ -98,27 +93,6 @@ class Settings(BaseSettings):
     @property
     def uses_embedded_broker(self) -> bool:
         return self.kafka_bootstrap is None
-
-    def kafka_client_options(self) -> dict[str, object]:
-        """Keyword arguments shared by every aiokafka client."""
-        options: dict[str, object] = {
-            "bootstrap_servers": self.bootstrap,
-            "security_protocol": self.kafka_security_protocol,
-        }
-        if self.kafka_sasl_mechanism:
-            options["sasl_mechanism"] = self.kafka_sasl_mechanism
-            options["sasl_plain_username"] = self.kafka_sasl_username
-            if self.kafka_sasl_password is not None:
-                options["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
-        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
-            from aiokafka.helpers import create_ssl_context
-
-            options["ssl_context"] = create_ssl_context(
-                cafile=self.kafka_ssl_cafile,
-                certfile=self.kafka_ssl_certfile,
-                keyfile=self.kafka_ssl_keyfile,
-            )
-        return options
 
 
 @lru_cache(maxsize=1)

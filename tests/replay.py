@@ -9,13 +9,14 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import orjson
 from aiokafka.partitioner import murmur2
 
-from schemas.topics import FAMILY_KEYS
+from schemas.families import FAMILIES
 
 KNOWN_ROUTES = {"CNCKG-CNQZH-SGSIN", "CNCKG-SGSIN", "CNCKG-VNHAN", "CNCKG-LAVTE", "CNQZH-SGSIN"}
 KNOWN_FLIGHT_ROUTES = {"CKG-SIN"}
@@ -34,9 +35,9 @@ WINDOWS = (("5m", 300, 10), ("1h", 3600, 60), ("24h", 86400, 900), ("7d", 604800
 
 
 def iso(t: float) -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromtimestamp(t, timezone.utc).isoformat()
+    return datetime.fromtimestamp(t, UTC).isoformat()
 
 
 @dataclass
@@ -145,12 +146,10 @@ class ReplayData:
         while made < n_events:
             family = rng.choice(families)
             maker = self.MAKERS[family]
-            if rng.random() < 0.3:
-                events = [maker(self)]
-            else:
-                events = [maker(self) for _ in range(rng.randrange(5, 60))]
+            size = 1 if rng.random() < 0.3 else rng.randrange(5, 60)
+            events = [maker(self) for _ in range(size)]
             made += len(events)
-            key_field = FAMILY_KEYS[family]
+            key_field = FAMILIES[family].key_field
             by_key: dict[str, list[dict]] = defaultdict(list)
             for event in events:
                 by_key[event[key_field]].append(event)
@@ -326,7 +325,7 @@ def expected_metrics(records: list[Record], now: float) -> dict[tuple[str, tuple
         name, labels, bounds = hist_names[metric]
         for values, observations in by_labels.items():
             base = list(zip(labels, values))
-            for i, bound in enumerate(bounds):
+            for bound in bounds:
                 count = sum(1 for ms in observations if ms <= bound)
                 le = _go_float(bound / 1000)
                 out[(name + "_bucket", tuple(sorted([*base, ("le", le)])))] = float(count)

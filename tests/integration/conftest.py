@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from streams.admin import create_topics, ensure_topics
-from streams.broker import EmbeddedBroker
+from streams.kafka.admin import create_topics, ensure_topics
+from streams.kafka.broker import EmbeddedBroker
 from streams.settings import Settings
-
 
 #: The installed ``corridor`` entry point, for running the CLI as a subprocess.
 CORRIDOR = [str(Path(sys.executable).with_name("corridor"))]
@@ -106,3 +105,19 @@ def fresh_broker() -> Iterator[EmbeddedBroker]:
     with EmbeddedBroker(port=free_port()) as embedded:
         asyncio.run(create_topics(broker_settings_for(embedded.bootstrap)))
         yield embedded
+
+
+@pytest.fixture(scope="session")
+def prometheus_bin() -> str:
+    """Path of the prometheus binary (tests/integration/prometheus.py: skip or fail when missing)."""
+    from tests.integration.prometheus import require_tool  # imports this module: not at the top
+
+    return require_tool("prometheus")
+
+
+@pytest.fixture(scope="session")
+def promtool_bin() -> str:
+    """Path of the promtool binary (tests/integration/prometheus.py: skip or fail when missing)."""
+    from tests.integration.prometheus import require_tool  # imports this module: not at the top
+
+    return require_tool("promtool")

@@ -1,8 +1,18 @@
-"""A real Prometheus server (Debian's `prometheus` package) for integration tests."""
+"""A real Prometheus server (Debian's `prometheus` package) for integration tests.
+
+The binaries are looked for, in this order: the file named by ``CORRIDOR_PROMETHEUS_BIN`` /
+``CORRIDOR_PROMTOOL_BIN`` (``CORRIDOR_ALERTMANAGER_BIN``, ``CORRIDOR_AMTOOL_BIN``), the
+project's ``.tools/bin`` (where ``scripts/bootstrap.sh`` unpacks Debian's packages without
+installing them), then ``PATH``. When a binary is missing
+the test is skipped with the fix in its reason, unless ``CORRIDOR_REQUIRE_PROMETHEUS=1`` (set
+by ``make test`` and ``.ci/run``): then it fails. The tests start their own Prometheus on a
+free loopback port with a data directory of their own, and stop only what they started.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -10,18 +20,69 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import NoReturn
+
+import pytest
 
 from tests.integration.conftest import free_port
+
+#: The project's own folder of unpacked tools (scripts/bootstrap.sh).
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+TOOLS_BIN = PROJECT_ROOT / ".tools" / "bin"
+
+#: tool -> the environment variable naming its binary
+TOOL_ENV = {
+    "prometheus": "CORRIDOR_PROMETHEUS_BIN",
+    "promtool": "CORRIDOR_PROMTOOL_BIN",
+    "alertmanager": "CORRIDOR_ALERTMANAGER_BIN",
+    "amtool": "CORRIDOR_AMTOOL_BIN",
+}
+REQUIRE_ENV = "CORRIDOR_REQUIRE_PROMETHEUS"
+
+
+def find_tool(name: str) -> str | None:
+    """The binary of ``name``: its environment variable, then .tools/bin, then PATH; or None."""
+    configured = os.environ.get(TOOL_ENV[name], "")
+    if configured:
+        # Set but unusable is a mistake to report, not a reason to run something else.
+        return configured if os.access(configured, os.X_OK) and Path(configured).is_file() else None
+    local = TOOLS_BIN / name
+    if os.access(local, os.X_OK) and local.is_file():
+        return str(local)
+    return shutil.which(name)
+
+
+def prometheus_required() -> bool:
+    return os.environ.get(REQUIRE_ENV, "") not in ("", "0")
+
+
+def require_tool(name: str) -> str:
+    """The binary of ``name``, or skip the test (fail it under CORRIDOR_REQUIRE_PROMETHEUS=1)."""
+    binary = find_tool(name)
+    if binary is not None:
+        return binary
+    env = TOOL_ENV[name]
+    if os.environ.get(env):
+        reason = f"{env}={os.environ[env]} is not an executable file"
+    else:
+        reason = (f"{name} not found in {TOOLS_BIN} or on PATH: run ./scripts/bootstrap.sh or make test "
+                  f"to unpack Prometheus into .tools/, or set {env}")
+    missing(reason)
+
+
+def missing(reason: str) -> NoReturn:
+    """Skips the test for a missing Prometheus piece, or fails it under CORRIDOR_REQUIRE_PROMETHEUS=1."""
+    if prometheus_required():
+        pytest.fail(f"{reason} ({REQUIRE_ENV} is set, so this test may not be skipped)", pytrace=False)
+    pytest.skip(reason)
 
 
 class PrometheusServer:
     """Prometheus on a free loopback port scraping the given targets every second."""
 
-    def __init__(self, workdir: Path, targets: list[str], rule_files: list[Path] | None = None) -> None:
-        binary = shutil.which("prometheus")
-        if binary is None:
-            raise RuntimeError("prometheus is not installed: run `make test` (it installs Debian's prometheus)")
-        self.binary = binary
+    def __init__(self, workdir: Path, targets: list[str], rule_files: list[Path] | None = None,
+                 binary: str | None = None) -> None:
+        self.binary = binary or require_tool("prometheus")
         self.workdir = workdir
         self.port = free_port()
         self.targets = targets
@@ -32,13 +93,18 @@ class PrometheusServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> PrometheusServer:
+    def write_config(self) -> Path:
+        """Writes this server's prometheus.yml into the work directory."""
         config = self.workdir / "prometheus.yml"
         config.write_text(json.dumps({
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(p) for p in self.rule_files],
             "scrape_configs": [{"job_name": "corridor", "static_configs": [{"targets": self.targets}]}],
         }))
+        return config
+
+    def start(self) -> PrometheusServer:
+        config = self.write_config()
         log = open(self.workdir / "prometheus.log", "wb")  # noqa: SIM115 - handed to the child process
         self.process = subprocess.Popen(
             [self.binary, f"--config.file={config}", f"--storage.tsdb.path={self.workdir / 'tsdb'}",
@@ -47,19 +113,27 @@ class PrometheusServer:
         )
         log.close()
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
-                    if response.status == 200:
-                        return self
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.2)
-        raise RuntimeError(f"prometheus did not become ready: {(self.workdir / 'prometheus.log').read_text()[-2000:]}")
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if self.ready():
+                return self
+            time.sleep(0.2)
+        exited = self.process.poll()
+        self.stop()
+        state = f"exited with {exited}" if exited is not None else "did not become ready in 30 s"
+        raise RuntimeError(f"{self.binary} {state}: {(self.workdir / 'prometheus.log').read_text()[-2000:]}")
+
+    def ready(self) -> bool:
+        """Whether this server answers 200 on /-/ready."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:  # noqa: S310 - http on loopback
+                return response.status == 200
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
 
     def query(self, expression: str) -> list[dict]:
         """The result vector of an instant query."""
         url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expression})
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - http on loopback
             body = json.load(response)
         if body.get("status") != "success":
             raise AssertionError(f"query {expression!r} failed: {body}")
@@ -70,6 +144,7 @@ class PrometheusServer:
         return float(result[0]["value"][1]) if result else None
 
     def stop(self) -> None:
+        """Stops the process this object started (and nothing else)."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:

@@ -14,8 +14,8 @@ from aiokafka.errors import KafkaError
 
 from schemas.export import export_schemas
 from schemas.samples import sample_event
-from streams.admin import create_topics
-from streams.broker import BrokerError, EmbeddedBroker, broker_answers, wait_until_ready
+from streams.kafka.admin import create_topics
+from streams.kafka.broker import BrokerError, EmbeddedBroker, broker_answers, wait_until_ready
 from tests.integration.conftest import CORRIDOR, broker_settings_for, free_port
 
 pytestmark = pytest.mark.integration

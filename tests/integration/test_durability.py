@@ -12,7 +12,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from schemas.topics import FAMILY_TOPICS
+from schemas.families import FAMILIES
 from tests.integration.workers import (
     GROUP_ENV,
     RECEIVED,
@@ -84,7 +84,7 @@ def test_sigkill_at_three_random_points_leaves_exact_totals(fresh_broker, tmp_pa
     worker = worker_for(fresh_broker, tmp_path, "w", store=store).start()
     try:
         for point in kill_points:
-            def passed_point():
+            def passed_point(point: float = point) -> bool:
                 samples = worker.scrape()
                 return samples is not None and total(samples, RECEIVED) >= point
 
@@ -163,7 +163,7 @@ async def committed_offsets(bootstrap: str, group: str) -> dict[tuple[str, int],
     await consumer.start()
     try:
         committed = {}
-        for topic in FAMILY_TOPICS.values():
+        for topic in (family.topic for family in FAMILIES.values()):
             for partition in range(PARTITIONS):
                 offset = await consumer.committed(TopicPartition(topic, partition))
                 if offset is not None and offset >= 0:
@@ -214,7 +214,7 @@ def test_a_committed_offset_past_the_restored_state_is_read_again(fresh_broker, 
     want = expected_received(records)
     placed = sorted({(r.family, partition_of(r.key)) for r in records})
     family, partition = placed[0]
-    topic = FAMILY_TOPICS[family]
+    topic = FAMILIES[family].topic
 
     async def commit_ahead() -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=fresh_broker.bootstrap, group_id="corridor-durability",

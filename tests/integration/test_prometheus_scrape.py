@@ -1,8 +1,13 @@
-"""A real Prometheus scraping a real worker sees the exact totals and windows."""
+"""A real Prometheus scraping a real worker sees the exact totals and windows.
+
+Prometheus and promtool come from the ``prometheus_bin`` / ``promtool_bin`` fixtures: skipped
+with the fix in the reason when missing, failed instead under ``make test`` and CI.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections import Counter
 
@@ -15,7 +20,7 @@ from tests.replay import ReplayData, expected_metrics
 pytestmark = pytest.mark.integration
 
 
-def test_prometheus_scrapes_exact_totals(fresh_broker, tmp_path):
+def test_prometheus_scrapes_exact_totals(prometheus_bin, fresh_broker, tmp_path):
     records = ReplayData(time.time(), seed=3).build(8_000)
     asyncio.run(produce(fresh_broker.bootstrap, records))
     expected = expected_metrics(records, time.time())
@@ -25,7 +30,7 @@ def test_prometheus_scrapes_exact_totals(fresh_broker, tmp_path):
             accepted[dict(labels)["stream"]] = value
 
     worker = WorkerProcess(fresh_broker.bootstrap, tmp_path / "state", tmp_path / "worker.log").start()
-    prometheus = PrometheusServer(tmp_path, [f"127.0.0.1:{worker.web_port}"]).start()
+    prometheus = PrometheusServer(tmp_path, [f"127.0.0.1:{worker.web_port}"], binary=prometheus_bin).start()
     try:
         def scraped_everything():
             rows = prometheus.query("corridor_events_accepted_total")
@@ -50,3 +55,11 @@ def test_prometheus_scrapes_exact_totals(fresh_broker, tmp_path):
     finally:
         prometheus.stop()
         worker.stop()
+
+
+def test_promtool_accepts_the_test_configuration(prometheus_bin, promtool_bin, tmp_path):
+    """The configuration PrometheusServer writes is one promtool accepts."""
+    config = PrometheusServer(tmp_path, ["127.0.0.1:6066"], binary=prometheus_bin).write_config()
+    result = subprocess.run([promtool_bin, "check", "config", str(config)], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr

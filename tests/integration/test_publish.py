@@ -16,11 +16,11 @@ import pytest
 from aiokafka import ConsumerRecord
 
 from schemas.export import family_json_schema
+from schemas.families import FAMILIES
 from schemas.samples import sample_event
-from schemas.topics import FAMILY_KEYS, FAMILY_TOPICS
-from streams.admin import create_topics
-from streams.broker import EmbeddedBroker
-from streams.producer import DELIVERED, INVALID, UNDELIVERED, Publisher
+from streams.kafka.admin import create_topics
+from streams.kafka.broker import EmbeddedBroker
+from streams.sdk import DELIVERED, INVALID, UNDELIVERED, Publisher
 from streams.settings import Settings
 from tests.integration.conftest import CORRIDOR, broker_settings_for, free_port, read_topic
 
@@ -46,7 +46,7 @@ def check_envelopes(family: str, records: list[ConsumerRecord[bytes, bytes]]) ->
         value = json.loads(record.value)
         validator.validate(value)
         assert isinstance(value, list)
-        assert {str(event[FAMILY_KEYS[family]]) for event in value} == {record.key.decode()}
+        assert {str(event[FAMILIES[family].key_field]) for event in value} == {record.key.decode()}
         events.extend(value)
     return events
 
@@ -60,7 +60,7 @@ async def test_sdk_publishes_keyed_schema_valid_envelopes(broker_settings: Setti
     assert [outcome.status for outcome in report.outcomes] == [DELIVERED] * 6 + [INVALID] + [DELIVERED] * 6
     assert report.indices(INVALID) == [6]
 
-    records = messages_from(await read_topic(broker_settings.bootstrap, FAMILY_TOPICS["shipments"]), tag)
+    records = messages_from(await read_topic(broker_settings.bootstrap, FAMILIES["shipments"].topic), tag)
     assert len(records) == len(ROUTES)  # one envelope per route
     published = check_envelopes("shipments", records)
     assert sorted(event["event_id"] for event in published) == sorted(event["event_id"] for event in good)
@@ -75,7 +75,7 @@ async def test_envelopes_are_bounded_by_the_batch_settings(broker: EmbeddedBroke
     async with Publisher(settings) as publisher:
         report = await publisher.publish("finance", tagged("finance", tag, 10, instrument="bond"))
     assert report.ok
-    records = messages_from(await read_topic(broker.bootstrap, FAMILY_TOPICS["finance"]), tag)
+    records = messages_from(await read_topic(broker.bootstrap, FAMILIES["finance"].topic), tag)
     assert sorted(len(json.loads(record.value)) for record in records) == [2, 4, 4]
     assert {record.key for record in records} == {b"bond"}
     assert len(check_envelopes("finance", records)) == 10
@@ -115,7 +115,7 @@ async def test_cli_publishes_valid_lines_and_reports_bad_ones(broker: EmbeddedBr
         (3, "invalid_value"),
         (4, "invalid_json"),
     ]
-    records = messages_from(await read_topic(broker.bootstrap, FAMILY_TOPICS["flights"]), tag)
+    records = messages_from(await read_topic(broker.bootstrap, FAMILIES["flights"].topic), tag)
     published = check_envelopes("flights", records)
     assert sorted(event["event_id"] for event in published) == sorted(event["event_id"] for event in good)
     assert {record.key for record in records} == {b"CKG-SIN"}
@@ -127,7 +127,7 @@ async def test_cli_publishes_a_json_array_from_stdin(broker: EmbeddedBroker) -> 
     run = run_corridor(broker, "publish", "datachannel", "-", stdin=json.dumps(events, indent=2))
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "5 valid, 0 invalid, 5 published"
-    records = messages_from(await read_topic(broker.bootstrap, FAMILY_TOPICS["datachannel"]), tag)
+    records = messages_from(await read_topic(broker.bootstrap, FAMILIES["datachannel"].topic), tag)
     assert sorted((record.key, len(json.loads(record.value))) for record in records) == [
         (b"CQ-SG-1", 3),
         (b"CQ-SG-2", 2),
@@ -162,7 +162,7 @@ async def test_publish_retries_until_the_broker_comes_up() -> None:
             report = await publisher.publish("flights", tagged("flights", "late", 3))
             await starter
         assert report.ok
-        assert len(check_envelopes("flights", await read_topic(broker.bootstrap, FAMILY_TOPICS["flights"]))) == 3
+        assert len(check_envelopes("flights", await read_topic(broker.bootstrap, FAMILIES["flights"].topic))) == 3
     finally:
         broker.stop()
 
@@ -182,7 +182,7 @@ async def test_a_publisher_outlives_a_broker_outage() -> None:
             broker.start()  # memory storage: a new, empty broker
             await create_topics(settings)
             assert (await publisher.publish("finance", tagged("finance", "after", 2))).ok
-        records = await read_topic(broker.bootstrap, FAMILY_TOPICS["finance"])
+        records = await read_topic(broker.bootstrap, FAMILIES["finance"].topic)
         assert {event["source"] for event in check_envelopes("finance", records)} == {"after"}
     finally:
         broker.stop()

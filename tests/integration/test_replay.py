@@ -9,8 +9,8 @@ from collections import Counter
 import orjson
 import pytest
 
-from schemas.topics import DEADLETTER_TOPIC, FAMILY_TOPICS
-from streams.deadletter import parse_dead_letter_headers
+from schemas.families import DEADLETTER_TOPIC, FAMILIES, FAMILY_NAMES
+from streams.worker.deadletter import parse_dead_letter_headers
 from tests.integration.conftest import read_topic
 from tests.integration.workers import WorkerProcess, produce, total, wait_for, window_safe_now
 from tests.replay import ReplayData, expected_metrics, mismatches, partition_of, rejections
@@ -34,7 +34,7 @@ def test_replay_metrics_and_dead_letters_are_exact(fresh_broker, tmp_path):
             samples = worker.scrape()
             if samples is None:
                 return None
-            got = {f: samples.get(("corridor_events_received_total", (("stream", f),)), 0) for f in FAMILY_TOPICS}
+            got = {f: samples.get(("corridor_events_received_total", (("stream", f),)), 0) for f in FAMILY_NAMES}
             return samples if got == dict(expected_received) else None
 
         wait_for(drained, timeout=240, interval=1, message="the worker to drain the replay")
@@ -62,5 +62,5 @@ def test_replay_metrics_and_dead_letters_are_exact(fresh_broker, tmp_path):
         assert partition == partition_of(record.key)
         for index, reason in invalid:
             raw = record.value if index is None else orjson.dumps(record.events[index])
-            want[(FAMILY_TOPICS[record.family], partition, offset, index, reason, raw)] += 1
+            want[(FAMILIES[record.family].topic, partition, offset, index, reason, raw)] += 1
     assert got == want

@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from streams.broker import EmbeddedBroker, broker_answers
+from streams.kafka.broker import EmbeddedBroker, broker_answers
 from tests.integration.conftest import CORRIDOR, free_port
 from tests.integration.workers import Samples, parse_samples, wait_for
 

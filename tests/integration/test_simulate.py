@@ -9,11 +9,12 @@ import time
 
 import pytest
 
-from schemas.topics import FAMILY_KEYS, FAMILY_TOPICS
+from schemas.families import FAMILY_NAMES
+from schemas.families import FAMILY_NAMES as EVENT_FAMILIES
 from schemas.validation import ValidationRules, validate_record
-from streams.broker import EmbeddedBroker
-from streams.producer import message_key
-from streams.settings import FAMILIES, Settings
+from streams.kafka.broker import EmbeddedBroker
+from streams.sdk.producer import message_key
+from streams.settings import Settings
 from tests.integration.conftest import CORRIDOR, read_topic
 
 pytestmark = pytest.mark.integration
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 def published_per_family(summary: str) -> dict[str, int]:
     rows = [line.split() for line in summary.splitlines()]
-    return {row[0]: int(row[1]) for row in rows if row and row[0] in FAMILIES}
+    return {row[0]: int(row[1]) for row in rows if row and row[0] in FAMILY_NAMES}
 
 
 def test_simulate_publishes_all_four_families_that_a_plain_consumer_reads_back(broker: EmbeddedBroker) -> None:
@@ -34,23 +35,23 @@ def test_simulate_publishes_all_four_families_that_a_plain_consumer_reads_back(b
     )
     assert result.returncode == 0, result.stderr
     published = published_per_family(result.stdout)
-    assert set(published) == set(FAMILIES)
+    assert set(published) == set(FAMILY_NAMES)
     assert all(count > 0 for count in published.values()), result.stdout
     assert "undelivered" in result.stdout.splitlines()[0]
     assert result.stdout.splitlines()[-1].split()[-2:] == ["0", "0"]  # total: none invalid, none undelivered
 
     rules = ValidationRules.from_settings(Settings())
     tags = set()
-    for family in FAMILIES:
+    for family in FAMILY_NAMES:
         records = [
-            record for record in asyncio.run(read_topic(broker.bootstrap, FAMILY_TOPICS[family]))
+            record for record in asyncio.run(read_topic(broker.bootstrap, EVENT_FAMILIES[family].topic))
             if record.timestamp >= since_ms
         ]
         events = []
         for record in records:
             validated = validate_record(family, record.value, rules)
             assert not validated.errors, validated.errors[0]
-            assert {message_key(event, FAMILY_KEYS[family]) for event in validated.events} == {record.key}
+            assert {message_key(event, EVENT_FAMILIES[family].key_field) for event in validated.events} == {record.key}
             events.extend(validated.events)
         assert len(events) == published[family], family
         assert len({event.event_id for event in events}) == len(events), f"{family}: an event was read twice"

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 from click.testing import CliRunner
 
-from streams.admin import corridor_topics, ensure_topics, list_topics
-from streams.broker import EmbeddedBroker
 from streams.cli import cli
+from streams.kafka.admin import corridor_topics, ensure_topics, list_topics
+from streams.kafka.broker import EmbeddedBroker
 from streams.settings import get_settings
 from tests.integration.conftest import broker_settings_for, free_port
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from schemas.topics import FAMILY_TOPICS
+from schemas.families import FAMILIES, FAMILY_NAMES
 from tests.integration.conftest import free_port
 from tests.replay import WINDOWS, Record
 
@@ -41,7 +41,7 @@ def expected_received(records: list[Record]) -> Counter:
 
 
 def received_by_stream(samples: Samples) -> dict[str, float]:
-    return {family: samples.get((RECEIVED, (("stream", family),)), 0.0) for family in FAMILY_TOPICS}
+    return {family: samples.get((RECEIVED, (("stream", family),)), 0.0) for family in FAMILY_NAMES}
 
 
 def parse_samples(text: str) -> Samples:
@@ -156,7 +156,7 @@ async def produce(bootstrap: str, records: list[Record]) -> list[tuple[Record, i
     await producer.start()
     try:
         futures = [
-            await producer.send(FAMILY_TOPICS[r.family], r.value, key=r.key, timestamp_ms=int(r.timestamp * 1000))
+            await producer.send(FAMILIES[r.family].topic, r.value, key=r.key, timestamp_ms=int(r.timestamp * 1000))
             for r in records
         ]
         metadata = await asyncio.gather(*futures)

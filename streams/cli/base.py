@@ -1,0 +1,68 @@
+"""The ``corridor`` click group and what its verbs share: settings and logging, errors, common options."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import click
+from pydantic import ValidationError
+
+from streams.cli.logs import configure_logging
+from streams.settings import Settings, get_settings
+from streams.sim.simulator import Scenario
+
+T = TypeVar("T")
+
+
+class InputError(click.ClickException):
+    """A file that cannot be read or written: exit code 2, like a usage error."""
+
+    exit_code = 2
+
+
+def _setup() -> Settings:
+    """Settings from the environment (a bad value is a usage error) with logging configured."""
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        raise click.UsageError(f"invalid CORRIDOR_* setting: {exc}") from None
+    configure_logging(settings)
+    return settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Corridor Monitor: event streams of the land-sea trade corridor, its air links and data channel."""
+
+
+def main() -> None:
+    cli()
+
+
+def _run_against_broker(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
+    from aiokafka.errors import KafkaConnectionError
+
+    try:
+        return asyncio.run(work)
+    except KafkaConnectionError:
+        raise click.ClickException(f"no Kafka broker answered at {settings.bootstrap}") from None
+
+
+# Shared by `corridor simulate` and `corridor run`.
+scenario_option = click.option(
+    "--scenario",
+    type=click.Choice([scenario.value for scenario in Scenario]),
+    default="baseline",
+    show_default=True,
+    help="baseline: the pre-2020 corridor; covid-2020: 2 weekly flights, road traffic halved; "
+    "drop: baseline until a route loses most of its TEU.",
+)
+speed_option = click.option(
+    "--speed",
+    type=click.FloatRange(min=0, min_open=True),
+    default=3600.0,
+    show_default=True,
+    help="Simulated seconds per wall-clock second while the past is replayed (3600: a simulated week in 168 s).",
+)

@@ -1,0 +1,175 @@
+"""Everything one source partition has applied, serialisable as one checkpoint.
+
+A partition's state holds the offset of the last applied record together with the
+aggregates and the dedup index it produced, so a checkpoint is self-consistent: replaying
+the partition from any earlier offset skips what the checkpoint already holds.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import orjson
+
+from streams.core.dedup import DedupIndex
+from streams.core.measures import BatchContributions, keep_latest
+from streams.core.series import CounterSeries, Labels
+from streams.core.windows import RollingWindows, WindowSpec
+
+#: 2: dedup buckets stored as fixed-size chunks (streams/core/checkpoint.py).
+HEAD_FORMAT = 2
+
+
+@dataclass(slots=True)
+class Histogram:
+    """Cumulative-free bucket counts plus sum, in integer milliseconds."""
+
+    bounds_ms: tuple[int, ...]
+    counts: list[int]
+    sum_ms: int = 0
+
+    @classmethod
+    def empty(cls, bounds_ms: tuple[int, ...]) -> Histogram:
+        return cls(bounds_ms, [0] * (len(bounds_ms) + 1))
+
+    def observe(self, millis: int) -> None:
+        self.counts[bisect_left(self.bounds_ms, millis)] += 1
+        self.sum_ms += millis
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    def copy(self) -> Histogram:
+        return Histogram(self.bounds_ms, list(self.counts), self.sum_ms)
+
+    def add(self, other: Histogram) -> None:
+        """Add another histogram with the same bounds (e.g. another partition's) to this one."""
+        self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
+        self.sum_ms += other.sum_ms
+
+
+@dataclass(slots=True)
+class PartitionState:
+    """Aggregates, pipeline counts and dedup index of one source partition."""
+
+    window_specs: tuple[WindowSpec, ...]
+    histogram_bounds_ms: Mapping[str, tuple[int, ...]]
+    dedup: DedupIndex
+    offset: int = -1
+    watermark: float = 0.0
+    counters: dict[str, Counter[Labels]] = field(default_factory=dict)
+    windows: dict[str, RollingWindows] = field(default_factory=dict)
+    histograms: dict[str, dict[Labels, Histogram]] = field(default_factory=dict)
+    last_seen: dict[str, float] = field(default_factory=dict)
+
+    def count(self, series: CounterSeries, labels: Labels, value: int = 1) -> None:
+        counter = self.counters.get(series.key)
+        if counter is None:
+            counter = self.counters[series.key] = Counter()
+        counter[labels] += value
+
+    def apply(self, batch: BatchContributions) -> None:
+        """Fold a batch's summed contributions into the state."""
+        for metric, counts in batch.counters.items():
+            counter = self.counters.get(metric)
+            if counter is None:
+                self.counters[metric] = Counter(counts)
+            else:
+                counter.update(counts)
+        for metric, items in batch.windows.items():
+            windows = self.windows.get(metric)
+            if windows is None:
+                windows = self.windows[metric] = RollingWindows(self.window_specs)
+            windows.add_many(items)
+        for metric, observations in batch.observations.items():
+            by_labels = self.histograms.setdefault(metric, {})
+            bounds = self.histogram_bounds_ms[metric]
+            for labels, millis in observations:
+                histogram = by_labels.get(labels)
+                if histogram is None:
+                    histogram = by_labels[labels] = Histogram.empty(bounds)
+                histogram.observe(millis)
+        for key, event_time in batch.last_seen.items():
+            keep_latest(self.last_seen, key, event_time)
+
+    def expire(self, now: float) -> None:
+        """Forget window buckets no window can reach and dedup entries past the horizon."""
+        for windows in self.windows.values():
+            windows.expire(now)
+        self.dedup.expire(self.watermark)
+
+    def head_bytes(self, dedup_chunk_entries: int) -> bytes:
+        """The checkpoint's head record: everything but the dedup buckets' contents."""
+        return orjson.dumps(
+            {
+                "format": HEAD_FORMAT,
+                "dedup_chunk_entries": dedup_chunk_entries,
+                "offset": self.offset,
+                "watermark": self.watermark,
+                "counters": {m: [[*k, v] for k, v in c.items()] for m, c in self.counters.items()},
+                "windows": {m: w.to_state() for m, w in self.windows.items()},
+                "histograms": {
+                    m: [[list(k), h.counts, h.sum_ms] for k, h in by_labels.items()]
+                    for m, by_labels in self.histograms.items()
+                },
+                "last_seen": self.last_seen,
+                "dedup_sizes": {str(k): v for k, v in self.dedup.bucket_sizes().items()},
+            }
+        )
+
+    @staticmethod
+    def dedup_layout_of(head: bytes) -> tuple[dict[int, int], int]:
+        """The dedup buckets a head record names with their entry counts, and the entries per chunk."""
+        doc = orjson.loads(head)
+        if doc.get("format") != HEAD_FORMAT:
+            raise ValueError(f"unknown checkpoint format {doc.get('format')!r}")
+        return {int(k): int(v) for k, v in doc["dedup_sizes"].items()}, int(doc["dedup_chunk_entries"])
+
+    @classmethod
+    def restore(
+        cls,
+        head: bytes,
+        dedup_buckets: dict[int, bytes],
+        *,
+        window_specs: Sequence[WindowSpec],
+        histogram_bounds_ms: Mapping[str, tuple[int, ...]],
+        dedup_horizon: float,
+        dedup_bucket_seconds: int,
+    ) -> PartitionState:
+        """Rebuild a partition's state from its head record and dedup buckets."""
+        doc = orjson.loads(head)
+        if doc.get("format") != HEAD_FORMAT:
+            raise ValueError(f"unknown checkpoint format {doc.get('format')!r}")
+        sizes = {int(k): int(v) for k, v in doc["dedup_sizes"].items()}
+        state = cls(
+            window_specs=tuple(window_specs),
+            histogram_bounds_ms=histogram_bounds_ms,
+            dedup=DedupIndex.restore(dedup_horizon, dedup_bucket_seconds, dedup_buckets, sizes),
+            offset=doc["offset"],
+            watermark=doc["watermark"],
+        )
+        for metric, rows in doc["counters"].items():
+            state.counters[metric] = Counter({tuple(row[:-1]): row[-1] for row in rows})
+        for metric, snapshot in doc["windows"].items():
+            state.windows[metric] = RollingWindows.from_state(state.window_specs, snapshot)
+        for metric, rows in doc["histograms"].items():
+            bounds = histogram_bounds_ms[metric]
+            state.histograms[metric] = {
+                tuple(labels): Histogram(bounds, list(counts), sum_ms) for labels, counts, sum_ms in rows
+            }
+        state.last_seen = dict(doc["last_seen"])
+        return state
+
+
+def merged_counter(states: Iterable[PartitionState], series: CounterSeries) -> Counter[Labels]:
+    """One series' counts summed over several partitions."""
+    total: Counter[Labels] = Counter()
+    for state in states:
+        counter = state.counters.get(series.key)
+        if counter:
+            total.update(counter)
+    return total

@@ -1,0 +1,1 @@
+"""Kafka plumbing: the embedded broker (broker), topic administration (admin) and aiokafka client options (client)."""

@@ -1,0 +1,637 @@
+"""The corridor traffic simulator: realistic events of all four families, paced onto the wall clock."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import heapq
+import itertools
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from operator import itemgetter
+from typing import Any
+
+from schemas.families import FAMILY_NAMES
+from streams.settings import DEFAULT_FX_PER_USD
+
+MINUTE = 60
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+WEEK = 7 * DAY
+YEAR = 365 * DAY
+
+#: Departed TEU per hour on the corridor: the public record's "about 115 TEU an hour".
+TEU_PER_HOUR = 115.0
+#: Cross-border financing signed per simulated year, in USD: the USD 11.26 bn on record by April 2020.
+FINANCE_USD_PER_YEAR = 11.26e9
+#: Length of one data-channel sampling interval.
+SAMPLE_SECONDS = 60
+#: The simulated calendar's default origin: 1 April 2020, the month the reference figures describe.
+DEFAULT_START = datetime(2020, 4, 1, tzinfo=UTC)
+#: Simulated span replayed from the past before an endless run goes live: fills every rolling window.
+DEFAULT_HISTORY = timedelta(days=7)
+
+# The corridor's daily life follows China Standard Time.
+_LOCAL_OFFSET = 8 * HOUR
+_TIME_FIELDS = ("event_time", "scheduled_time", "actual_time")
+
+
+class Scenario(StrEnum):
+    """What the corridor is doing in a simulation."""
+
+    BASELINE = "baseline"
+    COVID_2020 = "covid-2020"
+    DROP = "drop"
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """What to simulate: scenario, random seed, simulated calendar origin, and the drop to inject."""
+
+    scenario: Scenario
+    seed: int = 0
+    start: datetime = DEFAULT_START
+    drop_route: str = "CNCKG-CNQZH-SGSIN"
+    drop_fraction: float = 0.8
+    drop_after: timedelta = timedelta(days=6)
+    families: tuple[str, ...] = FAMILY_NAMES
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None:
+            raise ValueError("start must be timezone-aware")
+        if not 0 <= self.drop_fraction <= 1:
+            raise ValueError("drop_fraction must be within 0..1")
+        if self.drop_route not in {route.name for route in _ROUTES}:
+            raise ValueError(f"unknown drop_route {self.drop_route!r}")
+        if unknown := set(self.families) - set(FAMILY_NAMES):
+            raise ValueError(f"unknown families {sorted(unknown)}")
+        object.__setattr__(self, "scenario", Scenario(self.scenario))
+        object.__setattr__(self, "start", self.start.astimezone(UTC))
+
+
+@dataclass(frozen=True)
+class _Rhythm:
+    """Weekly and daily pattern of an activity; averages exactly 1 over any whole week."""
+
+    weekday: tuple[float, float, float, float, float, float, float]  # Monday..Sunday, mean 1
+    amplitude: float  # of the daily cosine, which averages 1 over every local day
+    peak_hour: float  # local hour of the daily peak
+
+    def __call__(self, epoch_seconds: float) -> float:
+        days, second = divmod(epoch_seconds + _LOCAL_OFFSET, DAY)
+        weekday = (int(days) + 3) % 7  # 1 January 1970 was a Thursday
+        daily = 1 + self.amplitude * math.cos(2 * math.pi * (second / HOUR - self.peak_hour) / 24)
+        return self.weekday[weekday] * daily
+
+    @property
+    def peak(self) -> float:
+        return max(self.weekday) * (1 + self.amplitude)
+
+
+_FREIGHT_RHYTHM = _Rhythm((1.08, 1.10, 1.10, 1.08, 1.04, 0.84, 0.76), amplitude=0.3, peak_hour=14)
+_BANKING_RHYTHM = _Rhythm((1.2, 1.2, 1.2, 1.2, 1.2, 0.5, 0.5), amplitude=0.9, peak_hour=13)
+_TRAFFIC_RHYTHM = _Rhythm((1.05, 1.05, 1.05, 1.05, 1.05, 0.875, 0.875), amplitude=0.35, peak_hour=15)
+
+
+@dataclass(frozen=True)
+class _Route:
+    """A shipment route of the corridor and how its shipments travel."""
+
+    name: str
+    mode: str
+    teu_share: float  # of the corridor's departed TEU
+    max_containers: int  # per shipment
+    carriers: tuple[str, ...]
+    source: str  # system reporting bookings and departures at the origin
+    transit_days: tuple[float, float]  # departure to arrival
+    transshipment: str | None = None  # where a rail_sea shipment moves from train to ship
+
+    @property
+    def origin(self) -> str:
+        return self.name.split("-")[0]
+
+    @property
+    def destination(self) -> str:
+        return self.name.split("-")[-1]
+
+    @property
+    def mean_teu(self) -> float:
+        return (self.max_containers + 1) / 2 * (1 + _FORTY_FOOT_SHARE)
+
+
+_SEA_CARRIERS = ("PIL", "COSCO Shipping", "CMA CGM", "Maersk", "ONE")
+_ROUTES = (
+    _Route("CNCKG-CNQZH-SGSIN", "rail_sea", 0.45, 6, _SEA_CARRIERS[:3], "cq-rail-ops", (5, 8), transshipment="CNQZH"),
+    _Route("CNQZH-SGSIN", "sea", 0.25, 10, _SEA_CARRIERS, "qinzhou-port-tos", (4, 6)),
+    _Route("CNCKG-VNHAN", "rail", 0.12, 4, ("China Railway Container",), "cq-rail-ops", (3, 5)),
+    _Route("CNCKG-LAVTE", "rail", 0.10, 4, ("Laos-China Railway",), "cq-rail-ops", (2, 3.5)),
+    _Route("CNCKG-SGSIN", "road", 0.08, 1, ("Chongqing Cross-Border Freight",), "cq-road-freight", (6, 9)),
+)
+# 2020: border controls halved cross-border trucking and sea-rail took the freight.
+_COVID_TEU_SHARES = {"CNCKG-CNQZH-SGSIN": 0.49, "CNCKG-SGSIN": 0.04}
+_DESTINATION_SOURCES = {
+    "CNQZH": "qinzhou-port-tos",
+    "SGSIN": "psa-portnet",
+    "VNHAN": "vnr-yen-vien",
+    "LAVTE": "lcr-vientiane",
+}
+_FORTY_FOOT_SHARE = 0.6
+_SHIPMENT_CANCEL_SHARE = 0.04
+_BOOKING_LEAD = (12 * HOUR, 72 * HOUR)
+_DECLARED_SHARE = 0.75
+_DECLARED_CURRENCIES = (("USD", 0.6), ("CNY", 0.3), ("SGD", 0.1))
+_COMMODITIES = ("8471", "8517", "8703", "8708", "4011", "3901", "7208", "9403")
+# Longest booking-to-delivery span after departure: shipments that departed this long
+# before the start still report arrivals inside the simulated period.
+_SHIPMENT_TAIL = 13 * DAY
+
+
+@dataclass(frozen=True)
+class _Rotation:
+    """A flight number's weekly Chongqing-Singapore departures (days and times relative to the simulated week)."""
+
+    carrier: str
+    flight_number: str
+    service: str
+    days: tuple[int, ...]
+    departure: int  # seconds after the start of its day
+    seats: int  # 0 for a freighter: no passengers reported
+    load_factor: tuple[float, float]
+    cargo_kg: tuple[float, float]
+
+
+_EVERY_DAY = (0, 1, 2, 3, 4, 5, 6)
+# Flight numbers are illustrative; departure times are in UTC for a start at midnight UTC.
+_PRE_2020_TIMETABLE = (
+    _Rotation("SQ", "SQ845", "passenger", _EVERY_DAY, 5 * HOUR + 50 * MINUTE, 285, (0.72, 0.94), (2500, 7000)),
+    _Rotation("TR", "TR129", "passenger", (0, 2, 4, 6), 1 * HOUR + 15 * MINUTE, 329, (0.75, 0.96), (1500, 5000)),
+    _Rotation("3U", "3U3891", "passenger", (1, 3, 5), 3 * HOUR + 40 * MINUTE, 300, (0.70, 0.92), (2000, 6000)),
+)
+_COVID_TIMETABLE = (
+    _Rotation("TR", "TR129", "passenger", (2,), 1 * HOUR + 15 * MINUTE, 329, (0.15, 0.45), (4000, 12000)),
+    _Rotation("3U", "3U3851", "cargo", (4,), 3 * HOUR + 40 * MINUTE, 0, (0, 0), (18000, 32000)),
+)
+_AIRLINE_SOURCES = {"SQ": "sq-flight-ops", "TR": "scoot-ops", "3U": "sichuan-airlines-ops"}
+_BLOCK_TIME = 4 * HOUR + 25 * MINUTE
+# Chance per week of an extra rotation that is filed and then cancelled (never operated).
+_EXTRA_ROTATION_CHANCE = {Scenario.BASELINE: 0.35, Scenario.COVID_2020: 0.6, Scenario.DROP: 0.35}
+
+
+@dataclass(frozen=True)
+class _Instrument:
+    """A kind of financing: how often it is used, its size, and the stages after signing."""
+
+    name: str
+    median_usd: float
+    sigma: float  # of the log-normal size
+    stages: tuple[tuple[str, float, float], ...]  # (status, min days, max days) after the previous stage
+
+    @property
+    def mean_usd(self) -> float:
+        return self.median_usd * math.exp(self.sigma**2 / 2)
+
+
+# Each with its share of the deals.
+_INSTRUMENTS = (
+    (_Instrument("trade_finance", 0.4e6, 0.9, (("disbursed", 1, 5), ("settled", 30, 120))), 0.72),
+    (_Instrument("loan", 3e6, 0.8, (("disbursed", 3, 30),)), 0.18),
+    (_Instrument("syndicated_loan", 40e6, 0.6, (("disbursed", 7, 45),)), 0.03),
+    (_Instrument("bond", 30e6, 0.7, (("settled", 2, 5),)), 0.03),
+    (_Instrument("equity", 8e6, 0.9, (("settled", 2, 5),)), 0.025),
+    (_Instrument("reit", 40e6, 0.5, (("settled", 3, 10),)), 0.015),
+)
+_DEAL_CANCEL_SHARE = 0.02
+
+
+@dataclass(frozen=True)
+class _Lending:
+    """One direction of cross-border lending: who lends to whom, through which systems, in which currencies."""
+
+    lender_country: str
+    borrower_country: str
+    sources: tuple[str, ...]
+    currencies: tuple[tuple[str, float], ...]
+
+
+# Each with its share of the deals.
+_LENDINGS = (
+    (_Lending("SG", "CN", ("dbs-gtb", "ocbc-gtb", "uob-gtb"), (("USD", 0.5), ("SGD", 0.35), ("CNY", 0.15))), 0.8),
+    (_Lending("CN", "SG", ("icbc-chongqing", "bank-of-chongqing"), (("CNY", 0.6), ("USD", 0.4))), 0.2),
+)
+_BORROWER_REGIONS = (("Chongqing", 0.7), ("Guangxi", 0.1), ("Sichuan", 0.1), ("Yunnan", 0.05), ("Guizhou", 0.05))
+
+
+@dataclass(frozen=True)
+class _Link:
+    """A data-channel link: mean throughput per direction and its base round-trip latency."""
+
+    link_id: str
+    gbit_per_s: dict[str, float]
+    latency_ms: float
+
+
+_LINKS = (
+    _Link("CQ-SG-1", {"cn_to_sg": 1.6, "sg_to_cn": 1.1}, 62.0),
+    _Link("CQ-SG-2", {"cn_to_sg": 0.9, "sg_to_cn": 0.7}, 68.0),
+)
+_LOSS_SPIKE_CHANCE = 0.0005
+
+_Timed = tuple[int, dict[str, Any]]
+
+
+class _Run:
+    """One simulated run's identity: its random streams, its event ids and its calendar."""
+
+    def __init__(self, config: SimulationConfig) -> None:
+        self.config = config
+        # Every id carries this tag, so runs with another seed, scenario or start never collide.
+        identity = f"{config.scenario}/{config.seed}/{config.start.isoformat()}".encode()
+        self.tag = hashlib.blake2b(identity, digest_size=4).hexdigest()
+        self.epoch = config.start.timestamp()
+
+    def rng(self, stream: str) -> random.Random:
+        # The scenario is left out so that "drop" draws exactly the baseline's traffic.
+        return random.Random(f"{self.config.seed}/{stream}")  # noqa: S311 - reproducible traffic, not secrets
+
+    def event(self, event_id: str, at: float, source: str, fields: dict[str, Any]) -> _Timed:
+        """A timed event; times are whole seconds after the start until rendered."""
+        moment = round(at)
+        return moment, {"event_id": event_id, "event_time": moment, "source": source, **fields}
+
+
+def generate(config: SimulationConfig, duration: timedelta | None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Events of the configured families from ``config.start`` for ``duration`` (None: endless), in event-time order."""
+    for _, family, event in _timeline(config, duration):
+        yield family, _render(event, config.start)
+
+
+def _timeline(config: SimulationConfig, duration: timedelta | None) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    run = _Run(config)
+    producers = {"shipments": _shipments, "flights": _flights, "finance": _finance, "datachannel": _datachannel}
+    streams = [_tagged(family, producers[family](run)) for family in FAMILY_NAMES if family in config.families]
+    merged = heapq.merge(*streams, key=itemgetter(0))
+    if duration is None:
+        return merged
+    end = duration.total_seconds()
+    return itertools.takewhile(lambda timed: timed[0] < end, merged)
+
+
+def _tagged(family: str, events: Iterator[_Timed]) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    for moment, event in events:
+        if moment >= 0:
+            yield moment, family, event
+
+
+def _render(event: dict[str, Any], origin: datetime) -> dict[str, Any]:
+    for name in _TIME_FIELDS:
+        if name in event:
+            event[name] = (origin + timedelta(seconds=event[name])).isoformat()
+    return event
+
+
+def _in_time_order(groups: Iterable[tuple[float, list[_Timed]]], lead: float) -> Iterator[_Timed]:
+    """Merge groups given in order of their anchor time, whose events lie no earlier than ``lead`` before it."""
+    pending: list[tuple[int, int, dict[str, Any]]] = []
+    sequence = itertools.count()
+    for anchor, events in groups:
+        while pending and pending[0][0] < anchor - lead:
+            moment, _, event = heapq.heappop(pending)
+            yield moment, event
+        for moment, event in events:
+            heapq.heappush(pending, (moment, next(sequence), event))
+    while pending:
+        moment, _, event = heapq.heappop(pending)
+        yield moment, event
+
+
+def _arrivals(rng: random.Random, per_second: float, rhythm: _Rhythm, epoch: float, begin: float) -> Iterator[float]:
+    """Times after ``begin`` of a Poisson process whose rate follows the rhythm (by thinning)."""
+    moment = begin
+    while True:
+        moment += rng.expovariate(per_second * rhythm.peak)
+        if rng.random() * rhythm.peak < rhythm(epoch + moment):
+            yield moment
+
+
+def _pick(rng: random.Random, weighted: tuple[tuple[Any, float], ...]) -> Any:
+    return rng.choices([value for value, _ in weighted], [weight for _, weight in weighted])[0]
+
+
+def _shipments(run: _Run) -> Iterator[_Timed]:
+    config = run.config
+    rng, drop_rng = run.rng("shipments"), run.rng("shipments/drop")
+    shares = {route.name: route.teu_share for route in _ROUTES}
+    if config.scenario is Scenario.COVID_2020:
+        shares |= _COVID_TEU_SHARES
+    # Pick routes by shipment count so that each route gets its share of the TEU.
+    weights = [shares[route.name] / route.mean_teu for route in _ROUTES]
+    departures_per_second = TEU_PER_HOUR * sum(weights) / HOUR / (1 - _SHIPMENT_CANCEL_SHARE)
+    cut = _Cut(config) if config.scenario is Scenario.DROP else None
+
+    def shipments() -> Iterator[tuple[float, list[_Timed]]]:
+        departures = _arrivals(rng, departures_per_second, _FREIGHT_RHYTHM, run.epoch, -_SHIPMENT_TAIL)
+        for number, departure in enumerate(departures):
+            route = rng.choices(_ROUTES, weights)[0]
+            shipment = _Shipment(run, rng, route, f"SHP-{run.tag}-{number:07d}", departure)
+            if cut is not None and cut.removes(shipment):
+                yield departure, shipment.called_off(cut.after + drop_rng.uniform(0, 2 * HOUR))
+            else:
+                yield departure, shipment.journey()
+
+    return _in_time_order(shipments(), lead=_BOOKING_LEAD[1])
+
+
+class _Cut:
+    """The drop: removes a share of one route's departing TEU from a moment on, exactly rather than by chance."""
+
+    def __init__(self, config: SimulationConfig) -> None:
+        self.route, self.fraction = config.drop_route, config.drop_fraction
+        self.after = config.drop_after.total_seconds()
+        self.offered = self.kept = 0.0
+
+    def removes(self, shipment: _Shipment) -> bool:
+        """Whether the shipment is called off; the kept TEU stays within half a shipment of the kept share."""
+        if shipment.cancelled or shipment.route.name != self.route or shipment.departure < self.after:
+            return False
+        teu = shipment.fields["teu"]
+        self.offered += teu
+        if self.kept + teu / 2 < (1 - self.fraction) * self.offered:
+            self.kept += teu
+            return False
+        return True
+
+
+class _Shipment:
+    """One consignment: every attribute is drawn up front so that the random stream never depends on its fate."""
+
+    def __init__(self, run: _Run, rng: random.Random, route: _Route, shipment_id: str, departure: float) -> None:
+        self.run, self.route, self.shipment_id, self.departure = run, route, shipment_id, departure
+        forty_foot = [rng.random() < _FORTY_FOOT_SHARE for _ in range(rng.randint(1, route.max_containers))]
+        teu = sum(2 if big else 1 for big in forty_foot)
+        gross = sum(3800 + rng.uniform(8000, 26000) if big else 2300 + rng.uniform(6000, 21000) for big in forty_foot)
+        self.fields: dict[str, Any] = {
+            "shipment_id": shipment_id,
+            "corridor": "ILSTC",
+            "route": route.name,
+            "mode": route.mode,
+            "teu": teu,
+            "gross_weight_kg": round(gross),
+            "origin": route.origin,
+            "destination": route.destination,
+            "carrier": rng.choice(route.carriers),
+        }
+        if rng.random() < _DECLARED_SHARE:
+            currency = _pick(rng, _DECLARED_CURRENCIES)
+            usd = teu * rng.lognormvariate(math.log(35_000), 0.6)
+            value = round(usd * float(DEFAULT_FX_PER_USD[currency]), 2)
+            self.fields |= {"declared_value": value, "currency": currency}
+        if rng.random() < 0.8:
+            self.fields["commodity_hs"] = rng.choice(_COMMODITIES)
+        self.booked = departure - rng.uniform(*_BOOKING_LEAD)
+        self.cancelled = rng.random() < _SHIPMENT_CANCEL_SHARE
+        self.cancel_at = self.booked + rng.uniform(0.2, 0.9) * (departure - self.booked)
+        self.transshipped = departure + rng.uniform(30 * HOUR, 42 * HOUR)
+        self.arrived = departure + rng.uniform(*route.transit_days) * DAY
+        self.cleared = self.arrived + rng.uniform(4 * HOUR, 36 * HOUR)
+        self.delivered = self.cleared + rng.uniform(6 * HOUR, 48 * HOUR)
+
+    def journey(self) -> list[_Timed]:
+        """The milestones this shipment reaches; a cancelled booking never departs."""
+        origin, destination = self.route.source, _DESTINATION_SOURCES[self.route.destination]
+        if self.cancelled:
+            return self._events(("booked", self.booked, origin), ("cancelled", self.cancel_at, origin))
+        transshipped: tuple[tuple[str, float, str], ...] = ()
+        if self.route.transshipment:
+            transshipped = (("transshipped", self.transshipped, _DESTINATION_SOURCES[self.route.transshipment]),)
+        return self._events(
+            ("booked", self.booked, origin),
+            ("departed", self.departure, origin),
+            *transshipped,
+            ("arrived", self.arrived, destination),
+            ("customs_cleared", self.cleared, destination),
+            ("delivered", self.delivered, destination),
+        )
+
+    def called_off(self, moment: float) -> list[_Timed]:
+        """The route is cut: a booking made before ``moment`` is cancelled then, a later one is never made."""
+        if self.booked >= moment:
+            return []
+        origin = self.route.source
+        return self._events(("booked", self.booked, origin), ("cancelled", moment, origin))
+
+    def _events(self, *milestones: tuple[str, float, str]) -> list[_Timed]:
+        # Shipments under way before the start only report what happens after it.
+        return [
+            self.run.event(f"{self.shipment_id}/{milestone}", moment, source, self.fields | {"milestone": milestone})
+            for milestone, moment, source in milestones
+            if moment >= 0
+        ]
+
+
+def _flights(run: _Run) -> Iterator[_Timed]:
+    scenario = run.config.scenario
+    rng = run.rng("flights")
+    timetable = _COVID_TIMETABLE if scenario is Scenario.COVID_2020 else _PRE_2020_TIMETABLE
+    spare_days = [(rotation, day) for rotation in timetable for day in _EVERY_DAY if day not in rotation.days]
+
+    def weeks() -> Iterator[tuple[float, list[_Timed]]]:
+        for week in itertools.count():
+            events = [
+                event
+                for rotation in timetable
+                for day in rotation.days
+                for event in _flight(run, rng, rotation, week, day, operated=True)
+            ]
+            # Extra rotations are filed and cancelled, so cancellations never cut the operated count.
+            if rng.random() < _EXTRA_ROTATION_CHANCE[scenario]:
+                rotation, day = rng.choice(spare_days)
+                events += _flight(run, rng, rotation, week, day, operated=False)
+            yield week * WEEK, events
+
+    return _in_time_order(weeks(), lead=0)
+
+
+def _flight(run: _Run, rng: random.Random, rotation: _Rotation, week: int, day: int, operated: bool) -> list[_Timed]:
+    """One departure, filed at the start of its week; it departs late or on time and arrives, or is cancelled."""
+    flight_id = f"{rotation.flight_number}-{run.tag}-{week:04d}{day}"
+    source = _AIRLINE_SOURCES[rotation.carrier]
+    week_start = week * WEEK
+    scheduled = week_start + day * DAY + rotation.departure
+    fields = {
+        "flight_id": flight_id,
+        "carrier": rotation.carrier,
+        "flight_number": rotation.flight_number,
+        "service": rotation.service,
+        "route": "CKG-SIN",
+    }
+
+    def status(name: str, at: float, **details: Any) -> _Timed:
+        return run.event(f"{flight_id}/{name}", at, source, fields | {"status": name} | details)
+
+    filed = status("scheduled", week_start, scheduled_time=scheduled)
+    if not operated:
+        cancelled = week_start + rng.uniform(0.3, 0.9) * (scheduled - week_start)
+        return [filed, status("cancelled", cancelled, scheduled_time=scheduled)]
+    # Delays stay under 3 hours so that a departure never slips into the next simulated week.
+    chance = rng.random()
+    if chance < 0.7:
+        delay = rng.uniform(0, 15 * MINUTE)
+    elif chance < 0.95:
+        delay = rng.uniform(15 * MINUTE, HOUR)
+    else:
+        delay = rng.uniform(HOUR, 3 * HOUR)
+    departed = round(scheduled + delay)
+    arrived = round(departed + _BLOCK_TIME + rng.uniform(-15 * MINUTE, 15 * MINUTE))
+    load = {"cargo_kg": round(rng.uniform(*rotation.cargo_kg), 1)}
+    if rotation.seats:
+        load["passengers"] = round(rotation.seats * rng.uniform(*rotation.load_factor))
+    return [
+        filed,
+        status("departed", departed, scheduled_time=scheduled, actual_time=departed, **load),
+        status("arrived", arrived, scheduled_time=scheduled + _BLOCK_TIME, actual_time=arrived),
+    ]
+
+
+def _finance(run: _Run) -> Iterator[_Timed]:
+    rng = run.rng("finance")
+    mean_usd = sum(weight * instrument.mean_usd for instrument, weight in _INSTRUMENTS)
+    deals_per_second = FINANCE_USD_PER_YEAR / YEAR / mean_usd
+
+    def deals() -> Iterator[tuple[float, list[_Timed]]]:
+        # The first deal is signed at the start, so a run shows financing from its first moment.
+        signings = itertools.chain([0.0], _arrivals(rng, deals_per_second, _BANKING_RHYTHM, run.epoch, 0.0))
+        for number, signed in enumerate(signings):
+            yield signed, _deal(run, rng, f"FIN-{run.tag}-{number:07d}", signed)
+
+    return _in_time_order(deals(), lead=0)
+
+
+def _deal(run: _Run, rng: random.Random, transaction_id: str, signed: float) -> list[_Timed]:
+    """A deal signed at ``signed`` in one of the lender's currencies, then disbursed or settled, or cancelled."""
+    instrument: _Instrument = _pick(rng, _INSTRUMENTS)
+    lending: _Lending = _pick(rng, _LENDINGS)
+    currency = _pick(rng, lending.currencies)
+    usd = rng.lognormvariate(math.log(instrument.median_usd), instrument.sigma)
+    fields: dict[str, Any] = {
+        "transaction_id": transaction_id,
+        "instrument": instrument.name,
+        "amount": round(usd * float(DEFAULT_FX_PER_USD[currency]), 2),
+        "currency": currency,
+        "lender_country": lending.lender_country,
+        "borrower_country": lending.borrower_country,
+    }
+    if lending.borrower_country == "CN":
+        fields["borrower_region"] = _pick(rng, _BORROWER_REGIONS)
+    source = rng.choice(lending.sources)
+    stages = [("signed", signed)]
+    if rng.random() < _DEAL_CANCEL_SHARE:
+        stages.append(("cancelled", signed + rng.uniform(1, 20) * DAY))
+    else:
+        moment = signed
+        for status, min_days, max_days in instrument.stages:
+            moment += rng.uniform(min_days, max_days) * DAY
+            stages.append((status, moment))
+    return [run.event(f"{transaction_id}/{status}", at, source, fields | {"status": status}) for status, at in stages]
+
+
+def _datachannel(run: _Run) -> Iterator[_Timed]:
+    rng = run.rng("datachannel")
+    for sample in itertools.count(1):
+        end = sample * SAMPLE_SECONDS
+        activity = _TRAFFIC_RHYTHM(run.epoch + end - SAMPLE_SECONDS / 2)
+        for link in _LINKS:
+            for direction, gbit_per_s in link.gbit_per_s.items():
+                rate = gbit_per_s * 1e9 / 8 * activity * rng.lognormvariate(0, 0.08)
+                loss = 2e-5 * activity * rng.lognormvariate(0, 0.5)
+                if rng.random() < _LOSS_SPIKE_CHANCE:
+                    loss = rng.uniform(0.002, 0.02)
+                yield run.event(
+                    f"DC-{run.tag}-{link.link_id}-{direction}-{sample:08d}",
+                    end,
+                    "cqsg-link-monitor",
+                    {
+                        "link_id": link.link_id,
+                        "direction": direction,
+                        "interval_seconds": SAMPLE_SECONDS,
+                        "bytes": round(rate * SAMPLE_SECONDS),
+                        "latency_ms": round(link.latency_ms + 6 * activity + abs(rng.gauss(0, 1.5)), 2),
+                        "packet_loss_ratio": round(loss, 7),
+                    },
+                )
+
+
+def replay_start(speed: float, duration: timedelta | None, history: timedelta = DEFAULT_HISTORY) -> datetime:
+    """Where in real time a run at ``speed`` begins: pass it as ``SimulationConfig.start`` to align the calendars."""
+    return datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=_replay_lead(speed, duration, history))
+
+
+def _replay_lead(speed: float, duration: timedelta | None, history: timedelta) -> int:
+    """How far behind the wall clock the replay starts: it gains ``speed - 1`` seconds every second."""
+    if not 0 < speed < math.inf:
+        raise ValueError("speed must be a positive number")
+    span = (duration if duration is not None else history).total_seconds()
+    return math.ceil(span * (1 - 1 / speed)) if speed > 1 else 0
+
+
+async def run_simulation(
+    config: SimulationConfig,
+    publish: Callable[[str, list[dict[str, Any]]], Awaitable[Any]],
+    *,
+    speed: float,
+    duration: timedelta | None,
+    clock: Callable[[], float] = time.monotonic,
+    stop: asyncio.Event | None = None,
+    on_batch: Callable[[str, list[dict[str, Any]]], Any] | None = None,
+    history: timedelta = DEFAULT_HISTORY,
+    max_batch: int = 1_000,
+) -> dict[str, int]:
+    """Publish the simulation in batches per family, replaying the past at ``speed`` until it reaches the wall clock.
+
+    The simulated span (``duration``, or ``history`` for an endless run, which then goes
+    on at wall-clock pace) is dated so that the replay catches up with the wall clock
+    when the span ends: no event is ever dated after the wall clock. ``clock`` paces the
+    run (seconds, monotonic); ``stop`` ends it early; ``on_batch`` sees every published
+    batch; ``max_batch`` caps the events handed to ``publish`` at once. Returns the
+    number of events published per family.
+    """
+    lead = _replay_lead(speed, duration, history)
+    origin = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=lead)
+    if stop is None:
+        stop = asyncio.Event()
+    published = dict.fromkeys(config.families, 0)
+    events = _timeline(config, duration)
+    upcoming = next(events, None)
+    began = clock()
+    while upcoming is not None and not stop.is_set():
+        elapsed = clock() - began
+        cursor = min(speed * elapsed, lead + elapsed)
+        batches: dict[str, list[dict[str, Any]]] = {}
+        taken = 0
+        while upcoming is not None and upcoming[0] <= cursor and taken < max_batch:
+            _, family, event = upcoming
+            batches.setdefault(family, []).append(_render(event, origin))
+            upcoming = next(events, None)
+            taken += 1
+        for family, batch in batches.items():
+            await publish(family, batch)
+            published[family] += len(batch)
+            if on_batch is not None:
+                on_batch(family, batch)
+        if upcoming is None or taken == max_batch:
+            await asyncio.sleep(0)
+            continue
+        due = max(upcoming[0] / speed, upcoming[0] - lead)
+        await pause(stop, min(max(due - (clock() - began), 0.05), 1.0))
+    return published
+
+
+async def pause(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less once ``stop`` is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

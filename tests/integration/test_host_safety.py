@@ -1,0 +1,161 @@
+"""`make test` and `.ci/run` are harmless to the machine they run on.
+
+Nothing in the setup stops, signals, starts or installs a service: Prometheus comes from
+Debian's packages unpacked into .tools/ (scripts/bootstrap.sh), and a Prometheus already
+running on the machine keeps running through it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.prometheus import PROJECT_ROOT, PrometheusServer, missing
+
+pytestmark = pytest.mark.integration
+
+BOOTSTRAP = PROJECT_ROOT / "scripts" / "bootstrap.sh"
+TOOLS = ("prometheus", "promtool", "alertmanager", "amtool")
+PACKAGES = ("prometheus", "prometheus-alertmanager")
+
+#: What the setup files may never contain: process killers and service or package managers.
+FORBIDDEN = {
+    "pkill": re.compile(r"\bpkill\b"),
+    "killall": re.compile(r"\bkillall"),
+    "systemctl": re.compile(r"\bsystemctl\b"),
+    "service ... stop/start": re.compile(r"\bservice\s+\S+\s+(stop|start|restart|reload|force-reload)\b"),
+    "rc.d / daemon control": re.compile(r"\b(invoke-rc\.d|update-rc\.d|start-stop-daemon|deb-systemd-invoke)\b"),
+    "package install": re.compile(r"\b(apt-get|apt|aptitude)\b[^\n#]*\s(install|reinstall|remove|purge)\b"),
+    "dpkg install": re.compile(r"\bdpkg\s+(-i|--install|-r|--remove|-P|--purge)\b"),
+}
+
+#: Commands the setup must not run; on the test's PATH they log their call and fail.
+FORBIDDEN_COMMANDS = ("systemctl", "service", "invoke-rc.d", "update-rc.d", "deb-systemd-invoke",
+                      "start-stop-daemon", "pkill", "killall", "apt", "aptitude")
+#: Arguments that make apt-get or dpkg change the installed packages.
+PACKAGE_CHANGES = ("install", "reinstall", "remove", "purge", "upgrade", "dist-upgrade", "full-upgrade",
+                   "autoremove", "build-dep", "-i", "--install", "-r", "--remove", "-P", "--purge")
+
+
+def setup_files() -> list[Path]:
+    """The Makefile, every file under scripts/ and .ci/ (what `make test` and CI run)."""
+    files = [PROJECT_ROOT / "Makefile", PROJECT_ROOT / ".ci" / "run"]
+    for folder in ("scripts", ".ci"):
+        files += [path for path in sorted((PROJECT_ROOT / folder).rglob("*")) if path.is_file()]
+    return sorted(set(files))
+
+
+def forbidden_lines(text: str) -> list[tuple[int, str, str]]:
+    return [(number, name, line.strip()) for number, line in enumerate(text.splitlines(), 1)
+            for name, pattern in FORBIDDEN.items() if pattern.search(line)]
+
+
+def test_setup_files_never_kill_or_manage_services():
+    found = [f"{path.relative_to(PROJECT_ROOT)}:{number}: {name}: {line}"
+             for path in setup_files() for number, name, line in forbidden_lines(path.read_text(errors="replace"))]
+    assert not found, "the test setup must not stop, kill, start or install services:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("line", [
+    "pkill -f prometheus", "sudo killall prometheus", "systemctl stop prometheus",
+    "/bin/systemctl mask prometheus.service", "service prometheus stop", "invoke-rc.d prometheus stop",
+    "apt-get install -y -qq prometheus", "DEBIAN_FRONTEND=noninteractive apt install prometheus",
+    "dpkg -i prometheus.deb",
+])
+def test_forbidden_patterns_catch_what_they_are_for(line):
+    assert forbidden_lines(line)
+
+
+def write_executable(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
+def guard_path(folder: Path, log: Path) -> str:
+    """A PATH whose first folder turns forbidden commands into logged failures."""
+    folder.mkdir()
+    for command in FORBIDDEN_COMMANDS:
+        write_executable(folder / command, f'#!/bin/sh\necho "{command} $*" >> "{log}"\nexit 97\n')
+    changes = " ".join(PACKAGE_CHANGES)
+    for command in ("apt-get", "dpkg"):
+        real = shutil.which(command)
+        passthrough = f'exec "{real}" "$@"' if real else "exit 127"
+        write_executable(folder / command, f"""#!/bin/sh
+for arg in "$@"; do
+  for change in {changes}; do
+    if [ "$arg" = "$change" ]; then echo "{command} $*" >> "{log}"; exit 97; fi
+  done
+done
+{passthrough}
+""")
+    return f"{folder}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def project_copy(root: Path) -> Path:
+    """A project holding the real bootstrap.sh, its .debs cache and a stand-in for the venv.
+
+    The script runs byte for byte as `make test` runs it; only its Python part (pip installing
+    into .venv) meets a stub interpreter, so the test neither reinstalls the shared venv nor
+    needs PyPI. The Prometheus part is real: it unpacks the .debs scripts/bootstrap.sh keeps
+    in .tools/debs (linked, not downloaded again) into this copy's .tools/.
+    """
+    cached = {package: sorted((PROJECT_ROOT / ".tools" / "debs").glob(f"{package}_*.deb")) for package in PACKAGES}
+    if not all(cached.values()):
+        missing("no Prometheus .debs in .tools/debs: run ./scripts/bootstrap.sh or make test first")
+    (root / "scripts").mkdir(parents=True)
+    shutil.copy2(BOOTSTRAP, root / "scripts" / "bootstrap.sh")
+    (root / ".venv" / "bin").mkdir(parents=True)
+    write_executable(root / ".venv" / "bin" / "python", f'#!/bin/sh\necho "$*" >> "{root / "pip.log"}"\n')
+    (root / ".tools" / "debs").mkdir(parents=True)
+    for debs in cached.values():
+        (root / ".tools" / "debs" / debs[-1].name).symlink_to(debs[-1])
+    return root
+
+
+def test_running_prometheus_survives_bootstrap(prometheus_bin, tmp_path):
+    host = PrometheusServer(tmp_path / "host", [], binary=prometheus_bin)
+    host.workdir.mkdir()
+    host.start()  # stands in for the machine's own Prometheus
+    try:
+        project = project_copy(tmp_path / "project")
+        log = tmp_path / "forbidden.log"
+        env = {key: value for key, value in os.environ.items() if key not in ("WITH_PROMETHEUS", "PYTHON", "EXTRAS")}
+        env["PATH"] = guard_path(tmp_path / "guard", log)
+
+        def bootstrap() -> tuple[subprocess.CompletedProcess[str], float]:
+            started = time.monotonic()
+            result = subprocess.run([str(project / "scripts" / "bootstrap.sh")], env=env, capture_output=True,
+                                    text=True, timeout=300, check=False)
+            assert result.returncode == 0, result.stdout + result.stderr
+            return result, time.monotonic() - started
+
+        def assert_host_untouched() -> None:
+            assert host.process is not None and host.process.poll() is None, "the running Prometheus was stopped"
+            assert host.ready(), "the running Prometheus no longer answers /-/ready"
+            assert not log.exists(), f"the setup ran forbidden commands:\n{log.read_text()}"
+
+        first, _ = bootstrap()  # unpacks the packages
+        assert "Prometheus unpacked into .tools/bin" in first.stdout, first.stdout + first.stderr
+        for tool in TOOLS:
+            version = subprocess.run([str(project / ".tools" / "bin" / tool), "--version"], capture_output=True,
+                                     text=True, timeout=60, check=False)
+            assert version.returncode == 0, version.stdout + version.stderr
+        assert "-m pip install" in (project / "pip.log").read_text()
+        assert_host_untouched()
+
+        unpacked = (project / ".tools" / "root").stat()
+        second, elapsed = bootstrap()  # everything there: checks the binaries, changes nothing
+        assert "unpacked" not in second.stdout + second.stderr
+        assert (project / ".tools" / "root").stat().st_ino == unpacked.st_ino
+        assert elapsed < 20, f"bootstrap took {elapsed:.1f} s with everything unpacked"
+        assert_host_untouched()
+    finally:
+        host.stop()
+    assert host.process is not None and host.process.poll() is not None
