@@ -417,7 +417,8 @@ def _array_item_texts(text: str) -> list[str]:
 
 
 def _skip_whitespace(text: str, position: int) -> int:
-    return _WHITESPACE.match(text, position).end()  # type: ignore[union-attr]
+    match = _WHITESPACE.match(text, position)  # always matches: the pattern accepts nothing
+    return match.end() if match else position
 
 
 def _json_problem(error: ValueError | RecursionError) -> str:

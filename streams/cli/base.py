@@ -22,7 +22,7 @@ class InputError(click.ClickException):
     exit_code = 2
 
 
-def _setup() -> Settings:
+def setup() -> Settings:
     """Settings from the environment (a bad value is a usage error) with logging configured."""
     try:
         settings = get_settings()
@@ -41,7 +41,7 @@ def main() -> None:
     cli()
 
 
-def _run_against_broker(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
+def run_against_broker(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
     from aiokafka.errors import KafkaConnectionError
 
     try:

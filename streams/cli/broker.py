@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import click
 
-from streams.cli.base import _setup, cli
+from streams.cli.base import cli, setup
 
 
 @cli.command()
@@ -23,7 +23,7 @@ def broker(port: int | None, schemas: bool) -> None:
     """Run the embedded Kafka-compatible broker (memory storage) until Ctrl-C or SIGTERM."""
     from streams.kafka.broker import BrokerError, EmbeddedBroker, embedded_schema_dir
 
-    settings = _setup()
+    settings = setup()
     embedded = EmbeddedBroker(port or settings.broker_port, schema_dir=embedded_schema_dir() if schemas else None)
     try:
         embedded.start()

@@ -6,20 +6,17 @@ import asyncio
 from collections.abc import Callable
 from typing import IO, Any
 
-import click
-
-from streams.cli.base import _setup, cli
+from streams.cli.base import cli, setup
 from streams.cli.records import (
-    _chunks,
-    _exit_code,
-    _open_input,
-    _progress,
-    _record_rejections,
-    _report,
-    _Tally,
+    Tally,
     family_argument,
     file_argument,
+    finish,
     json_option,
+    open_input,
+    progress,
+    read_chunks,
+    record_rejections,
 )
 from streams.settings import Settings
 
@@ -30,26 +27,24 @@ from streams.settings import Settings
 @json_option
 def publish(family: str, file: str, as_json: bool) -> None:
     """Validate FILE (JSON Lines or a JSON array; - for stdin) and publish FAMILY's valid events in batches."""
-    settings = _setup()
-    tally = _Tally()
-    with _open_input(file) as stream, _progress(stream, f"publishing {family}") as advance:
+    settings = setup()
+    tally = Tally()
+    with open_input(file) as stream, progress(stream, f"publishing {family}") as advance:
         asyncio.run(_publish_chunks(settings, family, stream, tally, advance))
-    tally.errors.sort(key=lambda error: error["line"])
-    _report(tally, as_json, published=True)
-    click.get_current_context().exit(_exit_code(tally))
+    finish(tally, as_json, published=True)
 
 
 async def _publish_chunks(
-    settings: Settings, family: str, stream: IO[bytes], tally: _Tally, advance: Callable[[int], None]
+    settings: Settings, family: str, stream: IO[bytes], tally: Tally, advance: Callable[[int], None]
 ) -> None:
-    from streams.sdk.producer import DELIVERED, INVALID, Publisher, validate_events
+    from streams.sdk.producer import DELIVERED, Publisher, validate_events
 
     gave_up: str | None = None  # once a round went undelivered, later rounds are only validated
     async with Publisher(settings) as publisher:
-        for chunk in _chunks(stream, family, publisher.rules, tally):
+        for chunk in read_chunks(stream, family, publisher.rules, tally):
             if gave_up is not None:
                 result = validate_events(family, chunk.objects, publisher.rules)
-                _record_rejections(tally, chunk.numbers, result.errors)
+                record_rejections(tally, chunk.numbers, result.errors)
                 rejected = {error.index for error in result.errors}
                 for index, number in enumerate(chunk.numbers):
                     if index not in rejected:
@@ -62,8 +57,8 @@ async def _publish_chunks(
                 if outcome.status == DELIVERED:
                     tally.valid += 1
                     tally.published += 1
-                elif outcome.status == INVALID:
-                    tally.reject(number, outcome.rejection)  # type: ignore[arg-type]
+                elif outcome.rejection is not None:  # invalid: never sent
+                    tally.reject(number, outcome.rejection)
                 else:
                     tally.valid += 1
                     gave_up = outcome.error or "not acknowledged"

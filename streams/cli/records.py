@@ -22,7 +22,7 @@ CHUNK_EVENTS = 5000
 
 
 @dataclass
-class _Tally:
+class Tally:
     """What a validate or publish run found, as the ``--json`` summary reports it."""
 
     numbering: str = "line"  #: "line" for JSON Lines, "item" for a JSON array
@@ -53,13 +53,13 @@ class _Tally:
 
 
 @dataclass
-class _Chunk:
+class Chunk:
     numbers: list[int]  #: line (or item) number of each object
     objects: list[Any]
     consumed: int  #: input bytes (or items) this chunk covers, for the progress bar
 
 
-def _chunks(stream: IO[bytes], family: str, rules: ValidationRules, tally: _Tally) -> Iterator[_Chunk]:
+def read_chunks(stream: IO[bytes], family: str, rules: ValidationRules, tally: Tally) -> Iterator[Chunk]:
     """Parse JSON Lines, or one JSON array, from ``stream``; unparsable lines go to ``tally``."""
     lines = iter(stream)
     number, consumed, seen_content = 0, 0, False
@@ -88,12 +88,12 @@ def _chunks(stream: IO[bytes], family: str, rules: ValidationRules, tally: _Tall
             numbers += [number] * len(result.events)
             objects += result.events
         if len(objects) >= CHUNK_EVENTS:
-            yield _Chunk(numbers, objects, consumed)
+            yield Chunk(numbers, objects, consumed)
             numbers, objects, consumed = [], [], 0
-    yield _Chunk(numbers, objects, consumed)
+    yield Chunk(numbers, objects, consumed)
 
 
-def _array_chunks(document: bytes, first_line: int, tally: _Tally) -> Iterator[_Chunk]:
+def _array_chunks(document: bytes, first_line: int, tally: Tally) -> Iterator[Chunk]:
     try:
         items = orjson.loads(document)
     except orjson.JSONDecodeError as exc:
@@ -102,22 +102,22 @@ def _array_chunks(document: bytes, first_line: int, tally: _Tally) -> Iterator[_
         line = first_line + exc.lineno - 1
         message = f"not a valid JSON array: {exc.msg} at line {line} column {exc.colno}"
         tally.reject(line, RecordError(None, RejectReason.INVALID_JSON, message, (), b""))
-        yield _Chunk([], [], len(document))
+        yield Chunk([], [], len(document))
         return
     for start in range(0, len(items), CHUNK_EVENTS):
         chunk = items[start : start + CHUNK_EVENTS]
         share = len(document) * len(chunk) // len(items)
-        yield _Chunk(list(range(start + 1, start + len(chunk) + 1)), chunk, share)
+        yield Chunk(list(range(start + 1, start + len(chunk) + 1)), chunk, share)
     if not items:
-        yield _Chunk([], [], len(document))
+        yield Chunk([], [], len(document))
 
 
-def _record_rejections(tally: _Tally, numbers: list[int], rejections: Iterable[RecordError]) -> None:
+def record_rejections(tally: Tally, numbers: list[int], rejections: Iterable[RecordError]) -> None:
     for rejection in rejections:
         tally.reject(numbers[rejection.index or 0], rejection)
 
 
-def _open_input(file: str) -> IO[bytes]:
+def open_input(file: str) -> IO[bytes]:
     if file == "-":
         return sys.stdin.buffer
     try:
@@ -136,7 +136,7 @@ def _input_size(stream: IO[bytes]) -> int | None:
 
 
 @contextmanager
-def _progress(stream: IO[bytes], label: str) -> Iterator[Callable[[int], None]]:
+def progress(stream: IO[bytes], label: str) -> Iterator[Callable[[int], None]]:
     """A progress bar on stderr when it is a terminal; yields ``advance(bytes)``."""
     if not sys.stderr.isatty():
         yield lambda _consumed: None
@@ -149,7 +149,14 @@ def _progress(stream: IO[bytes], label: str) -> Iterator[Callable[[int], None]]:
         yield lambda consumed: bar.advance(task, consumed)
 
 
-def _report(tally: _Tally, as_json: bool, published: bool) -> None:
+def finish(tally: Tally, as_json: bool, published: bool) -> None:
+    """Report every rejection in input order and the totals; exit 1 if any event was invalid or undelivered."""
+    tally.errors.sort(key=lambda error: error["line"])
+    _report(tally, as_json, published)
+    click.get_current_context().exit(1 if tally.invalid or tally.undelivered else 0)
+
+
+def _report(tally: Tally, as_json: bool, published: bool) -> None:
     if as_json:
         click.echo(orjson.dumps(tally.summary(published)).decode())
         return
@@ -167,10 +174,6 @@ def _report(tally: _Tally, as_json: bool, published: bool) -> None:
         )
     summary = f"{tally.valid} valid, {tally.invalid} invalid"
     click.echo(f"{summary}, {tally.published} published" if published else summary)
-
-
-def _exit_code(tally: _Tally) -> int:
-    return 1 if tally.invalid or tally.undelivered else 0
 
 
 family_argument = click.argument("family", type=click.Choice(FAMILY_NAMES))

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from streams.cli.base import _setup, cli, scenario_option, speed_option
+from streams.cli.base import cli, scenario_option, setup, speed_option
 from streams.sim.simulator import Scenario
 
 
@@ -31,7 +31,7 @@ def run_command(simulate: bool, scenario: str, speed: float) -> None:
     """
     from streams.cli.engine import RunError, RunOptions, run_corridor
 
-    settings = _setup()
+    settings = setup()
     options = RunOptions(speed=speed, simulate=simulate, scenario=Scenario(scenario))
     try:
         run_corridor(settings, options, interactive=sys.stdout.isatty())

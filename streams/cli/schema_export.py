@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from streams.cli.base import InputError, _setup, cli
+from streams.cli.base import InputError, cli, setup
 
 
 @cli.group("schemas")
@@ -20,7 +20,7 @@ def schemas_export(directory: Path) -> None:
     """Write one JSON Schema per topic, <topic>.json, into DIRECTORY."""
     from schemas.export import export_schemas
 
-    _setup()
+    setup()
     try:
         written = export_schemas(directory)
     except OSError as exc:

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from streams.cli.base import _setup, cli, scenario_option, speed_option
+from streams.cli.base import cli, scenario_option, setup, speed_option
 from streams.sim.simulator import Scenario
 
 
@@ -59,7 +59,7 @@ def simulate_command(
     from streams.cli.engine import RunError, run_simulate
     from streams.sim.simulator import SimulationConfig, replay_start
 
-    settings = _setup()
+    settings = setup()
     span = timedelta(seconds=duration) if duration is not None else None
     try:
         config = SimulationConfig(

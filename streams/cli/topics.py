@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from streams.cli.base import _run_against_broker, _setup, cli
+from streams.cli.base import cli, run_against_broker, setup
 
 
 @cli.group()
@@ -22,8 +22,8 @@ def topics_create(partitions: int | None) -> None:
     """Create the four family topics and the dead-letter topic; existing ones are left alone."""
     from streams.kafka.admin import CREATED, EXISTS, create_topics
 
-    settings = _setup()
-    outcome = _run_against_broker(settings, create_topics(settings, partitions))
+    settings = setup()
+    outcome = run_against_broker(settings, create_topics(settings, partitions))
     for topic, status in outcome.items():
         click.echo(f"{topic}: {status}")
     if any(status not in (CREATED, EXISTS) for status in outcome.values()):
@@ -35,6 +35,6 @@ def topics_list() -> None:
     """List every topic of the cluster with its partition count."""
     from streams.kafka.admin import list_topics
 
-    settings = _setup()
-    for topic, partitions in _run_against_broker(settings, list_topics(settings)).items():
+    settings = setup()
+    for topic, partitions in run_against_broker(settings, list_topics(settings)).items():
         click.echo(f"{topic}\t{partitions}")

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import click
-
 from schemas.validation import ValidationRules
-from streams.cli.base import _setup, cli
+from streams.cli.base import cli, setup
 from streams.cli.records import (
-    _chunks,
-    _exit_code,
-    _open_input,
-    _progress,
-    _record_rejections,
-    _report,
-    _Tally,
+    Tally,
     family_argument,
     file_argument,
+    finish,
     json_option,
+    open_input,
+    progress,
+    read_chunks,
+    record_rejections,
 )
 
 
@@ -28,15 +25,13 @@ def validate(family: str, file: str, as_json: bool) -> None:
     """Check FILE (JSON Lines or a JSON array; - for stdin) against FAMILY's event schema."""
     from streams.sdk.producer import validate_events
 
-    settings = _setup()
+    settings = setup()
     rules = ValidationRules.from_settings(settings)
-    tally = _Tally()
-    with _open_input(file) as stream, _progress(stream, f"validating {family}") as advance:
-        for chunk in _chunks(stream, family, rules, tally):
+    tally = Tally()
+    with open_input(file) as stream, progress(stream, f"validating {family}") as advance:
+        for chunk in read_chunks(stream, family, rules, tally):
             result = validate_events(family, chunk.objects, rules)
             tally.valid += len(result.events)
-            _record_rejections(tally, chunk.numbers, result.errors)
+            record_rejections(tally, chunk.numbers, result.errors)
             advance(chunk.consumed)
-    tally.errors.sort(key=lambda error: error["line"])
-    _report(tally, as_json, published=False)
-    click.get_current_context().exit(_exit_code(tally))
+    finish(tally, as_json, published=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.cli.base import _setup, cli
+from streams.cli.base import cli, setup
 
 
 @cli.command()
@@ -14,5 +14,5 @@ def worker() -> None:
     """
     from streams.worker.app import build_worker
 
-    settings = _setup()
+    settings = setup()
     build_worker(settings).execute_from_commandline()

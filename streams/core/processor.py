@@ -135,8 +135,10 @@ class FamilyProcessor:
         """Dead-letter a record the processor failed on, and move past it."""
         letter = DeadLetter(partition, offset, None, PROCESSING_ERROR,
                             f"the worker failed on this record ({type(error).__name__}: {error}); report it", (), raw)
-        state.count(EVENTS_RECEIVED, ())
-        state.count(EVENTS_REJECTED, (PROCESSING_ERROR,))
+        batch = BatchContributions()
+        batch.count(EVENTS_RECEIVED, ())
+        batch.count(EVENTS_REJECTED, (PROCESSING_ERROR,))
+        state.apply(batch)
         state.offset = max(state.offset, offset)
         return RecordOutcome(True, [], [letter])
 

@@ -66,12 +66,6 @@ class PartitionState:
     histograms: dict[str, dict[Labels, Histogram]] = field(default_factory=dict)
     last_seen: dict[str, float] = field(default_factory=dict)
 
-    def count(self, series: CounterSeries, labels: Labels, value: int = 1) -> None:
-        counter = self.counters.get(series.key)
-        if counter is None:
-            counter = self.counters[series.key] = Counter()
-        counter[labels] += value
-
     def apply(self, batch: BatchContributions) -> None:
         """Fold a batch's summed contributions into the state."""
         for metric, counts in batch.counters.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -76,9 +77,9 @@ async def _partition_counts(admin: AIOKafkaAdminClient) -> dict[str, int]:
     return {topic["topic"]: len(topic["partitions"]) for topic in await admin.describe_topics()}
 
 
-def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:
+def _topic_errors(response: Any) -> list[tuple[str, int, str | None]]:
     errors = []
-    for entry in response.topic_errors:  # type: ignore[attr-defined]
+    for entry in response.topic_errors:  # a CreateTopicsResponse of any version
         name, error_code, *rest = entry
         errors.append((name, error_code, rest[0] if rest else None))
     return errors

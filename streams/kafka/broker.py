@@ -88,8 +88,9 @@ class EmbeddedBroker:
         _ensure_port_free(self.host, self.port)
         env = {name: value for name, value in os.environ.items() if name not in _TANSU_ENV}
         self._workdir = tempfile.TemporaryDirectory(prefix="corridor-broker-")
+        log_path = Path(self._workdir.name) / "tansu.log"
         try:
-            with open(self.log_path, "wb") as log:  # type: ignore[arg-type]
+            with open(log_path, "wb") as log:
                 self._process = subprocess.Popen(  # noqa: S603 (our resolved broker binary, no shell)
                     command,
                     stdin=subprocess.DEVNULL,

@@ -27,6 +27,7 @@ from aiokafka.errors import (
 from aiokafka.structs import RecordMetadata
 from pydantic import BaseModel
 
+from schemas.common import BaseEvent
 from schemas.families import FAMILIES
 from schemas.validation import RecordError, ValidationResult, ValidationRules, validate_object, validate_record
 from streams.kafka.client import client_options
@@ -161,12 +162,12 @@ def validate_events(
     carries its event's input index, and valid events keep input order.
     """
     reference_time = reference_time or datetime.now(UTC)  # one "now" for every chunk
-    valid: list[BaseModel] = []
+    valid: list[BaseEvent] = []
     errors: list[RecordError] = []
     step = min(rules.max_events_per_record, VALIDATION_CHUNK_EVENTS)
     for start in range(0, len(events), step):
         _validate_chunk(family, events[start : start + step], start, rules, reference_time, valid, errors)
-    return ValidationResult(valid, errors, len(events))  # type: ignore[arg-type]
+    return ValidationResult(valid, errors, len(events))
 
 
 def _validate_chunk(
@@ -175,7 +176,7 @@ def _validate_chunk(
     offset: int,
     rules: ValidationRules,
     reference_time: datetime,
-    valid: list[BaseModel],
+    valid: list[BaseEvent],
     errors: list[RecordError],
 ) -> None:
     try:
@@ -255,11 +256,10 @@ class Publisher:
             raise ValueError(f"unknown family {family!r}; expected one of {', '.join(FAMILIES)}")
         topic = FAMILIES[family].topic
         result = validate_events(family, list(events), self.rules, reference_time)
-        outcomes: list[EventOutcome | None] = [None] * result.total
-        for rejection in result.errors:
-            outcomes[rejection.index] = EventOutcome(INVALID, rejection=rejection)  # type: ignore[index]
-        # Valid events keep input order, so they fill the remaining slots.
-        valid_indices = [index for index, outcome in enumerate(outcomes) if outcome is None]
+        # validate_events gives every rejection its input index; valid events keep input order,
+        # so they fill the remaining slots.
+        outcomes = {rejection.index: EventOutcome(INVALID, rejection=rejection) for rejection in result.errors}
+        valid_indices = [index for index in range(result.total) if index not in outcomes]
         envelopes = build_envelopes(
             result.events,
             valid_indices,
@@ -275,7 +275,7 @@ class Publisher:
                 outcome = EventOutcome(UNDELIVERED, error=_describe(delivery))
             for index in envelope.indices:
                 outcomes[index] = outcome
-        return PublishReport(family, topic, outcomes)  # type: ignore[arg-type]
+        return PublishReport(family, topic, [outcomes[index] for index in range(result.total)])
 
     async def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> RecordMetadata:
         """Send one message as is (no validation, no envelope); raises the delivery error."""

@@ -17,7 +17,7 @@ from enum import StrEnum
 from operator import itemgetter
 from typing import Any
 
-from schemas.families import FAMILY_NAMES
+from schemas.families import DATACHANNEL, FAMILY_NAMES, FINANCE, FLIGHTS, SHIPMENTS
 from streams.settings import DEFAULT_FX_PER_USD
 
 MINUTE = 60
@@ -273,7 +273,9 @@ def generate(config: SimulationConfig, duration: timedelta | None) -> Iterator[t
 
 def _timeline(config: SimulationConfig, duration: timedelta | None) -> Iterator[tuple[int, str, dict[str, Any]]]:
     run = _Run(config)
-    producers = {"shipments": _shipments, "flights": _flights, "finance": _finance, "datachannel": _datachannel}
+    producers = {
+        SHIPMENTS.name: _shipments, FLIGHTS.name: _flights, FINANCE.name: _finance, DATACHANNEL.name: _datachannel
+    }
     streams = [_tagged(family, producers[family](run)) for family in FAMILY_NAMES if family in config.families]
     merged = heapq.merge(*streams, key=itemgetter(0))
     if duration is None:
@@ -325,7 +327,7 @@ def _pick(rng: random.Random, weighted: tuple[tuple[Any, float], ...]) -> Any:
 
 def _shipments(run: _Run) -> Iterator[_Timed]:
     config = run.config
-    rng, drop_rng = run.rng("shipments"), run.rng("shipments/drop")
+    rng, drop_rng = run.rng(SHIPMENTS.name), run.rng(f"{SHIPMENTS.name}/drop")
     shares = {route.name: route.teu_share for route in _ROUTES}
     if config.scenario is Scenario.COVID_2020:
         shares |= _COVID_TEU_SHARES
@@ -436,7 +438,7 @@ class _Shipment:
 
 def _flights(run: _Run) -> Iterator[_Timed]:
     scenario = run.config.scenario
-    rng = run.rng("flights")
+    rng = run.rng(FLIGHTS.name)
     timetable = _COVID_TIMETABLE if scenario is Scenario.COVID_2020 else _PRE_2020_TIMETABLE
     spare_days = [(rotation, day) for rotation in timetable for day in _EVERY_DAY if day not in rotation.days]
 
@@ -499,7 +501,7 @@ def _flight(run: _Run, rng: random.Random, rotation: _Rotation, week: int, day: 
 
 
 def _finance(run: _Run) -> Iterator[_Timed]:
-    rng = run.rng("finance")
+    rng = run.rng(FINANCE.name)
     mean_usd = sum(weight * instrument.mean_usd for instrument, weight in _INSTRUMENTS)
     deals_per_second = FINANCE_USD_PER_YEAR / YEAR / mean_usd
 
@@ -541,7 +543,7 @@ def _deal(run: _Run, rng: random.Random, transaction_id: str, signed: float) -> 
 
 
 def _datachannel(run: _Run) -> Iterator[_Timed]:
-    rng = run.rng("datachannel")
+    rng = run.rng(DATACHANNEL.name)
     for sample in itertools.count(1):
         end = sample * SAMPLE_SECONDS
         activity = _TRAFFIC_RHYTHM(run.epoch + end - SAMPLE_SECONDS / 2)

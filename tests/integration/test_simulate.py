@@ -9,8 +9,7 @@ import time
 
 import pytest
 
-from schemas.families import FAMILY_NAMES
-from schemas.families import FAMILY_NAMES as EVENT_FAMILIES
+from schemas.families import FAMILIES, FAMILY_NAMES
 from schemas.validation import ValidationRules, validate_record
 from streams.kafka.broker import EmbeddedBroker
 from streams.sdk.producer import message_key
@@ -44,14 +43,14 @@ def test_simulate_publishes_all_four_families_that_a_plain_consumer_reads_back(b
     tags = set()
     for family in FAMILY_NAMES:
         records = [
-            record for record in asyncio.run(read_topic(broker.bootstrap, EVENT_FAMILIES[family].topic))
+            record for record in asyncio.run(read_topic(broker.bootstrap, FAMILIES[family].topic))
             if record.timestamp >= since_ms
         ]
         events = []
         for record in records:
             validated = validate_record(family, record.value, rules)
             assert not validated.errors, validated.errors[0]
-            assert {message_key(event, EVENT_FAMILIES[family].key_field) for event in validated.events} == {record.key}
+            assert {message_key(event, FAMILIES[family].key_field) for event in validated.events} == {record.key}
             events.extend(validated.events)
         assert len(events) == published[family], family
         assert len({event.event_id for event in events}) == len(events), f"{family}: an event was read twice"
