@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     state_dir: Path = Field(Path(".corridor-state"), description="RocksDB files and worker state")
     registry_file: Path | None = Field(None, description="routes, links and carriers; unset: built-in registry")
     checkpoint_interval_s: float = Field(1.0, gt=0, description="how often partition state is made durable")
+    scrape_interval_s: float = Field(
+        15.0, gt=0,
+        description="Prometheus' scrape interval: a moved partition's first and last values are held twice as long",
+    )
 
     # Semantics
     fx_per_usd: dict[str, Decimal] = Field(default_factory=lambda: dict(DEFAULT_FX_PER_USD))

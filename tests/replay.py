@@ -23,6 +23,7 @@ KNOWN_FLIGHT_ROUTES = {"CKG-SIN"}
 KNOWN_CARRIERS = {"TR", "3U", "SQ"}
 KNOWN_LINKS = {"CQ-SG-1", "CQ-SG-2"}
 KNOWN_CORRIDORS = {"ILSTC"}
+KNOWN_COUNTRIES = {"SG", "CN", "VN"}  # of those drawn below; "KP" is not in the registry
 FX = {"USD": Decimal("1"), "SGD": Decimal("1.3668"), "CNY": Decimal("7.0")}
 HORIZON = 7 * 86400
 PARTITIONS = 4
@@ -112,7 +113,7 @@ class ReplayData:
             "instrument": rng.choice(["loan", "syndicated_loan", "bond", "equity", "trade_finance", "reit"]),
             "amount": rng.choice([1000000, 2500000.55, 333333.33, 125000000]),
             "currency": rng.choice(["USD", "SGD", "CNY"]), "lender_country": rng.choice(["SG", "CN"]),
-            "borrower_country": rng.choice(["CN", "SG", "VN"]),
+            "borrower_country": rng.choice(["CN", "SG", "VN", "KP"]),
             "status": rng.choice(["signed", "signed", "disbursed", "settled"]),
         }
 
@@ -288,10 +289,10 @@ def expected_metrics(records: list[Record], now: float) -> dict[tuple[str, tuple
     names = {
         "shipments": ("corridor_shipments_total", ("corridor", "route", "mode", "milestone")),
         "teu": ("corridor_shipment_teu_total", ("corridor", "route", "mode")),
-        "weight": ("corridor_shipment_gross_weight_kilograms_total", ("corridor", "route", "mode")),
+        "weight": ("corridor_shipment_gross_weight_grams_total", ("corridor", "route", "mode")),
         "flights": ("corridor_flights_total", ("route", "carrier", "service", "status")),
         "passengers": ("corridor_flight_passengers_total", ("route", "carrier")),
-        "cargo": ("corridor_flight_cargo_kilograms_total", ("route", "carrier")),
+        "cargo": ("corridor_flight_cargo_grams_total", ("route", "carrier")),
         "usd": ("corridor_finance_usd_total", ("instrument", "lender_country", "borrower_country")),
         "bytes": ("corridor_datachannel_bytes_total", ("link", "direction")),
     }
@@ -358,7 +359,7 @@ def _apply(family, event, t, counters, windows, histograms) -> str:
             labels = (corridor, route, event["mode"])
             teu = Decimal(str(event["teu"]))
             counters["teu"][labels] += teu
-            counters["weight"][labels] += Decimal(str(event["gross_weight_kg"]))
+            counters["weight"][labels] += Decimal(str(event["gross_weight_kg"])) * 1000  # grams
             windows["teu"].append((labels, t, teu))
         return route
     if family == "flights":
@@ -368,14 +369,16 @@ def _apply(family, event, t, counters, windows, histograms) -> str:
         if event["status"] == "departed":
             windows["flights"].append(((route, event["service"]), t, Decimal(1)))
             counters["passengers"][(route, carrier)] += event["passengers"]
-            counters["cargo"][(route, carrier)] += Decimal(str(event["cargo_kg"]))
+            counters["cargo"][(route, carrier)] += Decimal(str(event["cargo_kg"])) * 1000  # grams
             delay = round((_ts(event["actual_time"]) - _ts(event["scheduled_time"])) * 1000)
             histograms["delay"].setdefault((route, event["service"]), []).append(delay)
         return route
     if family == "finance":
         if event["status"] == "signed":
             usd = _half_even(Decimal(str(event["amount"])) / FX[event["currency"]], "0.01")
-            counters["usd"][(event["instrument"], event["lender_country"], event["borrower_country"])] += usd
+            lender = _label(event["lender_country"], KNOWN_COUNTRIES)
+            borrower = _label(event["borrower_country"], KNOWN_COUNTRIES)
+            counters["usd"][(event["instrument"], lender, borrower)] += usd
             windows["usd"].append(((event["instrument"],), t, usd))
         return event["instrument"]
     link = _label(event["link_id"], KNOWN_LINKS)

@@ -294,7 +294,8 @@ class CorridorRun:
         try:
             return subprocess.Popen(  # noqa: S603 - a fixed argv: this Python, this package
                 [sys.executable, "-m", "streams", "worker"],
-                env=dict(os.environ),
+                # The live view reads /metrics every REFRESH_S: moved partitions need not be held longer.
+                env={"CORRIDOR_SCRAPE_INTERVAL_S": str(REFRESH_S), **os.environ},
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT if output else None,

@@ -32,12 +32,11 @@ SHIPMENT_EVENTS = CounterSeries(
 SHIPMENT_TEU = CounterSeries(
     "shipment_teu", "corridor_shipment_teu", "TEU of departed shipments.", ("corridor", "route", "mode"), MILLI
 )
-SHIPMENT_GROSS_WEIGHT = CounterSeries(
+SHIPMENT_GROSS_WEIGHT = CounterSeries(  # state holds grams (milli-kilograms): Prometheus' base unit
     "shipment_gross_weight",
-    "corridor_shipment_gross_weight_kilograms",
-    "Gross weight of departed shipments.",
+    "corridor_shipment_gross_weight_grams",
+    "Gross weight of departed shipments, grams.",
     ("corridor", "route", "mode"),
-    MILLI,
 )
 SHIPMENT_TEU_WINDOW = WindowSeries(
     "shipment_teu",
@@ -72,7 +71,7 @@ FLIGHT_PASSENGERS = CounterSeries(
     "flight_passengers", "corridor_flight_passengers", "Passengers on operated flights.", ("route", "carrier")
 )
 FLIGHT_CARGO = CounterSeries(
-    "flight_cargo", "corridor_flight_cargo_kilograms", "Cargo on operated flights.", ("route", "carrier"), MILLI
+    "flight_cargo", "corridor_flight_cargo_grams", "Cargo on operated flights, grams.", ("route", "carrier")
 )
 FLIGHTS_OPERATED_WINDOW = WindowSeries(
     "flights_operated",
@@ -126,7 +125,8 @@ def finance_measures(event: FinanceEvent, ctx: MeasureContext, out: BatchContrib
     instrument = str(event.instrument)
     if str(event.status) == "signed":
         cents = usd_cents(event.amount, event.currency, ctx.fx_per_usd)
-        out.count(FINANCE_USD, (instrument, event.lender_country, event.borrower_country), cents)
+        countries = (ctx.registry.country(event.lender_country), ctx.registry.country(event.borrower_country))
+        out.count(FINANCE_USD, (instrument, *countries), cents)
         out.window(FINANCE_USD_WINDOW, (instrument,), event.event_time.timestamp(), cents)
     return instrument
 

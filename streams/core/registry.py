@@ -1,4 +1,4 @@
-"""The registry of known routes, carriers, links and corridors; anything else is ``other``.
+"""The registry of known routes, carriers, links, corridors and countries; anything else is ``other``.
 
 Metric labels come only from here, so a flood of new names cannot grow Prometheus'
 series count: an unknown value maps to ``OTHER``.
@@ -15,7 +15,7 @@ from types import MappingProxyType
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from schemas.common import Code, IataCarrier, IataRoute, Identifier, LocodeRoute
+from schemas.common import Code, Country, IataCarrier, IataRoute, Identifier, LocodeRoute
 
 OTHER = "other"
 DEFAULT_REGISTRY = "registry.json"
@@ -42,6 +42,9 @@ class _RegistryFile(BaseModel):
     flight_routes: dict[IataRoute, str] = Field(description="IATA route -> description")
     carriers: dict[IataCarrier, str] = Field(description="IATA airline designator -> name")
     links: dict[Identifier, str] = Field(description="data-channel link id -> description")
+    countries: dict[Country, str] = Field(
+        default_factory=dict, description="ISO 3166 alpha-2 code -> name (financing lender and borrower countries)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> _RegistryFile:
@@ -62,6 +65,7 @@ class Registry:
     flight_routes: Mapping[str, str]
     carriers: Mapping[str, str]
     links: Mapping[str, str]
+    countries: Mapping[str, str]
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> Registry:
@@ -93,6 +97,7 @@ class Registry:
             flight_routes=MappingProxyType(dict(parsed.flight_routes)),
             carriers=MappingProxyType(dict(parsed.carriers)),
             links=MappingProxyType(dict(parsed.links)),
+            countries=MappingProxyType(dict(parsed.countries)),
         )
 
     def corridor(self, value: str) -> str:
@@ -114,3 +119,7 @@ class Registry:
     def link(self, value: str) -> str:
         """The link label for a data-channel link id."""
         return value if value in self.links else OTHER
+
+    def country(self, value: str) -> str:
+        """The country label for an ISO 3166 alpha-2 code."""
+        return value if value in self.countries else OTHER

@@ -52,6 +52,22 @@ class Histogram:
         self.sum_ms += other.sum_ms
 
 
+@dataclass(frozen=True, slots=True)
+class StateView:
+    """A copy of what a partition's metrics are computed from, taken at one offset.
+
+    The worker exports the view of a partition's last confirmed checkpoint, never its live
+    state: whoever owns the partition next restores at least that much, so an exported
+    counter never falls.
+    """
+
+    offset: int
+    counters: dict[str, Counter[Labels]]
+    windows: dict[str, RollingWindows]
+    histograms: dict[str, dict[Labels, Histogram]]
+    last_seen: dict[str, float]
+
+
 @dataclass(slots=True)
 class PartitionState:
     """Aggregates, pipeline counts and dedup index of one source partition."""
@@ -89,6 +105,19 @@ class PartitionState:
                 histogram.observe(millis)
         for key, event_time in batch.last_seen.items():
             keep_latest(self.last_seen, key, event_time)
+
+    def view(self) -> StateView:
+        """A copy of the aggregates as they are now (later records leave it alone)."""
+        return StateView(
+            offset=self.offset,
+            counters={key: Counter(counts) for key, counts in self.counters.items()},
+            windows={key: windows.copy() for key, windows in self.windows.items()},
+            histograms={
+                key: {labels: histogram.copy() for labels, histogram in by_labels.items()}
+                for key, by_labels in self.histograms.items()
+            },
+            last_seen=dict(self.last_seen),
+        )
 
     def expire(self, now: float) -> None:
         """Forget window buckets no window can reach and dedup entries past the horizon."""
@@ -159,7 +188,7 @@ class PartitionState:
         return state
 
 
-def merged_counter(states: Iterable[PartitionState], series: CounterSeries) -> Counter[Labels]:
+def merged_counter(states: Iterable[StateView | PartitionState], series: CounterSeries) -> Counter[Labels]:
     """One series' counts summed over several partitions."""
     total: Counter[Labels] = Counter()
     for state in states:

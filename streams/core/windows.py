@@ -164,18 +164,13 @@ class RollingWindows:
                 for index in stale:
                     del buckets[index]
 
-    def merge(self, other: RollingWindows) -> None:
-        """Add another instance's buckets (e.g. several partitions summed for export)."""
-        if [lv.width for lv in other._levels] != [lv.width for lv in self._levels]:
-            raise ValueError("cannot merge rolling windows with different bucket widths")
-        for series, other_levels in other._series.items():
-            per_level = self._series.get(series)
-            if per_level is None:
-                per_level = self._series[series] = [{} for _ in self._levels]
-            for buckets, other_buckets, level in zip(per_level, other_levels, self._levels, strict=True):
-                for index, value in other_buckets.items():
-                    if index >= level.floor:
-                        buckets[index] = buckets.get(index, 0) + value
+    def copy(self) -> RollingWindows:
+        """An independent copy: later adds and expiries of either leave the other alone."""
+        twin = RollingWindows(self.specs)
+        for mine, theirs in zip(twin._levels, self._levels, strict=True):
+            mine.floor = theirs.floor
+        twin._series = {series: [dict(buckets) for buckets in per_level] for series, per_level in self._series.items()}
+        return twin
 
     def to_state(self) -> dict[str, Any]:
         """A JSON-able snapshot: per series and bucket width, delta-encoded (index, sum) pairs."""

@@ -1,4 +1,4 @@
-"""The faust app: one agent per event family, state tables, /metrics.
+"""The faust app: one agent per event family, state tables, /metrics, /healthz and /readyz.
 
 Exactness without Kafka transactions (see docs/architecture.md): each source
 partition's state carries the offset of the last record it applied. The state is made
@@ -12,7 +12,9 @@ by offset, every later one is applied once.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import secrets
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -29,14 +31,38 @@ from streams.core.clock import Clock, SystemClock
 from streams.core.processor import FamilyProcessor, rejected_reasons
 from streams.core.registry import Registry
 from streams.core.sequence import OffsetSequence
-from streams.core.state import PartitionState
+from streams.core.state import PartitionState, StateView
+from streams.kafka.admin import list_topics
 from streams.kafka.client import ssl_context
 from streams.settings import Settings
 from streams.worker.deadletter import dead_letter_headers, dead_letter_value
 from streams.worker.faust_compat import App, Consumer, acting_for, committed_offset
-from streams.worker.metrics import CorridorCollector, EventDelays, WorkerHealth, build_registry
+from streams.worker.metrics import (
+    CorridorCollector,
+    EventDelays,
+    ExportedPartition,
+    WorkerCollector,
+    WorkerHealth,
+    WorkerStatus,
+    build_registry,
+)
+from streams.worker.sensor import WorkerSensor
 
 log = logging.getLogger("corridor.worker")
+
+
+#: This process in the ``owner`` label; each period of ownership adds a number to it.
+_PROCESS_TOKEN = secrets.token_hex(4)
+_ownerships = itertools.count(1)
+
+
+def _next_owner() -> str:
+    return f"{_PROCESS_TOKEN}-{next(_ownerships)}"
+
+
+#: How long a /readyz answer about the broker is reused (probes come every few seconds).
+BROKER_CHECK_TTL_S = 5.0
+BROKER_CHECK_TIMEOUT_S = 2.0
 
 
 @dataclass(slots=True)
@@ -44,7 +70,21 @@ class OwnedPartition:
     """A source partition this worker owns: its state and the records no checkpoint holds yet."""
 
     state: PartitionState
+    #: Labels this period of ownership in the metrics (a new value each time the partition is taken).
+    owner: str
+    #: What the metrics show: the view of the last confirmed checkpoint (at first, the restored state).
+    exported: StateView
+    #: The restored view is held until ``hold_until`` (two scrape intervals), so that every scraper
+    #: sees the new series start where the previous owner's ended; confirmed views wait in ``next_export``.
+    pinned: bool = True
+    next_export: StateView | None = None
+    #: Revoked, and still shown until ``hold_until`` (see ``FamilyWorker.forget``).
+    lingering: bool = False
+    hold_until: float = 0.0
     unacked: list[EventT] = field(default_factory=list)
+    #: When the oldest record of ``unacked`` was applied, and of the checkpoint being written.
+    unacked_since: float | None = None
+    writing_since: float | None = None
     last_checkpoint: float = 0.0
     #: Dedup chunks per bucket that may be in the changelog (for the tombstones of expired buckets).
     chunk_counts: dict[int, int] = field(default_factory=dict)
@@ -102,6 +142,8 @@ class FamilyWorker:
         self.changelog = Changelog(table)
         self.dead_letters = dead_letters
         self.interval = settings.checkpoint_interval_s
+        #: How long a moved partition's first and last views are held (see ``OwnedPartition``).
+        self.hold_s = 2 * settings.scrape_interval_s
         self.clock = clock
         self.delays = delays
         self.health = health
@@ -109,6 +151,8 @@ class FamilyWorker:
         self.partitions: dict[int, OwnedPartition] = {}
         #: Partitions of the family topic the consumer group gave this worker.
         self.assigned: set[int] = set()
+        #: Partitions revoked by the running rebalance, kept in case the group gives them back.
+        self.released: dict[int, OwnedPartition] = {}
 
     def committed(self, tp: TP) -> int | None:
         return committed_offset(self._consumer(), tp)
@@ -119,6 +163,28 @@ class FamilyWorker:
 
     def owned_states(self) -> list[PartitionState]:
         return [owned.state for owned in self.partitions.values()]
+
+    def exported(self, now: float) -> list[ExportedPartition]:
+        """What the metrics show at ``now`` (monotonic): each owned partition's view, and revoked
+        partitions' final views while they are held."""
+        for owned in self.partitions.values():
+            if owned.pinned and now >= owned.hold_until:
+                owned.pinned = False
+                if owned.next_export is not None:
+                    owned.exported, owned.next_export = owned.next_export, None
+        for owned in self.released.values():
+            # A checkpoint still in flight may change the final view: held on until it is settled.
+            if owned.lingering and now >= owned.hold_until and owned.writing is None:
+                owned.lingering = False
+        shown = [*self.partitions.items(), *((p, owned) for p, owned in self.released.items() if owned.lingering)]
+        return [ExportedPartition(partition, owned.owner, owned.exported) for partition, owned in sorted(shown)]
+
+    def checkpoint_ages(self, now: float) -> dict[int, float]:
+        ages = {}
+        for partition, owned in self.partitions.items():
+            waiting = [since for since in (owned.unacked_since, owned.writing_since) if since is not None]
+            ages[partition] = now - min(waiting) if waiting else 0.0
+        return ages
 
     def load(self, partition: int) -> OwnedPartition:
         """The partition's state from its last checkpoint (empty when it has none)."""
@@ -133,14 +199,37 @@ class FamilyWorker:
         if state is None:
             state = self.processor.new_state()
         sizes = state.dedup.bucket_sizes()
+        previous = self.released.pop(partition, None)  # given back: no longer shown as revoked
+        # Given back with nothing applied since its last export: its series go on as they were.
+        kept = previous is not None and previous.exported.offset == state.offset
         owned = self.partitions[partition] = OwnedPartition(
-            state, last_checkpoint=time.monotonic(), chunk_counts={b: chunks_for(n) for b, n in sizes.items()},
+            state, owner=previous.owner if previous is not None and kept else _next_owner(),
+            exported=state.view(), pinned=not kept, hold_until=time.monotonic() + self.hold_s,
+            last_checkpoint=time.monotonic(),
+            chunk_counts={b: chunks_for(n) for b, n in sizes.items()},
         )
         return owned
 
     def forget(self, partitions: set[int]) -> None:
+        """Give partitions up (revoked); the next owner restores them from the changelog.
+
+        Each one's final view (its last checkpoint) is still shown for two scrape intervals:
+        its series ends where the next owner's begins, so what was applied after the previous
+        scrape is not lost to ``increase()``.
+        """
         for partition in partitions:
-            self.partitions.pop(partition, None)
+            owned = self.partitions.pop(partition, None)
+            if owned is not None:
+                if owned.next_export is not None:
+                    owned.exported, owned.next_export = owned.next_export, None
+                owned.lingering = True
+                owned.hold_until = time.monotonic() + self.hold_s
+                self.released[partition] = owned
+
+    def assign(self, partitions: set[int]) -> None:
+        """The group's new assignment: revoked partitions it does not give back are let go once shown."""
+        self.assigned = partitions
+        self.released = {p: owned for p, owned in self.released.items() if p in partitions or owned.lingering}
 
     def handle(self, event: EventT) -> None:
         """Apply one record and dead-letter what it rejected."""
@@ -176,6 +265,8 @@ class FamilyWorker:
             )
         if outcome.accepted_event_times:
             self.delays.observe_many(self.family, self.clock.now(), outcome.accepted_event_times)
+        if not owned.unacked:
+            owned.unacked_since = time.monotonic()
         owned.unacked.append(event)
         if time.monotonic() - owned.last_checkpoint >= self.interval:
             self.checkpoint(partition, owned)
@@ -219,26 +310,40 @@ class FamilyWorker:
             return owned.writing
         owned.state.expire(self.clock.now())
         checkpoint = plan_checkpoint(partition, owned.state, owned.chunk_counts)
+        view = owned.state.view()
         events, owned.unacked = owned.unacked, []
+        owned.writing_since, owned.unacked_since = owned.unacked_since, None
         owned.last_checkpoint = time.monotonic()
-        owned.writing = asyncio.ensure_future(self._write(owned, checkpoint, events))
+        owned.writing = asyncio.ensure_future(self._write(owned, checkpoint, view, events))
         return owned.writing
 
-    async def _write(self, owned: OwnedPartition, checkpoint: Checkpoint, events: list[EventT]) -> bool:
+    async def _write(self, owned: OwnedPartition, checkpoint: Checkpoint, view: StateView,
+                     events: list[EventT]) -> bool:
         partition = checkpoint.partition
         try:
             changelog_offset = await self.changelog.write(checkpoint)
         except Exception as exc:
             owned.unacked[:0] = events
+            owned.unacked_since, owned.writing_since = owned.writing_since, None
             self.health.checkpoint_failures[self.family] += 1
             log.error("checkpoint write failed, retrying at the next interval: %r", exc,
                       extra={"topic": self.topic, "partition": partition, "offset": checkpoint.offset})
             return False
         finally:
             owned.writing = None
+        owned.writing_since = None
         if self.partitions.get(partition) is not owned:
-            return False  # revoked meanwhile: its next owner restores from the changelog
+            # Revoked meanwhile: its next owner restores from the changelog. The revoked
+            # partition's series still end with what is now durable (see ``forget``).
+            if owned.lingering:
+                owned.exported = view
+                owned.hold_until = time.monotonic() + self.hold_s
+            return False
         self.changelog.store(checkpoint, changelog_offset, events[-1])
+        if owned.pinned:
+            owned.next_export = view
+        else:
+            owned.exported = view
         owned.state.dedup.mark_durable(checkpoint.dedup_sizes)
         owned.chunk_counts = checkpoint.chunk_counts
         ack = self._consumer().ack_checkpointed
@@ -301,6 +406,13 @@ class CorridorApp:
             producer_linger_ms=0,
             web_bind=settings.web_host,
             web_port=settings.web_port,
+            # The port serves /metrics, /healthz and /readyz; faust's own pages (its router,
+            # table contents, statistics and graphs) stay off.
+            web_router_enabled=False,
+            web_tables_enabled=False,
+            web_stats_enabled=False,
+            web_graph_enabled=False,
+            web_metrics_enabled=False,
             topic_disable_leader=True,
             consumer_auto_offset_reset="earliest",
         )
@@ -311,17 +423,19 @@ class CorridorApp:
         self.workers: dict[str, FamilyWorker] = {}
         for family in self.families:
             self._add_family(family)
-        self.collector = CorridorCollector(
-            self, self.families, rejected_reasons(), clock=self.clock, delays=self.delays, lag=self.consumer_lag,
-            health=self.health,
+        self.app.sensors.add(WorkerSensor(self.health))
+        self.collector = CorridorCollector(self, self.families, rejected_reasons(), clock=self.clock)
+        self.metrics_registry = build_registry(
+            self.collector, WorkerCollector(self, self.delays, self.health), process=True
         )
-        self.metrics_registry = build_registry(self.collector)
+        #: Set once the first assignment's state is restored.
         self.restored = asyncio.Event()
         self._assigned_at = time.monotonic()
+        self._broker_check: tuple[float, bool] = (float("-inf"), False)
         # faust's signal types do not admit coroutine receivers, which faust awaits all the same.
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
-        self._add_metrics_page()
+        self._add_pages()
         self.app.timer(settings.checkpoint_interval_s)(self._checkpoint_idle)
         self.app.before_drain = self._checkpoint_all
 
@@ -335,14 +449,55 @@ class CorridorApp:
         worker = self.workers.get(family)
         return worker.owned_states() if worker else []
 
+    def exported(self, family: str) -> list[ExportedPartition]:
+        worker = self.workers.get(family)
+        return worker.exported(time.monotonic()) if worker else []
+
+    def status(self) -> WorkerStatus:
+        now = time.monotonic()
+        restoring = {family: len(worker.assigned - worker.partitions.keys()) for family, worker in self.workers.items()}
+        ages = {
+            (family, partition): age
+            for family, worker in self.workers.items()
+            for partition, age in worker.checkpoint_ages(now).items()
+        }
+        return WorkerStatus(
+            lag=self.consumer_lag(),
+            restoring=restoring,
+            restore_seconds=now - self._assigned_at if any(restoring.values()) else 0.0,
+            checkpoint_age=ages,
+        )
+
     def consumer_lag(self) -> dict[tuple[str, int], int]:
+        """Records not yet applied per owned partition; a partition whose end offset is unknown is left out."""
         lag: dict[tuple[str, int], int] = {}
         consumer = self.app.consumer
         for worker in self.workers.values():
             for partition, owned in worker.partitions.items():
-                highwater = consumer.highwater(TP(worker.topic, partition)) or 0
-                lag[(worker.topic, partition)] = max(highwater - owned.state.offset - 1, 0)
+                highwater = consumer.highwater(TP(worker.topic, partition))
+                if highwater is not None:
+                    lag[(worker.topic, partition)] = max(highwater - owned.state.offset - 1, 0)
         return lag
+
+    def restoring(self) -> bool:
+        """Whether some assigned partition has no restored state yet (or the first assignment is pending)."""
+        return not self.restored.is_set() or any(
+            worker.assigned - worker.partitions.keys() for worker in self.workers.values()
+        )
+
+    async def broker_reachable(self) -> bool:
+        """Whether the cluster answered a metadata request (cached for a few seconds)."""
+        checked_at, answered = self._broker_check
+        if time.monotonic() - checked_at < BROKER_CHECK_TTL_S:
+            return answered
+        try:
+            await asyncio.wait_for(list_topics(self.settings), BROKER_CHECK_TIMEOUT_S)
+            answered = True
+        except Exception as exc:
+            log.warning("readiness: the broker did not answer: %r", exc)
+            answered = False
+        self._broker_check = (time.monotonic(), answered)
+        return answered
 
     def _add_family(self, family: str) -> None:
         settings = self.settings
@@ -384,7 +539,7 @@ class CorridorApp:
     async def _on_assigned(self, app: Any, assigned: set[TP], **_: Any) -> None:
         self._assigned_at = time.monotonic()
         for worker in self.workers.values():
-            worker.assigned = {tp.partition for tp in assigned if tp.topic == worker.topic}
+            worker.assign({tp.partition for tp in assigned if tp.topic == worker.topic})
 
     async def _on_revoked(self, app: Any, revoked: set[TP], **_: Any) -> None:
         for worker in self.workers.values():
@@ -401,13 +556,24 @@ class CorridorApp:
         await asyncio.gather(*(worker.flush() for worker in self.workers.values()))
         log.info("state checkpointed", extra={"seconds": round(time.monotonic() - started, 3)})
 
-    def _add_metrics_page(self) -> None:
+    def _add_pages(self) -> None:
         async def metrics(view: Any, request: Any) -> Any:
-            if not self.restored.is_set():
-                return view.text("state is being restored\n", status=503)
+            # Always 200: partitions still restoring are simply not exported yet.
             return view.bytes(generate_latest(self.metrics_registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+        async def healthz(view: Any, request: Any) -> Any:
+            return view.text("ok\n")  # answering at all shows the event loop is alive
+
+        async def readyz(view: Any, request: Any) -> Any:
+            if self.restoring():
+                return view.text("restoring partition state\n", status=503)
+            if not await self.broker_reachable():
+                return view.text(f"no Kafka broker answers at {self.settings.bootstrap}\n", status=503)
+            return view.text("ready\n")
+
         self.app.page("/metrics")(metrics)
+        self.app.page("/healthz")(healthz)
+        self.app.page("/readyz")(readyz)
 
 
 def _store_url(store: str) -> str:

@@ -1,21 +1,31 @@
-"""Every Prometheus metric of the worker, computed from partition state at scrape time.
+"""Every Prometheus metric of the worker, computed at scrape time.
 
 Nothing on the hot path touches a Prometheus object: the worker only updates its
-partition states, and :class:`CorridorCollector` reads them when Prometheus scrapes.
-A worker exports only the partitions it owns, so sums across workers are the totals.
+partition states, and the collectors here read them when Prometheus scrapes.
+
+Counters stay right when partitions move (docs/semantics.md, "Counters across partition
+moves"): a worker exports each partition it owns under the labels ``partition`` and
+``owner`` (one value per period of ownership), and only as of the partition's last
+confirmed checkpoint. A series therefore never falls (the next owner restores at least
+that checkpoint) and never carries counts another series already showed (a new owner
+starts a new series). ``sum(increase(...))`` over all series is the traffic.
 """
 
 from __future__ import annotations
 
+import platform
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
+    InfoMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector
@@ -25,19 +35,52 @@ from streams.core.clock import Clock, SystemClock
 from streams.core.families import MEASURED
 from streams.core.measures import FamilyMeasures, keep_latest
 from streams.core.series import EVENTS_REJECTED, PIPELINE_COUNTERS, Labels
-from streams.core.state import Histogram, PartitionState, merged_counter
+from streams.core.state import Histogram, StateView
 
 STREAM_LABEL = "stream"
-
+PARTITION_LABEL = "partition"
+OWNER_LABEL = "owner"
 
 #: Upper bounds (seconds) of the processing-delay histogram.
 EVENT_DELAY_BUCKETS: tuple[float, ...] = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 21600, 86400)
+#: Upper bounds (seconds) of the commit-latency histogram.
+COMMIT_LATENCY_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+_NO_COUNTS: Counter[Labels] = Counter()
+_NO_HISTOGRAMS: dict[Labels, Histogram] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedPartition:
+    """One owned partition as the metrics show it: the view of its last confirmed checkpoint."""
+
+    partition: int
+    owner: str  # one value per period of ownership (see the module docstring)
+    view: StateView
 
 
 class StateSource(Protocol):
-    """Where the collector finds the partition states this worker owns."""
+    """Where the collector finds what this worker exports of each family."""
 
-    def owned_states(self, family: str) -> Sequence[PartitionState]: ...
+    def exported(self, family: str) -> Sequence[ExportedPartition]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStatus:
+    """The worker's own state at one scrape (process-local, not partition state)."""
+
+    #: Records not yet consumed, by (topic, partition); partitions with an unknown end are absent.
+    lag: Mapping[tuple[str, int], int]
+    #: Partitions assigned but not yet restored, by stream.
+    restoring: Mapping[str, int]
+    #: Seconds the running restore has taken so far; 0 when none runs.
+    restore_seconds: float
+    #: Seconds the oldest applied record of each (stream, partition) has waited for a checkpoint.
+    checkpoint_age: Mapping[tuple[str, int], float]
+
+
+class StatusSource(Protocol):
+    def status(self) -> WorkerStatus: ...
 
 
 class EventDelays:
@@ -54,11 +97,14 @@ class EventDelays:
 
 
 class WorkerHealth:
-    """Process-local counts of what went wrong with this worker's state, per stream."""
+    """Process-local counts of what went wrong, and of the group's rebalances and commits."""
 
     def __init__(self, streams: Iterable[str]) -> None:
         self.state_gaps = dict.fromkeys(streams, 0)
-        self.checkpoint_failures = dict.fromkeys(streams, 0)
+        self.checkpoint_failures = dict.fromkeys(self.state_gaps, 0)
+        self.rebalances = 0
+        self.send_errors = 0
+        self.commit_latency = Histogram.empty(tuple(round(b * 1000) for b in COMMIT_LATENCY_BUCKETS))
 
     def metrics(self) -> Iterator[Metric]:
         gaps = CounterMetricFamily(
@@ -75,6 +121,16 @@ class WorkerHealth:
             failures.add_metric((stream,), self.checkpoint_failures[stream])
         yield gaps
         yield failures
+        yield CounterMetricFamily(
+            "corridor_rebalances", "Consumer group rebalances this worker took part in.", value=self.rebalances
+        )
+        yield CounterMetricFamily(
+            "corridor_send_errors", "Records the worker's producer failed to send (checkpoints, dead letters).",
+            value=self.send_errors,
+        )
+        commits = HistogramMetricFamily("corridor_commit_latency_seconds", "Time to commit consumer offsets.")
+        commits.add_metric([], _histogram_buckets(self.commit_latency), self.commit_latency.sum_ms / 1000)
+        yield commits
 
 
 def _histogram_buckets(histogram: Histogram) -> list[tuple[str, float]]:
@@ -89,7 +145,7 @@ def _histogram_buckets(histogram: Histogram) -> list[tuple[str, float]]:
 
 
 class CorridorCollector(Collector):
-    """Reads the owned partition states and yields every corridor metric."""
+    """Every domain and pipeline series, from the partition views the source exports."""
 
     def __init__(
         self,
@@ -98,49 +154,44 @@ class CorridorCollector(Collector):
         reasons: Sequence[str],
         *,
         clock: Clock | None = None,
-        delays: EventDelays | None = None,
-        lag: Callable[[], Mapping[tuple[str, int], int]] | None = None,
-        health: WorkerHealth | None = None,
     ) -> None:
         self.source = source
         self.families: tuple[FamilyMeasures[Any], ...] = tuple(MEASURED[name] for name in families)
         self.reasons = tuple(reasons)
         self.clock = clock or SystemClock()
-        self.delays = delays
-        self.lag = lag
-        self.health = health
 
     def describe(self) -> list[Metric]:
         return []
 
     def collect(self) -> Iterator[Metric]:
         now = self.clock.now()
-        states = {family.name: list(self.source.owned_states(family.name)) for family in self.families}
-        yield from self._domain_counters(states)
-        yield from self._windows(states, now)
-        yield from self._histograms(states)
-        yield from self._freshness(states)
-        yield from self._pipeline(states)
-        if self.lag is not None:
-            yield self._lag()
-        if self.health is not None:
-            yield from self.health.metrics()
+        exported = {family.name: list(self.source.exported(family.name)) for family in self.families}
+        yield from self._domain_counters(exported)
+        yield from self._windows(exported, now)
+        yield from self._histograms(exported)
+        yield from self._freshness(exported)
+        yield from self._pipeline(exported)
 
-    def _domain_counters(self, states: Mapping[str, list[PartitionState]]) -> Iterator[Metric]:
+    def _domain_counters(self, exported: Mapping[str, list[ExportedPartition]]) -> Iterator[Metric]:
         for family in self.families:
             for series in family.counters:
-                metric = CounterMetricFamily(series.name, series.help, labels=series.labels)
-                for labels, value in sorted(merged_counter(states[family.name], series).items()):
-                    metric.add_metric(labels, value / series.divisor)
+                metric = CounterMetricFamily(
+                    series.name, series.help, labels=(*series.labels, PARTITION_LABEL, OWNER_LABEL)
+                )
+                for part in exported[family.name]:
+                    ownership = (str(part.partition), part.owner)
+                    for labels, value in sorted(part.view.counters.get(series.key, _NO_COUNTS).items()):
+                        metric.add_metric((*labels, *ownership), value / series.divisor)
                 yield metric
 
-    def _windows(self, states: Mapping[str, list[PartitionState]], now: float) -> Iterator[Metric]:
+    def _windows(self, exported: Mapping[str, list[ExportedPartition]], now: float) -> Iterator[Metric]:
+        # Gauges: summed over the partitions this worker owns (a move may dip or lift them briefly).
         for family in self.families:
             for series in family.windows:
                 metric = GaugeMetricFamily(series.name, series.help, labels=(*series.labels, "window"))
                 sums: Counter[tuple[str, ...]] = Counter()
-                for state in states[family.name]:
-                    windows = state.windows.get(series.key)
+                for part in exported[family.name]:
+                    windows = part.view.windows.get(series.key)
                     if windows is None:
                         continue
                     for labels, by_window in windows.values(now).items():
@@ -150,23 +201,21 @@ class CorridorCollector(Collector):
                     metric.add_metric(labels, value / series.divisor)
                 yield metric
 
-    def _histograms(self, states: Mapping[str, list[PartitionState]]) -> Iterator[Metric]:
+    def _histograms(self, exported: Mapping[str, list[ExportedPartition]]) -> Iterator[Metric]:
         for family in self.families:
             for series in family.histograms:
-                metric = HistogramMetricFamily(series.name, series.help, labels=series.labels)
-                merged: dict[Labels, Histogram] = {}
-                for state in states[family.name]:
-                    for labels, histogram in state.histograms.get(series.key, {}).items():
-                        total = merged.get(labels)
-                        if total is None:
-                            merged[labels] = histogram.copy()
-                        else:
-                            total.add(histogram)
-                for labels, total in sorted(merged.items()):
-                    metric.add_metric(list(labels), _histogram_buckets(total), total.sum_ms / 1000)
+                metric = HistogramMetricFamily(
+                    series.name, series.help, labels=(*series.labels, PARTITION_LABEL, OWNER_LABEL)
+                )
+                for part in exported[family.name]:
+                    ownership = (str(part.partition), part.owner)
+                    for labels, histogram in sorted(part.view.histograms.get(series.key, _NO_HISTOGRAMS).items()):
+                        metric.add_metric(
+                            [*labels, *ownership], _histogram_buckets(histogram), histogram.sum_ms / 1000
+                        )
                 yield metric
 
-    def _freshness(self, states: Mapping[str, list[PartitionState]]) -> Iterator[Metric]:
+    def _freshness(self, exported: Mapping[str, list[ExportedPartition]]) -> Iterator[Metric]:
         metric = GaugeMetricFamily(
             "corridor_last_event_timestamp_seconds",
             "Event time of the newest accepted event per stream and key.",
@@ -174,51 +223,106 @@ class CorridorCollector(Collector):
         )
         for family in self.families:
             newest: dict[str, float] = {}
-            for state in states[family.name]:
-                for key, event_time in state.last_seen.items():
+            for part in exported[family.name]:
+                for key, event_time in part.view.last_seen.items():
                     keep_latest(newest, key, event_time)
             for key, event_time in sorted(newest.items()):
                 metric.add_metric((family.name, key), event_time)
         yield metric
 
-    def _pipeline(self, states: Mapping[str, list[PartitionState]]) -> Iterator[Metric]:
-        names = [family.name for family in self.families]
+    def _pipeline(self, exported: Mapping[str, list[ExportedPartition]]) -> Iterator[Metric]:
         for series in PIPELINE_COUNTERS:
-            metric = CounterMetricFamily(series.name, series.help, labels=(STREAM_LABEL,))
-            for name in names:
-                metric.add_metric((name,), merged_counter(states[name], series).get((), 0))
+            metric = CounterMetricFamily(
+                series.name, series.help, labels=(STREAM_LABEL, PARTITION_LABEL, OWNER_LABEL)
+            )
+            for name, parts in exported.items():
+                for part in parts:
+                    value = part.view.counters.get(series.key, _NO_COUNTS).get((), 0)
+                    metric.add_metric((name, str(part.partition), part.owner), value)
             yield metric
         rejected = CounterMetricFamily(
-            EVENTS_REJECTED.name, EVENTS_REJECTED.help, labels=(STREAM_LABEL, *EVENTS_REJECTED.labels)
+            EVENTS_REJECTED.name, EVENTS_REJECTED.help,
+            labels=(STREAM_LABEL, *EVENTS_REJECTED.labels, PARTITION_LABEL, OWNER_LABEL),
         )
-        for name in names:
-            counts = merged_counter(states[name], EVENTS_REJECTED)
-            for reason in self.reasons:
-                rejected.add_metric((name, reason), counts.get((reason,), 0))
+        for name, parts in exported.items():
+            for part in parts:
+                counts = part.view.counters.get(EVENTS_REJECTED.key, _NO_COUNTS)
+                for reason in self.reasons:  # known reasons are pre-created, at zero
+                    rejected.add_metric((name, reason, str(part.partition), part.owner), counts.get((reason,), 0))
         yield rejected
-        if self.delays is not None:
-            delay = HistogramMetricFamily(
-                "corridor_event_delay_seconds", "Processing time minus event time of accepted events.",
-                labels=(STREAM_LABEL,),
-            )
-            for name in names:
-                histogram = self.delays.by_stream[name]
-                delay.add_metric([name], _histogram_buckets(histogram), histogram.sum_ms / 1000)
-            yield delay
 
-    def _lag(self) -> Metric:
-        metric = GaugeMetricFamily(
-            "corridor_consumer_lag", "Records not yet consumed, per source topic and partition (never negative).",
-            labels=("topic", "partition"),
+
+class WorkerCollector(Collector):
+    """This worker process: build, health, group membership, restore progress, lag."""
+
+    def __init__(
+        self, status: StatusSource, delays: EventDelays, health: WorkerHealth, *, clock: Clock | None = None
+    ) -> None:
+        self.status_source = status
+        self.delays = delays
+        self.health = health
+        self.clock = clock or SystemClock()
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        status = self.status_source.status()
+        build = InfoMetricFamily("corridor_build", "Version of the corridor worker and what it runs on.")
+        build.add_metric([], {"version": _version(), "python": platform.python_version()})
+        yield build
+        delay = HistogramMetricFamily(
+            "corridor_event_delay_seconds", "Processing time minus event time of accepted events.",
+            labels=(STREAM_LABEL,),
         )
-        lags = self.lag() if self.lag is not None else {}
-        for (topic, partition), lag in sorted(lags.items()):
-            metric.add_metric((topic, str(partition)), max(lag, 0))
-        return metric
+        for stream, histogram in self.delays.by_stream.items():
+            delay.add_metric([stream], _histogram_buckets(histogram), histogram.sum_ms / 1000)
+        yield delay
+        yield from self.health.metrics()
+        lag = GaugeMetricFamily(
+            "corridor_consumer_lag",
+            "Records not yet consumed, per source topic and partition (absent while the end offset is unknown).",
+            labels=("topic", PARTITION_LABEL),
+        )
+        for (topic, partition), records in sorted(status.lag.items()):
+            lag.add_metric((topic, str(partition)), max(records, 0))
+        yield lag
+        restoring = GaugeMetricFamily(
+            "corridor_partitions_restoring", "Partitions assigned to this worker whose state is not restored yet.",
+            labels=(STREAM_LABEL,),
+        )
+        for stream, count in sorted(status.restoring.items()):
+            restoring.add_metric((stream,), count)
+        yield restoring
+        yield GaugeMetricFamily(
+            "corridor_restore_seconds", "How long the running state restore has taken so far (0: none runs).",
+            value=status.restore_seconds,
+        )
+        age = GaugeMetricFamily(
+            "corridor_checkpoint_age_seconds",
+            "How long the oldest applied record of a partition has waited for a confirmed checkpoint (0: none).",
+            labels=(STREAM_LABEL, PARTITION_LABEL),
+        )
+        for (stream, partition), seconds in sorted(status.checkpoint_age.items()):
+            age.add_metric((stream, str(partition)), seconds)
+        yield age
 
 
-def build_registry(collector: CorridorCollector) -> CollectorRegistry:
-    """A fresh registry holding only the corridor collector (tests build their own)."""
+def _version() -> str:
+    try:
+        return metadata.version("corridor-monitor")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def build_registry(*collectors: Collector, process: bool = False) -> CollectorRegistry:
+    """A fresh registry with ``collectors`` (tests build their own); ``process`` adds the
+    process, platform and garbage-collector collectors of prometheus_client."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
+    for collector in collectors:
+        registry.register(collector)
+    if process:
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
     return registry

@@ -7,11 +7,14 @@
 - ``stale-generation``: records at offsets 20-59 of every partition arrive, the first time
   they are fetched, as records of an older consumer generation, as records fetched just
   before a rebalance do. faust's streams skip such records.
+- ``slow-restore``: restoring the assigned partitions' state takes CORRIDOR_TEST_RESTORE_DELAY_S
+  seconds (default 8) longer, as a long changelog would.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from typing import Any
 
@@ -43,7 +46,20 @@ def stale_generation() -> None:
     faust_kafka.Consumer._to_message = from_older_generation  # type: ignore[method-assign]
 
 
-FAULTS = {"hold-changelog": hold_changelog, "stale-generation": stale_generation}
+def slow_restore() -> None:
+    from streams.worker.app import CorridorApp
+
+    restore = CorridorApp._restore_assigned
+    delay = float(os.environ.get("CORRIDOR_TEST_RESTORE_DELAY_S", "8"))
+
+    async def slow(self: Any) -> None:
+        await asyncio.sleep(delay)
+        await restore(self)
+
+    CorridorApp._restore_assigned = slow  # type: ignore[method-assign]
+
+
+FAULTS = {"hold-changelog": hold_changelog, "stale-generation": stale_generation, "slow-restore": slow_restore}
 
 if __name__ == "__main__":
     FAULTS[sys.argv[1]]()

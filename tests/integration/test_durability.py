@@ -14,49 +14,25 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.families import FAMILIES
 from tests.integration.workers import (
-    GROUP_ENV,
     RECEIVED,
     Samples,
     WorkerProcess,
+    by_partition,
+    drained,
     expected_received,
+    parse_samples,
     produce,
     received_by_stream,
+    replay,
     summed,
     total,
     wait_for,
     window_safe_now,
+    worker_for,
 )
 from tests.replay import PARTITIONS, Record, ReplayData, expected_metrics, iso, mismatches, partition_of
 
 pytestmark = pytest.mark.integration
-
-def replay(broker, n_events: int, seed: int):
-    records = ReplayData(time.time(), seed=seed).build(n_events)
-    asyncio.run(produce(broker.bootstrap, records))
-    return records
-
-
-def worker_for(broker, tmp_path, name: str, store: str = "memory://", app_id: str = "corridor-durability",
-               fault: str | None = None):
-    """A worker of the test's group; with ``fault``, one of tests/integration/faults.py injected."""
-    worker = WorkerProcess(
-        broker.bootstrap, tmp_path / f"state-{name}", tmp_path / f"{name}.log",
-        app_id=app_id, store=store, extra_env=GROUP_ENV,
-    )
-    if fault is not None:
-        worker.command = ["-m", "tests.integration.faults", fault]
-    return worker
-
-
-def drained(workers: list[WorkerProcess], want: Counter):
-    """Summed samples once the live workers together received every event, else None."""
-    scrapes = [w.scrape() for w in workers if w.alive()]
-    if not scrapes or any(s is None for s in scrapes):
-        return None
-    samples = summed(scrapes)
-    received = received_by_stream(samples)
-    return samples if all(received[family] == want.get(family, 0) for family in received) else None
-
 
 def drain(worker: WorkerProcess, want: Counter, message: str) -> tuple[float, Samples]:
     """Wait until the worker received every event; its samples and their time; then stop it."""
@@ -109,15 +85,29 @@ def test_sigterm_restart_serves_no_total_lower_than_before(fresh_broker, tmp_pat
     records = replay(fresh_broker, 20_000, seed=5)
     want = expected_received(records)
     worker = worker_for(fresh_broker, tmp_path, "w").start()
+    restarted: list[str] = []
     try:
         wait_for(lambda: drained([worker], want), timeout=120, message="the worker to drain")
-        before = worker.scrape()
+        before_text = worker.metrics_text()
         assert worker.stop() == 0, worker.log_tail()
         worker.start()
-        first = wait_for(worker.scrape, timeout=120, interval=0.05, message="the restarted worker to serve /metrics")
+
+        def ready() -> bool:
+            # Every scrape while the state comes back: /metrics answers, /readyz says whether it is done.
+            text = worker.metrics_text()
+            if text is not None:
+                restarted.append(text)
+            return text is not None and worker.probe("/readyz") == 200
+
+        wait_for(ready, timeout=120, interval=0.05, message="the restarted worker to be ready")
+        first = worker.scrape()
         scrape_time, samples = window_safe_now(worker)
     finally:
         worker.stop()
+    before_series, before = by_partition(before_text), parse_samples(before_text)
+    for text in restarted:  # a partition's series never shows less than before, restored or not
+        fell = {k: (v, before_series[k]) for k, v in by_partition(text).items() if v < before_series.get(k, 0.0)}
+        assert not fell, f"a partition's series fell after the restart: {sorted(fell.items())[:8]}"
     counters = [k for k in before if k[0].endswith("_total") and k[0].startswith("corridor_")]
     dropped = {k: (before[k], first.get(k, 0.0)) for k in counters if first.get(k, 0.0) < before[k]}
     assert not dropped, f"totals dropped after the restart: {sorted(dropped.items())[:8]}"

@@ -33,7 +33,7 @@ def test_prometheus_scrapes_exact_totals(prometheus_bin, fresh_broker, tmp_path)
     prometheus = PrometheusServer(tmp_path, [f"127.0.0.1:{worker.web_port}"], binary=prometheus_bin).start()
     try:
         def scraped_everything():
-            rows = prometheus.query("corridor_events_accepted_total")
+            rows = prometheus.query("sum by (stream) (corridor_events_accepted_total)")
             got = {row["metric"]["stream"]: float(row["value"][1]) for row in rows}
             return got if got == dict(accepted) else None
 

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.families import FAMILIES, FAMILY_NAMES
 from tests.integration.conftest import free_port
-from tests.replay import WINDOWS, Record
+from tests.replay import WINDOWS, Record, ReplayData
 
 Samples = dict[tuple[str, tuple], float]
 
@@ -45,11 +45,17 @@ def received_by_stream(samples: Samples) -> dict[str, float]:
 
 
 def parse_samples(text: str) -> Samples:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
+    """The samples of a /metrics text, summed over the ``partition`` and ``owner`` of state-derived series
+    (the reference model knows totals, not which worker owned a partition when)."""
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            labels = s.labels
+            if "owner" in labels:
+                labels = {k: v for k, v in labels.items() if k not in ("owner", "partition")}
+            key = (s.name, tuple(sorted(labels.items())))
+            samples[key] = samples.get(key, 0.0) + s.value
+    return samples
 
 
 @dataclass
@@ -76,6 +82,7 @@ class WorkerProcess:
             "CORRIDOR_STATE_DIR": str(self.state_dir),
             "CORRIDOR_APP_ID": self.app_id,
             "CORRIDOR_STORE": self.store,
+            "CORRIDOR_SCRAPE_INTERVAL_S": "1",  # as the tests' Prometheus scrapes
             **self.extra_env,
         }
         log = open(self.log_path, "ab")
@@ -91,10 +98,24 @@ class WorkerProcess:
         return f"http://127.0.0.1:{self.web_port}/metrics"
 
     def scrape(self) -> Samples | None:
-        """The worker's samples, or None while it is not serving them."""
+        """The worker's samples (summed over partitions and owners), or None while it is not serving them."""
+        text = self.metrics_text()
+        return None if text is None else parse_samples(text)
+
+    def metrics_text(self) -> str | None:
         try:
             with urllib.request.urlopen(self.url, timeout=5) as response:
-                return parse_samples(response.read().decode())
+                return response.read().decode()
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return None
+
+    def probe(self, path: str) -> int | None:
+        """The HTTP status of GET ``path`` (e.g. /readyz), or None when nothing answers."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=5) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return None
 
@@ -119,6 +140,16 @@ class WorkerProcess:
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def by_partition(text: str) -> Samples:
+    """The samples of a /metrics text keyed without their ``owner`` label: one key per partition's series."""
+    return {
+        (s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k != "owner"))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if "owner" in s.labels
+    }
 
 
 def total(samples: Samples, name: str) -> float:
@@ -174,3 +205,31 @@ def window_safe_now(*workers: WorkerProcess) -> tuple[float, Samples]:
         if all(s is not None for s in scrapes) and all(before // b == after // b for _, _, b in WINDOWS):
             return before, scrapes[0] if len(scrapes) == 1 else summed(scrapes)
         time.sleep(0.2)
+
+
+def replay(broker, n_events: int, seed: int):
+    records = ReplayData(time.time(), seed=seed).build(n_events)
+    asyncio.run(produce(broker.bootstrap, records))
+    return records
+
+
+def worker_for(broker, tmp_path, name: str, store: str = "memory://", app_id: str = "corridor-durability",
+               fault: str | None = None):
+    """A worker of the test's group; with ``fault``, one of tests/integration/faults.py injected."""
+    worker = WorkerProcess(
+        broker.bootstrap, tmp_path / f"state-{name}", tmp_path / f"{name}.log",
+        app_id=app_id, store=store, extra_env=GROUP_ENV,
+    )
+    if fault is not None:
+        worker.command = ["-m", "tests.integration.faults", fault]
+    return worker
+
+
+def drained(workers: list[WorkerProcess], want: Counter):
+    """Summed samples once the live workers together received every event, else None."""
+    scrapes = [w.scrape() for w in workers if w.alive()]
+    if not scrapes or any(s is None for s in scrapes):
+        return None
+    samples = summed(scrapes)
+    received = received_by_stream(samples)
+    return samples if all(received[family] == want.get(family, 0) for family in received) else None

@@ -14,7 +14,7 @@ from streams.core.clock import ManualClock
 from streams.core.processor import FamilyProcessor, rejected_reasons
 from streams.core.registry import Registry
 from streams.settings import Settings
-from streams.worker.metrics import CorridorCollector, build_registry
+from streams.worker.metrics import CorridorCollector, ExportedPartition, build_registry
 
 STALE_REASON = "stale_event_time"
 
@@ -51,21 +51,29 @@ def processor() -> FamilyProcessor:
 
 
 class OneFamily:
+    """Exports each state as one partition of the shipments family."""
+
     def __init__(self, states):
         self.states = states
 
-    def owned_states(self, family):
-        return self.states if family == "shipments" else []
+    def exported(self, family):
+        if family != "shipments":
+            return []
+        return [ExportedPartition(partition, f"owner-{partition}", state.view())
+                for partition, state in enumerate(self.states)]
 
 
 def scrape(states, clock) -> dict[tuple[str, tuple], float]:
+    """The samples, summed over partitions and owners."""
     collector = CorridorCollector(OneFamily(states), ["shipments"], rejected_reasons(), clock=clock)
     text = generate_latest(build_registry(collector)).decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
+    samples: dict[tuple[str, tuple], float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            labels = {k: v for k, v in s.labels.items() if k not in ("partition", "owner")}
+            key = (s.name, tuple(sorted(labels.items())))
+            samples[key] = samples.get(key, 0.0) + s.value
+    return samples
 
 
 def teu_window(samples, window: str, route: str = "CNCKG-CNQZH-SGSIN") -> float:

@@ -178,19 +178,19 @@ def test_a_batch_with_a_non_finite_time_changes_nothing():
     assert windows.values(T0) == {"a": {"5m": 1, "1h": 1, "24h": 1, "7d": 1}}
 
 
-def test_merge_sums_partitions():
-    left, right, whole = RollingWindows(DEFAULT), RollingWindows(DEFAULT), RollingWindows(DEFAULT)
-    events = [(("k", i % 4), T0 - 53 * i, i) for i in range(300)]
-    for i, event in enumerate(events):
-        (left if i % 2 else right).add(*event)
-        whole.add(*event)
-    left.merge(right)
-    assert left.values(T0) == whole.values(T0)
-
-
-def test_merge_refuses_other_bucket_widths():
-    with pytest.raises(ValueError, match="bucket widths"):
-        RollingWindows(DEFAULT).merge(RollingWindows(window_specs(["5m"])))
+def test_a_copy_keeps_the_values_and_is_independent():
+    windows = RollingWindows(DEFAULT)
+    for i in range(300):
+        windows.add(("k", str(i % 4)), T0 - 53 * i, i)
+    windows.expire(T0)
+    twin = windows.copy()
+    assert twin.values(T0) == windows.values(T0) and twin.to_state() == windows.to_state()
+    before = windows.values(T0)
+    twin.add(("k", "0"), T0, 1000)
+    twin.expire(T0 + 86_400)
+    assert windows.values(T0) == before
+    windows.add(("k", "9"), T0, 5)
+    assert ("k", "9") not in twin.values(T0 + 86_400)
 
 
 # A reference model: filter the raw events by the documented rule.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -145,3 +146,107 @@ async def test_a_refused_checkpoint_is_reported_retried_and_acknowledges_nothing
     worker.handle(record(3))
     assert await worker.checkpoint(0, owned) is True
     assert acked == [0, 1, 2, 3] and worker.changelog.stored == [3]
+
+
+class ConfirmingChangelog(FlakyChangelog):
+    """Confirms every write."""
+
+    async def write(self, checkpoint) -> int:
+        self.writes += 1
+        return self.writes
+
+
+async def test_metrics_show_the_restored_state_until_a_scrape_then_only_confirmed_checkpoints():
+    consumer = StubConsumer(committed=None)
+    consumer.ack_checkpointed = lambda message: None
+    worker = worker_with(consumer)
+    worker.changelog = ConfirmingChangelog()
+    for offset in range(3):
+        worker.handle(record(offset))
+    owned = worker.partitions[0]
+    (exported,) = worker.exported(time.monotonic())
+    assert exported.view.offset == -1 and exported.owner == owned.owner  # the restored (empty) state
+    assert await worker.checkpoint(0, owned) is True
+    assert worker.exported(owned.hold_until - 0.1)[0].view.offset == -1, "held for two scrape intervals"
+    assert worker.exported(owned.hold_until)[0].view.offset == 2
+    for offset in (3, 4):
+        worker.handle(record(offset))
+    assert worker.exported(time.monotonic())[0].view.offset == 2, "applied but not yet durable: not exported"
+    assert await worker.checkpoint(0, owned) is True
+    view = worker.exported(time.monotonic())[0].view
+    assert view.offset == 4 and view.counters["events_accepted"][()] == 5
+    worker.handle(record(5))
+    assert view.counters["events_accepted"][()] == 5, "an exported view is a copy"
+
+
+async def test_a_refused_checkpoint_exports_nothing_new_and_its_age_keeps_growing():
+    consumer = StubConsumer(committed=None)
+    consumer.ack_checkpointed = lambda message: None
+    worker = worker_with(consumer)
+    worker.changelog = FlakyChangelog()
+    worker.handle(record(0))
+    owned = worker.partitions[0]
+    worker.exported(owned.hold_until)
+    started = owned.unacked_since
+    assert started is not None
+    assert await worker.checkpoint(0, owned) is False
+    assert worker.exported(time.monotonic())[0].view.offset == -1
+    assert worker.checkpoint_ages(started + 7.5) == {0: 7.5}
+    assert await worker.checkpoint(0, owned) is True
+    assert worker.exported(time.monotonic())[0].view.offset == 0 and worker.checkpoint_ages(started + 9) == {0: 0.0}
+
+
+class MemoryChangelog:
+    """A changelog several workers share: confirmed records land in one store, as faust's table does."""
+
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+        self.writes = 0
+
+    async def write(self, checkpoint) -> int:
+        self.writes += 1
+        return self.writes
+
+    def store(self, checkpoint, changelog_offset: int, stand_in) -> None:
+        for key, value in checkpoint.records:
+            if value is None:
+                self.data.pop(key, None)
+            else:
+                self.data[key] = value
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.data.get(key)
+
+
+async def test_a_partition_given_back_unchanged_keeps_its_series_and_one_advanced_elsewhere_starts_new_ones():
+    changelog = MemoryChangelog()
+    consumer = StubConsumer(committed=None)
+    consumer.ack_checkpointed = lambda message: None
+    ours, theirs = worker_with(consumer), worker_with(consumer)
+    ours.changelog = theirs.changelog = changelog
+    ours.handle(record(0))
+    assert await ours.checkpoint(0, ours.partitions[0]) is True
+    ours.exported(ours.partitions[0].hold_until)
+    first = ours.partitions[0].owner
+
+    ours.forget({0})  # an eager rebalance revokes everything, then gives the partition back
+    ours.assign({0})
+    ours.handle(record(1))
+    assert ours.partitions[0].owner == first and not ours.partitions[0].pinned
+    assert await ours.checkpoint(0, ours.partitions[0]) is True
+
+    ours.forget({0})
+    ours.assign(set())
+    (shown,) = ours.exported(time.monotonic())  # revoked: its final view is held a while
+    assert (shown.partition, shown.owner, shown.view.offset) == (0, first, 1)
+    assert ours.exported(ours.released[0].hold_until) == []
+    ours.assign(set())
+    assert ours.released == {}
+    theirs.handle(record(2))  # another worker owned it meanwhile and moved it on
+    assert await theirs.checkpoint(0, theirs.partitions[0]) is True
+    theirs.forget({0})
+    ours.assign({0})
+    ours.handle(record(3))
+    owned = ours.partitions[0]
+    assert owned.owner not in (first, theirs.released[0].owner) and owned.pinned
+    assert owned.exported.offset == 2 and owned.state.offset == 3
