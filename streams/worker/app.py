@@ -176,8 +176,10 @@ class FamilyWorker:
             # A checkpoint still in flight may change the final view: held on until it is settled.
             if owned.lingering and now >= owned.hold_until and owned.writing is None:
                 owned.lingering = False
-        shown = [*self.partitions.items(), *((p, owned) for p, owned in self.released.items() if owned.lingering)]
-        return [ExportedPartition(partition, owned.owner, owned.exported) for partition, owned in sorted(shown)]
+        shown = [ExportedPartition(p, owned.owner, owned.exported) for p, owned in self.partitions.items()]
+        shown += [ExportedPartition(p, owned.owner, owned.exported, revoked=True)
+                  for p, owned in self.released.items() if owned.lingering]
+        return sorted(shown, key=lambda part: part.partition)
 
     def checkpoint_ages(self, now: float) -> dict[int, float]:
         ages = {}

@@ -57,6 +57,9 @@ class ExportedPartition:
     partition: int
     owner: str  # one value per period of ownership (see the module docstring)
     view: StateView
+    #: Revoked, shown a little longer so its counters end where the next owner's begin; its
+    #: windows and freshness are the next owner's to show.
+    revoked: bool = False
 
 
 class StateSource(Protocol):
@@ -191,7 +194,7 @@ class CorridorCollector(Collector):
                 metric = GaugeMetricFamily(series.name, series.help, labels=(*series.labels, "window"))
                 sums: Counter[tuple[str, ...]] = Counter()
                 for part in exported[family.name]:
-                    windows = part.view.windows.get(series.key)
+                    windows = None if part.revoked else part.view.windows.get(series.key)
                     if windows is None:
                         continue
                     for labels, by_window in windows.values(now).items():
@@ -224,6 +227,8 @@ class CorridorCollector(Collector):
         for family in self.families:
             newest: dict[str, float] = {}
             for part in exported[family.name]:
+                if part.revoked:
+                    continue
                 for key, event_time in part.view.last_seen.items():
                     keep_latest(newest, key, event_time)
             for key, event_time in sorted(newest.items()):

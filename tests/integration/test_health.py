@@ -9,6 +9,7 @@ import pytest
 from tests.integration.workers import (
     drained,
     expected_received,
+    parse_samples,
     replay,
     wait_for,
     worker_for,
@@ -58,7 +59,7 @@ def test_readyz_answers_503_when_the_broker_is_gone(fresh_broker, tmp_path):
                  message="/readyz to see that no broker answers")
         assert worker.probe("/healthz") == 200 and worker.probe("/metrics") == 200
     finally:
-        worker.stop()
+        worker.kill()  # with no broker a graceful stop would wait for checkpoints that cannot be written
 
 
 def test_promtool_finds_nothing_in_a_live_workers_metrics_and_faust_pages_are_off(
@@ -68,12 +69,18 @@ def test_promtool_finds_nothing_in_a_live_workers_metrics_and_faust_pages_are_of
     worker = worker_for(fresh_broker, tmp_path, "w").start()
     try:
         wait_for(lambda: drained([worker], expected_received(records)), timeout=120, message="the worker to drain")
+        wait_for(lambda: (worker.scrape() or {}).get(("corridor_commit_latency_seconds_count", ())),
+                 timeout=30, message="a commit to be timed")
         text = worker.metrics_text()
         for path in ("/router", "/table", "/graph", "/stats", "/performance"):
             assert worker.probe(f"{path}/") == 404, path
+        assert worker.probe("/") == 200
     finally:
         worker.stop()
     assert text is not None and "corridor_build_info{" in text and "process_cpu_seconds_total" in text
+    samples = parse_samples(text)
+    assert samples[("corridor_rebalances_total", ())] >= 1
+    assert samples[("corridor_send_errors_total", ())] == 0
     result = subprocess.run([promtool_bin, "check", "metrics"], input=text, capture_output=True, text=True,
                             timeout=60, check=False)
     assert (result.returncode, result.stdout + result.stderr) == (0, "")

@@ -122,3 +122,20 @@ def test_the_worker_collector_reports_build_restore_checkpoint_age_and_only_know
     python = {"implementation": "CPython", "major": major, "minor": minor, "patchlevel": patch,
               "version": platform.python_version()}
     assert value("python_info", python) == 1
+
+
+def test_a_revoked_partition_shows_its_counters_but_not_its_windows_or_freshness():
+    departed = event("shipments", "x", teu=2.0)
+    revoked = partition_with("shipments", 0, "a-1", departed)
+    registry = registry_of({"shipments": [
+        ExportedPartition(revoked.partition, revoked.owner, revoked.view, revoked=True),
+        partition_with("shipments", 0, "b-1", departed),  # the next owner, restored from the same state
+    ]})
+    labels = {"corridor": "ILSTC", "route": "CNCKG-CNQZH-SGSIN", "mode": "rail_sea"}
+    for owner in ("a-1", "b-1"):
+        assert registry.get_sample_value(
+            "corridor_shipment_teu_total", labels | {"partition": "0", "owner": owner}
+        ) == 2.0
+    assert registry.get_sample_value("corridor_shipment_teu_window", labels | {"window": "1h"}) == 2.0
+    freshness = {"stream": "shipments", "key": "CNCKG-CNQZH-SGSIN"}
+    assert registry.get_sample_value("corridor_last_event_timestamp_seconds", freshness) == NOW - 60
