@@ -1,0 +1,69 @@
+"""Building blocks of alert rules, and the rule files rendered from every area."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from streams.alerting.thresholds import Thresholds
+
+Rule = dict[str, Any]
+
+HEADER = (
+    "# Rendered by `corridor alerts render` from streams/alerting/ (thresholds: streams/alerting/thresholds.py).\n"
+    "# Do not edit by hand: change the code and render again (a test checks they agree).\n"
+)
+
+
+def alert(
+    name: str,
+    expr: str,
+    *,
+    for_: str,
+    severity: str,
+    summary: str,
+    description: str,
+    thresholds: Thresholds,
+    labels: dict[str, str] | None = None,
+) -> Rule:
+    """One alerting rule with the labels and annotations every corridor alert carries."""
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": for_,
+        "labels": {"severity": severity, **(labels or {})},
+        "annotations": {
+            "summary": summary,
+            "description": description,
+            "runbook_url": f"{thresholds.runbook_url}#{name.lower()}",
+        },
+    }
+
+
+def _areas() -> dict[str, Callable[[Thresholds], list[Rule]]]:
+    from streams.alerting import pipeline, volume
+
+    return {"volume": volume.rules, "pipeline": pipeline.rules}
+
+
+def render(thresholds: Thresholds) -> dict[str, str]:
+    """The text of each rule file, by file name (one file and one group per area)."""
+    files = {}
+    for area, rules in _areas().items():
+        document = {"groups": [{"name": f"corridor-{area}", "rules": rules(thresholds)}]}
+        files[f"{area}.yml"] = HEADER + yaml.safe_dump(document, sort_keys=False, width=120, allow_unicode=True)
+    return files
+
+
+def write(directory: Path, thresholds: Thresholds) -> list[Path]:
+    """Write the rule files into ``directory`` (created if missing); return their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, text in render(thresholds).items():
+        path = directory / name
+        path.write_text(text, encoding="utf-8")
+        paths.append(path)
+    return paths
