@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     publish_linger_ms: int = Field(5, ge=0)
     publish_retry_timeout_s: float = Field(30.0, gt=0, description="how long a send may retry an unavailable broker")
 
+    # Prometheus tools (`corridor alerts evaluate`, the integration tests); unset or empty: the
+    # project's ./.tools/bin, then PATH (streams/alerting/tools.py)
+    prometheus_bin: str | None = Field(None, description="path of the prometheus binary")
+    promtool_bin: str | None = Field(None, description="path of the promtool binary")
+    alertmanager_bin: str | None = Field(None, description="path of the alertmanager binary")
+    amtool_bin: str | None = Field(None, description="path of the amtool binary")
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "text"
 

@@ -1,10 +1,182 @@
-"""Alerts of the pipeline area."""
+"""Alerts of the pipeline area: silent streams, dead letters, stalls, workers, state gaps, restores.
+
+The counters a worker computes from partition state carry ``partition`` and ``owner``
+(docs/semantics.md, "Counters across partition moves"): every expression sums
+``increase()`` over them, so a rebalance, a crash or a restart neither fires nor hides an
+alert. The worker's own series (``up``, lag, restore progress, state gaps) are per process.
+"""
 
 from __future__ import annotations
 
-from streams.alerting.rules import Rule
+from streams.alerting.rules import Rule, alert, duration
 from streams.alerting.thresholds import Thresholds
+
+#: Event time of the newest accepted event per stream and key, the newest over the workers.
+FRESHNESS = "stream_key:corridor_last_event_timestamp_seconds:max"
+#: Records waiting per source partition (the topic's family as ``stream``), over the workers.
+LAG = "stream_partition:corridor_consumer_lag:max"
 
 
 def rules(thresholds: Thresholds) -> list[Rule]:
-    return []
+    return [
+        *stream_silent(thresholds),
+        dead_letters_rising(thresholds),
+        pipeline_stalled(thresholds),
+        worker_down(thresholds),
+        state_gap(thresholds),
+        restore_slow(thresholds),
+    ]
+
+
+def stream_silent(t: Thresholds) -> list[Rule]:
+    """One rule per stream (each has its own limits): the whole stream, or else each of its keys.
+
+    A stream or key is watched from its limit until ``silent_lookback_s`` past it: one whose
+    last event is older (quiet the whole day before, or retired) does not page. Keys of a
+    stream that is silent as a whole are left out, so one outage is one alert.
+    """
+    rules = []
+    lookback = t.silent_lookback_s
+    for stream, limit in t.stream_silent_s.items():
+        stream_age = f'time() - max by (stream) ({FRESHNESS}{{stream="{stream}"}})'
+        expr = f"{stream_age} > {limit} < {limit + lookback}"
+        limits = f"{duration(limit)} for the stream"
+        key_limit = t.key_silent_s.get(stream)
+        if key_limit is not None:
+            key_age = f'time() - {FRESHNESS}{{stream="{stream}"}}'
+            expr = (
+                f"({expr})\nor\n(\n  {key_age} > {key_limit} < {key_limit + lookback}\n"
+                f"  unless on (stream)\n  {stream_age} > {limit}\n)"
+            )
+            limits += f", {duration(key_limit)} for a key"
+        rules.append(alert(
+            "CorridorStreamSilent",
+            expr,
+            for_=duration(t.silent_for_s),
+            severity="page",
+            summary="The {{ $labels.stream }} stream has no events{{ with $labels.key }} for {{ . }}{{ end }}.",
+            description=(
+                "No {{ $labels.stream }} event{{ with $labels.key }} for {{ . }}{{ end }} for "
+                "{{ $value | humanizeDuration }} (event time of the newest accepted event; silent after "
+                f"{limits}, watched for {duration(lookback)} after). Producers stopped, or "
+                "their events are rejected or not processed: see the runbook."
+            ),
+            thresholds=t,
+            labels={"stream": stream},  # one rule per stream: promtool wants their labels to differ
+        ))
+    return rules
+
+
+def dead_letters_rising(t: Thresholds) -> Rule:
+    window = duration(t.dead_letters_window_s)
+    rejected = f"sum by (stream) (increase(corridor_events_rejected_total[{window}]))"
+    received = f"sum by (stream) (increase(corridor_events_received_total[{window}]))"
+    count = (
+        f'{{{{ with printf `sum(increase(corridor_events_rejected_total{{stream="%s"}}[{window}]))` $labels.stream'
+        ' | query }}{{ . | first | value | printf "%.0f" }}{{ end }}'
+    )
+    top_reason = (
+        "{{ with printf `topk(1, sum by (reason) (increase(corridor_events_rejected_total"
+        f'{{stream="%s"}}[{window}])))` $labels.stream'
+        ' | query }}{{ . | first | label "reason" }}{{ end }}'
+    )
+    return alert(
+        "CorridorDeadLettersRising",
+        f"(\n  {rejected}\n  /\n  {received}\n  > {t.dead_letters_fraction:g}\n)\n"
+        f"and on (stream)\n{rejected} >= {t.dead_letters_min_events}",
+        for_=duration(t.dead_letters_for_s),
+        severity="ticket",
+        summary="Many {{ $labels.stream }} events go to the dead-letter topic.",
+        description=(
+            "{{ $value | humanizePercentage }} of the {{ $labels.stream }} events received in the last "
+            f"{window} were rejected ({count} events, most for {top_reason}); alerts above "
+            f"{t.dead_letters_fraction:.0%} and {t.dead_letters_min_events} events. They are in "
+            "corridor.deadletter.v1 with their reason and field errors."
+        ),
+        thresholds=t,
+    )
+
+
+def pipeline_stalled(t: Thresholds) -> Rule:
+    window = duration(t.stalled_window_s)
+    return alert(
+        "CorridorPipelineStalled",
+        f"(\n  {LAG} >= {t.stalled_min_lag}\n  and on (stream, partition)\n  delta({LAG}[{window}]) >= 0\n)\n"
+        "unless on (stream, partition)\n"
+        f"sum by (stream, partition) (increase(corridor_events_received_total[{window}])) > 0",
+        for_=duration(t.stalled_for_s),
+        severity="page",
+        summary="Partition {{ $labels.partition }} of {{ $labels.stream }} is not processed.",
+        description=(
+            "{{ $value }} records wait in partition {{ $labels.partition }} of {{ $labels.stream }}: its lag "
+            f"did not fall and none of its records was processed in {window}."
+        ),
+        thresholds=t,
+    )
+
+
+def worker_down(t: Thresholds) -> Rule:
+    job = t.worker_job
+    return alert(
+        "CorridorWorkerDown",
+        f'up{{job="{job}"}} == 0\nor\nabsent(up{{job="{job}"}})',
+        for_=duration(t.worker_down_for_s),
+        severity="page",
+        summary="{{ with $labels.instance }}Worker {{ . }} is down{{ else }}No corridor worker is scraped{{ end }}.",
+        description=(
+            "{{ with $labels.instance }}Prometheus has not scraped worker {{ . }} (job {{ $labels.job }})"
+            "{{ else }}Prometheus has no target in job {{ $labels.job }}{{ end }} for "
+            f"{duration(t.worker_down_for_s)}. Its partitions move to the other workers of the group after the "
+            "session timeout; with no worker left nothing is processed."
+        ),
+        thresholds=t,
+    )
+
+
+def state_gap(t: Thresholds) -> Rule:
+    window = duration(t.state_gap_window_s)
+    return alert(
+        "CorridorStateGap",
+        # The counter is per process: a gap found while restoring, before the first scrape, shows
+        # as a series that starts above zero, which increase() cannot see.
+        f"sum by (stream) (increase(corridor_state_gaps_total[{window}])) > 0\nor\n"
+        "sum by (stream) (\n  corridor_state_gaps_total > 0\n  and on (job, instance)\n"
+        f"  time() - process_start_time_seconds < {t.state_gap_window_s}\n)",
+        for_=duration(t.state_gap_for_s),
+        severity="ticket",
+        summary="The {{ $labels.stream }} totals miss records (state gap).",
+        description=(
+            "{{ $value | humanize }} committed offset ranges of {{ $labels.stream }} were found in the last "
+            f"{window} that no checkpoint holds and the topic no longer has: those records are missing from the "
+            "totals. The worker log names topic, partition and offsets (\"state gap\")."
+        ),
+        thresholds=t,
+    )
+
+
+def restore_slow(t: Thresholds) -> Rule:
+    limit = duration(t.restore_slow_s)
+    running = (
+        '{{ with printf `max(corridor_restore_seconds{instance="%s"})` $labels.instance | query }}'
+        "{{ . | first | value | humanizeDuration }}{{ end }}"
+    )
+    partitions = (
+        '{{ with printf `sum(corridor_partitions_restoring{instance="%s"})` $labels.instance | query }}'
+        "{{ . | first | value }}{{ end }}"
+    )
+    return alert(
+        "CorridorRestoreSlow",
+        f"max by (job, instance) (corridor_restore_seconds) > {t.restore_slow_s}\nor\n"
+        # Restoring all along (a rebalance restarts the running restore, and its clock).
+        f"max by (job, instance) (\n  min_over_time(corridor_partitions_restoring[{limit}]) > 0\n"
+        f"  and\n  corridor_partitions_restoring offset {limit} > 0\n)",
+        for_=duration(t.restore_slow_for_s),
+        severity="page",
+        summary="Worker {{ $labels.instance }} restores partition state for too long.",
+        description=(
+            f"Worker {{{{ $labels.instance }}}} has been restoring partition state for more than {limit} "
+            f"(running restore: {running}; partitions restoring now: {partitions}). Partitions are neither "
+            "processed nor exported until restored."
+        ),
+        thresholds=t,
+    )

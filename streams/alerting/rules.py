@@ -18,6 +18,18 @@ HEADER = (
 )
 
 
+def duration(seconds: int) -> str:
+    """``seconds`` as a Prometheus duration in its largest exact units: 90 -> ``1m30s``, 86400 -> ``1d``."""
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
 def alert(
     name: str,
     expr: str,
@@ -49,12 +61,25 @@ def _areas() -> dict[str, Callable[[Thresholds], list[Rule]]]:
     return {"volume": volume.rules, "pipeline": pipeline.rules}
 
 
+class _RuleDumper(yaml.SafeDumper):
+    """Writes multi-line strings (expressions) as literal blocks, the way people write rule files."""
+
+
+def _string(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None)
+
+
+_RuleDumper.add_representer(str, _string)
+
+
 def render(thresholds: Thresholds) -> dict[str, str]:
     """The text of each rule file, by file name (one file and one group per area)."""
     files = {}
     for area, rules in _areas().items():
         document = {"groups": [{"name": f"corridor-{area}", "rules": rules(thresholds)}]}
-        files[f"{area}.yml"] = HEADER + yaml.safe_dump(document, sort_keys=False, width=120, allow_unicode=True)
+        files[f"{area}.yml"] = HEADER + yaml.dump(
+            document, Dumper=_RuleDumper, sort_keys=False, width=120, allow_unicode=True
+        )
     return files
 
 

@@ -15,9 +15,126 @@ class Thresholds(BaseModel):
     runbook_url: str = Field(RUNBOOK_URL, description="docs/runbook.md as operators read it; alerts link #<alert name>")
     # Each area adds its own thresholds below, with a one-line description.
 
+    # pipeline
+    worker_job: str = Field(
+        "corridor-worker", description="Prometheus job scraping the workers (deploy/prometheus/prometheus.yml)"
+    )
+    stream_silent_s: dict[str, int] = Field(
+        default_factory=lambda: {"shipments": 1800, "flights": 172800, "finance": 86400, "datachannel": 300},
+        description="per stream: seconds since its newest event (event time) before the stream is silent",
+    )
+    key_silent_s: dict[str, int] = Field(
+        default_factory=lambda: {"shipments": 7200, "flights": 172800, "finance": 604800, "datachannel": 300},
+        description="per stream: seconds since a key's (route, instrument, link) newest event before it is silent",
+    )
+    silent_lookback_s: int = Field(
+        86400, gt=0, description="silence is watched only while the newest event is at most this much past the limit"
+    )
+    silent_for_s: int = Field(300, gt=0, description="for: of CorridorStreamSilent")
+    dead_letters_window_s: int = Field(1800, gt=0, description="window over which rejected and received are counted")
+    dead_letters_fraction: float = Field(0.05, gt=0, le=1, description="share of received events rejected that alerts")
+    dead_letters_min_events: int = Field(20, ge=1, description="fewest rejections in the window that may alert")
+    dead_letters_for_s: int = Field(600, gt=0, description="for: of CorridorDeadLettersRising")
+    stalled_window_s: int = Field(
+        600, gt=0, description="window in which a partition's lag did not fall and none of its records was processed"
+    )
+    stalled_min_lag: int = Field(1, ge=1, description="fewest records waiting in a partition that count as a stall")
+    stalled_for_s: int = Field(300, gt=0, description="for: of CorridorPipelineStalled")
+    worker_down_for_s: int = Field(300, gt=0, description="for: of CorridorWorkerDown (a restart takes less)")
+    state_gap_window_s: int = Field(3600, gt=0, description="window in which a new state gap alerts")
+    state_gap_for_s: int = Field(60, gt=0, description="for: of CorridorStateGap")
+    restore_slow_s: int = Field(900, gt=0, description="seconds a worker may restore partition state")
+    restore_slow_for_s: int = Field(120, gt=0, description="for: of CorridorRestoreSlow")
+
+    # volume
+    volume_period_s: int = Field(
+        604800, gt=0, description="the corridor's rhythm: volumes are compared with the same window this long earlier"
+    )
+    volume_drop_window: dict[str, str] = Field(
+        default_factory=lambda: {"shipments": "24h", "flights": "7d", "finance": "7d", "datachannel": "1h"},
+        description="per stream: the rolling window (a worker `window` label) CorridorVolumeDrop compares",
+    )
+    volume_drop_fraction: dict[str, float] = Field(
+        default_factory=lambda: {"shipments": 0.5, "flights": 0.5, "finance": 0.2, "datachannel": 0.8},
+        description="per stream: CorridorVolumeDrop fires below this fraction of the window one period earlier",
+    )
+    volume_drop_min_baseline: dict[str, float] = Field(
+        default_factory=lambda: {"shipments": 100, "flights": 4, "finance": 5e6, "datachannel": 1e11},
+        description="per stream: baselines below this (TEU, flights, USD, bytes) are too small to compare",
+    )
+    volume_drop_matchers: dict[str, str] = Field(
+        default_factory=lambda: {"finance": 'instrument="trade_finance"'},
+        description="per stream: label matchers of the series watched (other instruments sign a few deals a week)",
+    )
+    volume_drop_for_s: int = Field(1800, gt=0, description="for: of CorridorVolumeDrop")
+    volume_anomaly_deviations: float = Field(
+        4.0, gt=0, description="CorridorVolumeAnomaly fires below the seasonal expectation minus this many deviations"
+    )
+    volume_anomaly_min_expected: float = Field(
+        20, ge=0, description="TEU a route must be expected to carry in the 6h window to be watched"
+    )
+    volume_anomaly_for_s: int = Field(900, gt=0, description="for: of CorridorVolumeAnomaly")
+    route_vanished_window: str = Field("1h", description="the rolling window (`window` label) that must stay at zero")
+    route_vanished_silent_s: int = Field(
+        21600, gt=0, description="how long (event time, window included) a route carries nothing before it vanished"
+    )
+    route_vanished_previous_window: str = Field(
+        "24h", description="the rolling window (`window` label) a route had traffic in, before the silence"
+    )
+    route_vanished_min_previous: float = Field(
+        50, gt=0, description="TEU the route carried in that window for its silence to count"
+    )
+    route_vanished_for_s: int = Field(900, gt=0, description="for: of CorridorRouteVanished")
+    weekly_flights_schedule: dict[str, int] = Field(
+        default_factory=lambda: {"CKG-SIN": 14},
+        description="per flight route: flights a week the timetable operates (14 before 2020; 2 in 2020)",
+    )
+    weekly_flights_for_s: int = Field(
+        14400, gt=0, description="for: of CorridorWeeklyFlightsBelowSchedule (longer than the longest delay)"
+    )
+    throughput_drop_fraction: float = Field(
+        0.5, gt=0, le=1, description="CorridorDataChannelThroughputDrop fires below this fraction of a period earlier"
+    )
+    throughput_min_baseline_bytes_per_s: float = Field(
+        1e6, ge=0, description="a link direction carrying less a period earlier is not watched"
+    )
+    throughput_drop_for_s: int = Field(600, gt=0, description="for: of CorridorDataChannelThroughputDrop")
+
 
 #: Named sets of thresholds: ``default`` for production, ``test`` with short durations for live tests.
 PROFILES: dict[str, Thresholds] = {
     "default": Thresholds(),
-    "test": Thresholds(),
+    "test": Thresholds(
+        # pipeline
+        stream_silent_s={"shipments": 8, "flights": 8, "finance": 8, "datachannel": 8},
+        key_silent_s={"shipments": 8, "flights": 8, "finance": 8, "datachannel": 8},
+        silent_lookback_s=600,
+        silent_for_s=2,
+        dead_letters_window_s=60,
+        dead_letters_min_events=5,
+        dead_letters_for_s=5,
+        stalled_window_s=30,
+        stalled_for_s=5,
+        worker_down_for_s=5,
+        state_gap_window_s=60,
+        state_gap_for_s=1,
+        restore_slow_s=30,
+        restore_slow_for_s=5,
+        # volume: "a period earlier" is 10 minutes ago; the 5m windows are compared
+        volume_period_s=600,
+        volume_drop_window={"shipments": "5m", "flights": "5m", "finance": "5m", "datachannel": "5m"},
+        volume_drop_min_baseline={"shipments": 1, "flights": 1, "finance": 1, "datachannel": 1},
+        volume_drop_matchers={},
+        volume_drop_for_s=5,
+        volume_anomaly_min_expected=1,
+        volume_anomaly_for_s=5,
+        route_vanished_window="5m",
+        route_vanished_silent_s=420,
+        route_vanished_previous_window="1h",
+        route_vanished_min_previous=1,
+        route_vanished_for_s=5,
+        weekly_flights_for_s=5,
+        throughput_min_baseline_bytes_per_s=1,
+        throughput_drop_for_s=5,
+    ),
 }

@@ -121,3 +121,19 @@ def promtool_bin() -> str:
     from tests.integration.prometheus import require_tool  # imports this module: not at the top
 
     return require_tool("promtool")
+
+
+@pytest.fixture(scope="session")
+def alertmanager_bin() -> str:
+    """Path of the alertmanager binary (tests/integration/prometheus.py: skip or fail when missing)."""
+    from tests.integration.prometheus import require_tool  # imports this module: not at the top
+
+    return require_tool("alertmanager")
+
+
+@pytest.fixture(scope="session")
+def amtool_bin() -> str:
+    """Path of the amtool binary (tests/integration/prometheus.py: skip or fail when missing)."""
+    from tests.integration.prometheus import require_tool  # imports this module: not at the top
+
+    return require_tool("amtool")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 import urllib.error
@@ -24,6 +23,8 @@ from typing import NoReturn
 
 import pytest
 
+from streams.alerting import tools
+from streams.settings import Settings
 from tests.integration.conftest import free_port
 
 #: The project's own folder of unpacked tools (scripts/bootstrap.sh).
@@ -42,14 +43,7 @@ REQUIRE_ENV = "CORRIDOR_REQUIRE_PROMETHEUS"
 
 def find_tool(name: str) -> str | None:
     """The binary of ``name``: its environment variable, then .tools/bin, then PATH; or None."""
-    configured = os.environ.get(TOOL_ENV[name], "")
-    if configured:
-        # Set but unusable is a mistake to report, not a reason to run something else.
-        return configured if os.access(configured, os.X_OK) and Path(configured).is_file() else None
-    local = TOOLS_BIN / name
-    if os.access(local, os.X_OK) and local.is_file():
-        return str(local)
-    return shutil.which(name)
+    return tools.find_tool(name, Settings(), local=(TOOLS_BIN,))
 
 
 def prometheus_required() -> bool:
@@ -78,15 +72,18 @@ def missing(reason: str) -> NoReturn:
 
 
 class PrometheusServer:
-    """Prometheus on a free loopback port scraping the given targets every second."""
+    """Prometheus on a free loopback port scraping the given targets every second (job ``job``),
+    evaluating rules every second and sending alerts to ``alertmanagers`` (host:port)."""
 
     def __init__(self, workdir: Path, targets: list[str], rule_files: list[Path] | None = None,
-                 binary: str | None = None) -> None:
+                 binary: str | None = None, job: str = "corridor", alertmanagers: list[str] | None = None) -> None:
         self.binary = binary or require_tool("prometheus")
         self.workdir = workdir
         self.port = free_port()
         self.targets = targets
         self.rule_files = rule_files or []
+        self.job = job
+        self.alertmanagers = alertmanagers or []
         self.process: subprocess.Popen | None = None
 
     @property
@@ -96,11 +93,14 @@ class PrometheusServer:
     def write_config(self) -> Path:
         """Writes this server's prometheus.yml into the work directory."""
         config = self.workdir / "prometheus.yml"
-        config.write_text(json.dumps({
+        document: dict = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(p) for p in self.rule_files],
-            "scrape_configs": [{"job_name": "corridor", "static_configs": [{"targets": self.targets}]}],
-        }))
+            "scrape_configs": [{"job_name": self.job, "static_configs": [{"targets": self.targets}]}],
+        }
+        if self.alertmanagers:
+            document["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": self.alertmanagers}]}]}
+        config.write_text(json.dumps(document))
         return config
 
     def start(self) -> PrometheusServer:

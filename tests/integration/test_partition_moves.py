@@ -96,6 +96,7 @@ def test_increase_over_a_partition_move_is_what_was_accepted(move, prometheus_bi
         for metric, total in want_all.items():
             accepted = total - want_first[metric]
             seen = prometheus.scalar(f"sum(increase({metric}[{window}s]))")
+            print(f"{move}: sum(increase({metric}[{window}s])) = {seen:.1f}, accepted {accepted:.1f}")
             assert seen == pytest.approx(accepted, rel=TOLERANCE), (metric, seen, accepted)
         whole_test = math.ceil(time.time() - started)
         names = [row["metric"]["__name__"] for row in prometheus.query('group by (__name__) ({owner!=""})')]

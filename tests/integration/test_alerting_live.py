@@ -1,0 +1,280 @@
+"""The whole alerting path, live: simulated data-channel traffic through a real worker, a real
+Prometheus evaluating the project's rules (the ``test`` thresholds: seconds, not minutes) and a
+real Alertmanager routing with deploy/alertmanager/alertmanager.yml to a webhook of the test.
+
+When the traffic stops, ``CorridorStreamSilent`` reaches the webhook as firing (through the
+``page`` receiver); when it comes back, as resolved. Everything runs on free loopback ports with
+directories of the test's own, and the test stops only what it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from streams.alerting.rules import write
+from streams.alerting.thresholds import PROFILES
+from streams.sdk.producer import Publisher
+from streams.sim.simulator import Scenario, SimulationConfig, generate, pause
+from tests.integration.conftest import broker_settings_for, free_port
+from tests.integration.prometheus import PROJECT_ROOT, PrometheusServer
+from tests.integration.workers import wait_for, worker_for
+
+pytestmark = pytest.mark.integration
+
+THRESHOLDS = PROFILES["test"]
+ALERT = "CorridorStreamSilent"
+STREAM = "datachannel"
+
+
+class Webhook:
+    """An HTTP server on a free loopback port keeping every notification Alertmanager posts."""
+
+    def __init__(self) -> None:
+        received: list[tuple[float, dict[str, Any]]] = []
+        self.received = received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append((time.time(), json.loads(body)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Webhook:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def alert(self, status: str, since: float) -> dict[str, Any] | None:
+        """The first notified alert of the data-channel silence with ``status``, posted after ``since``."""
+        for posted, notification in list(self.received):
+            for alert in notification["alerts"]:
+                labels = alert["labels"]
+                if posted >= since and labels["alertname"] == ALERT and labels.get("stream") == STREAM \
+                        and alert["status"] == status:
+                    return {**alert, "receiver": notification["receiver"]}
+        return None
+
+
+def alertmanager_config(webhook_url: str) -> dict[str, Any]:
+    """deploy/alertmanager/alertmanager.yml with every receiver posting to the test's webhook and
+    the groups flushed within a second; routes and inhibitions as deployed."""
+    config = yaml.safe_load((PROJECT_ROOT / "deploy" / "alertmanager" / "alertmanager.yml").read_text())
+    config.pop("global", None)  # only the email receivers need it
+    config["receivers"] = [
+        {"name": receiver["name"], "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}
+        for receiver in config["receivers"]
+    ]
+    config["route"].update(group_wait="1s", group_interval="1s", repeat_interval="1h")
+    return config
+
+
+class AlertmanagerServer:
+    """Alertmanager on free loopback ports (no cluster) with its own data directory."""
+
+    def __init__(self, binary: str, workdir: Path, config: dict[str, Any]) -> None:
+        self.binary = binary
+        self.workdir = workdir
+        self.config = config
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> AlertmanagerServer:
+        config = self.workdir / "alertmanager.yml"
+        config.write_text(yaml.safe_dump(self.config))
+        log = open(self.workdir / "alertmanager.log", "wb")
+        self.process = subprocess.Popen(
+            [self.binary, f"--config.file={config}", f"--storage.path={self.workdir / 'data'}",
+             f"--web.listen-address={self.address}", "--cluster.listen-address="],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        try:
+            wait_for(lambda: self.process.poll() is not None or self.ready(), timeout=30, interval=0.2,
+                     message="Alertmanager to become ready")
+        except AssertionError:
+            self.stop()
+            raise
+        if self.process.poll() is not None:
+            raise RuntimeError(f"alertmanager exited: {(self.workdir / 'alertmanager.log').read_text()[-2000:]}")
+        return self
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{self.address}/-/ready", timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+
+    def stop(self) -> None:
+        """Stops the process this object started (and nothing else)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def samples() -> Iterator[dict[str, Any]]:
+    """The simulator's data-channel samples (both links, both directions), dated now as they are sent."""
+    for _, event in generate(SimulationConfig(Scenario.BASELINE, seed=11, families=(STREAM,)), None):
+        yield event | {"event_time": datetime.now(UTC).isoformat()}
+
+
+async def publish_until(publisher: Publisher, source: Iterator[dict[str, Any]], stop: asyncio.Event) -> None:
+    """Four samples every half second until ``stop`` is set."""
+    while not stop.is_set():
+        report = await publisher.publish(STREAM, list(itertools.islice(source, 4)))
+        assert report.delivered == len(report.outcomes), report
+        await pause(stop, 0.5)
+
+
+async def until(predicate, timeout: float, message: str) -> Any:
+    """Polls ``predicate`` (a quick call) every half second without holding up the event loop's other tasks."""
+    deadline = time.monotonic() + timeout
+    while not (result := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {message}")
+        await asyncio.sleep(0.5)
+    return result
+
+
+def diagnosis(prometheus: PrometheusServer, alertmanager: AlertmanagerServer, webhook: Webhook) -> str:
+    """What Prometheus and Alertmanager hold, for a failure message."""
+    alerts = [(row["metric"], row["value"][1]) for row in prometheus.query("ALERTS")]
+    freshness = prometheus.query("time() - stream_key:corridor_last_event_timestamp_seconds:max")
+    log = (alertmanager.workdir / "alertmanager.log").read_text(errors="replace")[-1500:]
+    return f"ALERTS {alerts}; silence {freshness}; webhook {webhook.received}; alertmanager log {log}"
+
+
+async def test_stream_silent_reaches_alertmanager_and_resolves(
+    fresh_broker, alertmanager_bin, prometheus_bin, tmp_path
+):
+    recording_rules = sorted((PROJECT_ROOT / "deploy" / "prometheus" / "rules").glob("*.yml"))
+    rule_files = [*write(tmp_path / "alerts", THRESHOLDS), *recording_rules]
+    worker = worker_for(fresh_broker, tmp_path, "live", app_id=f"corridor-alerting-{uuid.uuid4().hex[:8]}").start()
+    alertmanager = prometheus = None
+    source = samples()
+    with Webhook() as webhook:
+        try:
+            wait_for(worker.scrape, timeout=60, message="the worker to serve /metrics")
+            (tmp_path / "alertmanager").mkdir()
+            alertmanager = AlertmanagerServer(alertmanager_bin, tmp_path / "alertmanager",
+                                              alertmanager_config(webhook.url)).start()
+            (tmp_path / "prometheus").mkdir()
+            prometheus = PrometheusServer(
+                tmp_path / "prometheus", [f"127.0.0.1:{worker.web_port}"], rule_files=rule_files,
+                binary=prometheus_bin, job=THRESHOLDS.worker_job, alertmanagers=[alertmanager.address],
+            ).start()
+            freshness = f'time() - max(stream_key:corridor_last_event_timestamp_seconds:max{{stream="{STREAM}"}}) < 4'
+            async with Publisher(broker_settings_for(fresh_broker.bootstrap)) as publisher:
+                stop = asyncio.Event()
+                traffic = asyncio.create_task(publish_until(publisher, source, stop))
+                await until(lambda: prometheus.query(freshness), 60, "Prometheus to see fresh data-channel events")
+                stop.set()
+                await traffic
+                stopped = time.time()
+
+                try:
+                    firing = await until(lambda: webhook.alert("firing", stopped), 40, f"{ALERT} firing at the webhook")
+                except AssertionError as error:
+                    raise AssertionError(f"{error}; {diagnosis(prometheus, alertmanager, webhook)}") from None
+                assert firing["receiver"] == "page"
+                assert firing["labels"]["severity"] == "page"
+                assert "key" not in firing["labels"], "the whole stream is silent: one alert, not one per link"
+                assert firing["annotations"]["runbook_url"].endswith("#corridorstreamsilent")
+                assert time.time() - stopped >= THRESHOLDS.stream_silent_s[STREAM]
+
+                stop = asyncio.Event()
+                traffic = asyncio.create_task(publish_until(publisher, source, stop))
+                resumed = time.time()
+                try:
+                    resolved = await until(lambda: webhook.alert("resolved", resumed), 40,
+                                           f"{ALERT} resolved at the webhook")
+                except AssertionError as error:
+                    raise AssertionError(f"{error}; {diagnosis(prometheus, alertmanager, webhook)}") from None
+                finally:
+                    stop.set()
+                    await traffic
+                assert resolved["labels"] == firing["labels"]
+        finally:
+            for server in (prometheus, alertmanager):
+                if server is not None:
+                    server.stop()
+            worker.stop()
+
+
+def test_pipeline_alerts_silence_the_volume_alerts_they_cause(alertmanager_bin, tmp_path):
+    """The inhibitions of deploy/alertmanager/alertmanager.yml, on a real Alertmanager fed through its API."""
+    def labels(alertname: str, cluster: str, **more: str) -> dict[str, str]:
+        return {"alertname": alertname, "cluster": cluster, **more}
+
+    down = labels("CorridorWorkerDown", "a", job="corridor-worker", instance="w1:6066", severity="page")
+    stalled = labels("CorridorPipelineStalled", "b", stream="shipments", partition="2", severity="page")
+    expected = {  # alert -> whether it is silenced
+        "a silent finance": (labels("CorridorStreamSilent", "a", stream="finance"), True),
+        "a route anomaly": (labels("CorridorVolumeAnomaly", "a", corridor="ILSTC", route="CNCKG-SGSIN"), True),
+        "b silent shipments": (labels("CorridorStreamSilent", "b", stream="shipments"), True),
+        "b shipments drop": (labels("CorridorVolumeDrop", "b", stream="shipments", route="CNQZH-SGSIN"), True),
+        "b route vanished": (labels("CorridorRouteVanished", "b", corridor="ILSTC", route="CNCKG-LAVTE"), True),
+        "b silent finance": (labels("CorridorStreamSilent", "b", stream="finance"), False),
+        "b flights drop": (labels("CorridorVolumeDrop", "b", stream="flights", route="CKG-SIN"), False),
+        "b weekly flights": (labels("CorridorWeeklyFlightsBelowSchedule", "b", route="CKG-SIN"), False),
+        "b throughput": (labels("CorridorDataChannelThroughputDrop", "b", link="CQ-SG-1", direction="cn_to_sg"), False),
+        "c silent finance": (labels("CorridorStreamSilent", "c", stream="finance"), False),
+    }
+    with Webhook() as webhook:
+        alertmanager = AlertmanagerServer(alertmanager_bin, tmp_path, alertmanager_config(webhook.url)).start()
+        try:
+            body = json.dumps([{"labels": alert} for alert in (down, stalled, *(a for a, _ in expected.values()))])
+            request = urllib.request.Request(f"http://{alertmanager.address}/api/v2/alerts", data=body.encode(),
+                                             headers={"Content-Type": "application/json"}, method="POST")
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert response.status == 200
+
+            def silenced() -> dict[str, bool] | None:
+                with urllib.request.urlopen(f"http://{alertmanager.address}/api/v2/alerts", timeout=10) as response:
+                    listed = {tuple(sorted(a["labels"].items())): bool(a["status"]["inhibitedBy"])
+                              for a in json.load(response)}
+                got = {name: listed.get(tuple(sorted(alert.items()))) for name, (alert, _) in expected.items()}
+                return got if got == {name: want for name, (_, want) in expected.items()} else None
+
+            try:
+                wait_for(silenced, timeout=20, interval=0.5, message="the inhibitions to apply")
+            except AssertionError:
+                with urllib.request.urlopen(f"http://{alertmanager.address}/api/v2/alerts", timeout=10) as response:
+                    raise AssertionError(f"inhibitions differ: {json.load(response)}") from None
+        finally:
+            alertmanager.stop()
