@@ -295,6 +295,8 @@ def expected_metrics(records: list[Record], now: float) -> dict[tuple[str, tuple
         "cargo": ("corridor_flight_cargo_grams_total", ("route", "carrier")),
         "usd": ("corridor_finance_usd_total", ("instrument", "lender_country", "borrower_country")),
         "bytes": ("corridor_datachannel_bytes_total", ("link", "direction")),
+        "loss_measured": ("corridor_datachannel_loss_measured_seconds_total", ("link", "direction")),
+        "loss": ("corridor_datachannel_loss_seconds_total", ("link", "direction")),
     }
     for metric, counter in counters.items():
         name, labels = names[metric]
@@ -385,6 +387,12 @@ def _apply(family, event, t, counters, windows, histograms) -> str:
     counters["bytes"][(link, event["direction"])] += event["bytes"]
     windows["bytes"].append(((link, event["direction"]), t, Decimal(event["bytes"])))
     histograms["latency"].setdefault((link,), []).append(int(round(Decimal(str(event["latency_ms"])))))
+    if event.get("packet_loss_ratio") is not None:
+        seconds = Decimal(event["interval_seconds"])
+        counters["loss_measured"][(link, event["direction"])] += seconds
+        # the worker keeps microseconds, rounded half to even
+        counters["loss"][(link, event["direction"])] += _half_even(seconds * Decimal(str(event["packet_loss_ratio"])),
+                                                                    "0.000001")
     return link
 
 

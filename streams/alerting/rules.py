@@ -50,15 +50,25 @@ def alert(
         "annotations": {
             "summary": summary,
             "description": description,
-            "runbook_url": f"{thresholds.runbook_url}#{name.lower()}",
+            "runbook_url": runbook_url(thresholds, name),
         },
     }
+
+
+def runbook_url(thresholds: Thresholds, alert: str) -> str:
+    """The runbook section of ``alert`` (docs/runbook.md has one heading per alert)."""
+    return f"{thresholds.runbook_url}#{alert.lower()}"
 
 
 def _areas() -> dict[str, Callable[[Thresholds], list[Rule]]]:
     from streams.alerting import pipeline, volume
 
     return {"volume": volume.rules, "pipeline": pipeline.rules}
+
+
+def alert_rules(thresholds: Thresholds) -> list[Rule]:
+    """Every alerting rule of every area (a name may repeat, once per stream)."""
+    return [rule for rules in _areas().values() for rule in rules(thresholds)]
 
 
 class _RuleDumper(yaml.SafeDumper):
@@ -72,14 +82,17 @@ def _string(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
 _RuleDumper.add_representer(str, _string)
 
 
+def dump(document: dict[str, Any]) -> str:
+    """``document`` as YAML in the style of the rule files: keys in order, multi-line strings as literal blocks."""
+    return yaml.dump(document, Dumper=_RuleDumper, sort_keys=False, width=120, allow_unicode=True)
+
+
 def render(thresholds: Thresholds) -> dict[str, str]:
     """The text of each rule file, by file name (one file and one group per area)."""
     files = {}
     for area, rules in _areas().items():
         document = {"groups": [{"name": f"corridor-{area}", "rules": rules(thresholds)}]}
-        files[f"{area}.yml"] = HEADER + yaml.dump(
-            document, Dumper=_RuleDumper, sort_keys=False, width=120, allow_unicode=True
-        )
+        files[f"{area}.yml"] = HEADER + dump(document)
     return files
 
 

@@ -19,6 +19,7 @@ from streams.core.measures import BatchContributions, FamilyMeasures, MeasureCon
 from streams.core.series import CounterSeries, HistogramSeries, WindowSeries
 
 MILLI = 1000
+MICRO = 1_000_000
 
 
 def _milli(value: Decimal | float) -> int:
@@ -146,6 +147,22 @@ DATACHANNEL_LATENCY = HistogramSeries(
     ("link",),
     (0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5),
 )
+# Packet loss as two counters whose rates divide into the time-weighted loss ratio: the
+# sample intervals that reported a ratio, and the same intervals weighted by it.
+DATACHANNEL_LOSS_MEASURED = CounterSeries(
+    "datachannel_loss_measured",
+    "corridor_datachannel_loss_measured_seconds",
+    "Seconds of data-channel samples that reported a packet-loss ratio.",
+    ("link", "direction"),
+    MICRO,
+)
+DATACHANNEL_LOSS = CounterSeries(
+    "datachannel_loss",
+    "corridor_datachannel_loss_seconds",
+    "Seconds of data-channel samples weighted by their packet-loss ratio (divide by the measured seconds).",
+    ("link", "direction"),
+    MICRO,
+)
 
 
 def datachannel_measures(event: DataChannelSample, ctx: MeasureContext, out: BatchContributions) -> str:
@@ -155,6 +172,10 @@ def datachannel_measures(event: DataChannelSample, ctx: MeasureContext, out: Bat
     out.window(DATACHANNEL_BYTES_WINDOW, (link, direction), event.event_time.timestamp(), int(event.bytes))
     if event.latency_ms is not None:
         out.observe(DATACHANNEL_LATENCY, (link,), round(Decimal(str(event.latency_ms))))
+    if event.packet_loss_ratio is not None:
+        measured_us = int(event.interval_seconds) * MICRO
+        out.count(DATACHANNEL_LOSS_MEASURED, (link, direction), measured_us)
+        out.count(DATACHANNEL_LOSS, (link, direction), round(measured_us * Decimal(str(event.packet_loss_ratio))))
     return link
 
 
@@ -170,7 +191,8 @@ FLIGHTS = FamilyMeasures(
 FINANCE = FamilyMeasures(families.FINANCE, finance_measures, counters=(FINANCE_USD,), windows=(FINANCE_USD_WINDOW,))
 DATACHANNEL = FamilyMeasures(
     families.DATACHANNEL, datachannel_measures,
-    counters=(DATACHANNEL_BYTES,), windows=(DATACHANNEL_BYTES_WINDOW,), histograms=(DATACHANNEL_LATENCY,),
+    counters=(DATACHANNEL_BYTES, DATACHANNEL_LOSS_MEASURED, DATACHANNEL_LOSS), windows=(DATACHANNEL_BYTES_WINDOW,),
+    histograms=(DATACHANNEL_LATENCY,),
 )
 
 #: Every family's measures by name, in the contract's order.
