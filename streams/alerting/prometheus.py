@@ -13,9 +13,7 @@ import json
 import math
 import os
 import shutil
-import socket
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -27,6 +25,7 @@ from typing import Any
 import yaml
 
 from streams.alerting.history import History
+from streams.alerting.tools import ServerProcess, free_port
 
 #: Longest a promtool or Prometheus step may take before it is reported stuck.
 TIMEOUT_S = 900
@@ -71,13 +70,6 @@ def create_blocks(promtool: str, history: History, tsdb: Path, scratch: Path) ->
         day += DAY
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class LocalPrometheus:
     """Prometheus on ``tsdb``, loopback only, no scrapes, no rules: a query engine over backfilled data."""
 
@@ -86,7 +78,7 @@ class LocalPrometheus:
         self.tsdb = tsdb
         self.workdir = workdir
         self.port = 0
-        self.process: subprocess.Popen[bytes] | None = None
+        self.server: ServerProcess | None = None
 
     @property
     def url(self) -> str:
@@ -104,47 +96,28 @@ class LocalPrometheus:
         config = self.workdir / "prometheus.yml"
         config.write_text(yaml.safe_dump({"global": {"evaluation_interval": "1m"}}), encoding="utf-8")
         self.port = free_port()
-        log_path = self.workdir / "prometheus.log"
-        with log_path.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603 - our own argument list, no shell
-                [self.binary, f"--config.file={config}", f"--storage.tsdb.path={self.tsdb}",
-                 # The history lies years back: keep every block, whatever its age.
-                 "--storage.tsdb.retention.time=100y", f"--web.listen-address=127.0.0.1:{self.port}",
-                 "--query.timeout=10m"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and self.process.poll() is None:
-            if self._ready():
-                return self
-            time.sleep(0.2)
-        exited = self.process.poll()
-        self.stop()
-        state = f"exited with {exited}" if exited is not None else "was not ready in 120 s"
-        raise PrometheusError(f"{self.binary} {state}: {log_path.read_text(errors='replace')[-2000:]}")
+        self.server = ServerProcess(
+            [self.binary, f"--config.file={config}", f"--storage.tsdb.path={self.tsdb}",
+             # The history lies years back: keep every block, whatever its age.
+             "--storage.tsdb.retention.time=100y", f"--web.listen-address=127.0.0.1:{self.port}",
+             "--query.timeout=10m"],
+            self.workdir / "prometheus.log", f"{self.url}/-/ready", ready_timeout_s=120,
+        )
+        try:
+            self.server.start()
+        except RuntimeError as error:
+            raise PrometheusError(str(error)) from None
+        return self
 
     def stop(self) -> None:
         """Stop the process this object started (and nothing else)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+        if self.server is not None:
+            self.server.stop()
 
     def restart(self) -> None:
         """Stop and start again: Prometheus loads blocks moved into its TSDB at startup."""
         self.stop()
         self.start()
-
-    def _ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as answer:  # noqa: S310 - loopback http
-                return bool(answer.status == 200)
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return False
 
     def _api(self, path: str, parameters: dict[str, str]) -> Any:
         request = urllib.request.Request(  # noqa: S310 - loopback http

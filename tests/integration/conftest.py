@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -12,19 +11,13 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from streams.alerting.tools import free_port
 from streams.kafka.admin import create_topics, ensure_topics
 from streams.kafka.broker import EmbeddedBroker
 from streams.settings import Settings
 
 #: The installed ``corridor`` entry point, for running the CLI as a subprocess.
 CORRIDOR = [str(Path(sys.executable).with_name("corridor"))]
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def broker_settings_for(bootstrap: str, **overrides: object) -> Settings:

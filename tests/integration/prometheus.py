@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,8 +22,8 @@ from typing import NoReturn
 import pytest
 
 from streams.alerting import tools
+from streams.alerting.tools import ServerProcess, free_port
 from streams.settings import Settings
-from tests.integration.conftest import free_port
 
 #: The project's own folder of unpacked tools (scripts/bootstrap.sh).
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -84,7 +82,7 @@ class PrometheusServer:
         self.rule_files = rule_files or []
         self.job = job
         self.alertmanagers = alertmanagers or []
-        self.process: subprocess.Popen | None = None
+        self.server: ServerProcess | None = None
 
     @property
     def url(self) -> str:
@@ -105,30 +103,20 @@ class PrometheusServer:
 
     def start(self) -> PrometheusServer:
         config = self.write_config()
-        log = open(self.workdir / "prometheus.log", "wb")  # noqa: SIM115 - handed to the child process
-        self.process = subprocess.Popen(
+        self.server = ServerProcess(
             [self.binary, f"--config.file={config}", f"--storage.tsdb.path={self.workdir / 'tsdb'}",
              f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-        log.close()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and self.process.poll() is None:
-            if self.ready():
-                return self
-            time.sleep(0.2)
-        exited = self.process.poll()
-        self.stop()
-        state = f"exited with {exited}" if exited is not None else "did not become ready in 30 s"
-        raise RuntimeError(f"{self.binary} {state}: {(self.workdir / 'prometheus.log').read_text()[-2000:]}")
+            self.workdir / "prometheus.log", f"{self.url}/-/ready", ready_timeout_s=30, stop_timeout_s=20,
+        ).start()
+        return self
 
     def ready(self) -> bool:
         """Whether this server answers 200 on /-/ready."""
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:  # noqa: S310 - http on loopback
-                return response.status == 200
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return False
+        return self.server is not None and self.server.ready()
+
+    def alive(self) -> bool:
+        """Whether the process this object started still runs."""
+        return self.server is not None and self.server.process is not None and self.server.process.poll() is None
 
     def query(self, expression: str) -> list[dict]:
         """The result vector of an instant query."""
@@ -145,10 +133,5 @@ class PrometheusServer:
 
     def stop(self) -> None:
         """Stops the process this object started (and nothing else)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.server is not None:
+            self.server.stop()

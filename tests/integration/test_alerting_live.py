@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import subprocess
 import threading
 import time
 import urllib.error
@@ -29,6 +28,7 @@ import yaml
 
 from streams.alerting.rules import write
 from streams.alerting.thresholds import PROFILES
+from streams.alerting.tools import ServerProcess
 from streams.sdk.producer import Publisher
 from streams.sim.simulator import Scenario, SimulationConfig, generate, pause
 from tests.integration.conftest import broker_settings_for, free_port
@@ -103,7 +103,7 @@ class AlertmanagerServer:
         self.workdir = workdir
         self.config = config
         self.port = free_port()
-        self.process: subprocess.Popen | None = None
+        self.server: ServerProcess | None = None
 
     @property
     def address(self) -> str:
@@ -112,39 +112,17 @@ class AlertmanagerServer:
     def start(self) -> AlertmanagerServer:
         config = self.workdir / "alertmanager.yml"
         config.write_text(yaml.safe_dump(self.config))
-        log = open(self.workdir / "alertmanager.log", "wb")
-        self.process = subprocess.Popen(
+        self.server = ServerProcess(
             [self.binary, f"--config.file={config}", f"--storage.path={self.workdir / 'data'}",
              f"--web.listen-address={self.address}", "--cluster.listen-address="],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-        log.close()
-        try:
-            wait_for(lambda: self.process.poll() is not None or self.ready(), timeout=30, interval=0.2,
-                     message="Alertmanager to become ready")
-        except AssertionError:
-            self.stop()
-            raise
-        if self.process.poll() is not None:
-            raise RuntimeError(f"alertmanager exited: {(self.workdir / 'alertmanager.log').read_text()[-2000:]}")
+            self.workdir / "alertmanager.log", f"http://{self.address}/-/ready", ready_timeout_s=30, stop_timeout_s=20,
+        ).start()
         return self
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://{self.address}/-/ready", timeout=2) as response:
-                return response.status == 200
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return False
 
     def stop(self) -> None:
         """Stops the process this object started (and nothing else)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.server is not None:
+            self.server.stop()
 
 
 def samples() -> Iterator[dict[str, Any]]:
