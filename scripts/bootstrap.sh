@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv with the project and what the tests need, and unpacks Prometheus's binaries
-# into .tools/ (WITH_PROMETHEUS=0 skips them). Safe to run again; fast once everything is there.
+# and docker-compose into .tools/ (WITH_PROMETHEUS=0 skips them). Safe to run again; fast once
+# everything is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -33,12 +34,12 @@ tools_ready() {
   done
 }
 
-download_debs() {  # the packages' .debs into $TOOLS/debs, one version of each
+download_debs() {  # the named packages' .debs into $TOOLS/debs, one version of each
   local package work output
   work=$(mktemp -d)
   # apt-get downloads as the unprivileged _apt user when run as root: let it write here.
   if [ "$(id -u)" = 0 ] && id _apt >/dev/null 2>&1; then chown _apt "$work"; fi
-  for package in $PACKAGES; do
+  for package in "$@"; do
     if compgen -G "$TOOLS/debs/${package}_*.deb" >/dev/null; then continue; fi
     if ! output=$(cd "$work" && apt-get download -q "$package" 2>&1); then
       # Most often the package lists are missing (a fresh container): fetch them once.
@@ -61,7 +62,7 @@ download_debs() {  # the packages' .debs into $TOOLS/debs, one version of each
 
 unpack_tools() {
   local package entry
-  download_debs || return 1
+  download_debs $PACKAGES || return 1
   rm -rf "$TOOLS/root.new"
   mkdir -p "$TOOLS/root.new" "$TOOLS/bin"
   for package in $PACKAGES; do
@@ -84,5 +85,71 @@ if [ "${WITH_PROMETHEUS:-1}" = 1 ] && ! tools_ready; then
   else
     echo "could not unpack Prometheus into $TOOLS/ (see above; 'rm -rf $TOOLS' starts over);" \
       "the Prometheus tests will not find it there" >&2
+  fi
+fi
+
+# docker-compose for the tests of deploy/compose/ (`docker-compose config` needs no Docker
+# engine): Debian's `docker-compose` package and the python3-* packages it depends on,
+# fetched and unpacked the same way into .tools/compose (never installed), run by the
+# machine's /usr/bin/python3 (the interpreter those packages are built for) through the
+# wrapper .tools/bin/docker-compose.
+COMPOSE_ROOT=$TOOLS/compose
+
+compose_ready() {
+  "$TOOLS/bin/docker-compose" version --short >/dev/null 2>&1
+}
+
+python3_dependencies() {  # every python3-* package in docker-compose's dependency closure
+  apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces \
+    --no-enhances docker-compose 2>/dev/null | grep -E '^python3-' | grep -vx 'python3-minimal' | sort -u
+}
+
+compose_packages() {  # docker-compose and the python3-* packages it needs
+  local dependencies
+  dependencies=$(python3_dependencies) || true
+  if [ -z "$dependencies" ] && [ "$(id -u)" = 0 ]; then
+    # Most often the package lists are missing (a fresh container): fetch them once.
+    apt-get update -qq
+    dependencies=$(python3_dependencies) || true
+  fi
+  if [ -z "$dependencies" ]; then
+    echo "apt-cache knows no docker-compose; if the package lists are missing, run 'apt-get update' as root" >&2
+    return 1
+  fi
+  echo docker-compose
+  echo "$dependencies"
+}
+
+unpack_compose() {
+  local packages package
+  packages=$(compose_packages) || return 1
+  # shellcheck disable=SC2086 # one package name per word
+  download_debs $packages || return 1
+  rm -rf "$COMPOSE_ROOT.new"
+  mkdir -p "$COMPOSE_ROOT.new" "$TOOLS/bin"
+  for package in $packages; do
+    dpkg-deb -x "$(compgen -G "$TOOLS/debs/${package}_*.deb" | head -n 1)" "$COMPOSE_ROOT.new"
+  done
+  rm -rf "$COMPOSE_ROOT"
+  mv "$COMPOSE_ROOT.new" "$COMPOSE_ROOT"
+  cat >"$TOOLS/bin/docker-compose" <<'WRAPPER'
+#!/bin/sh
+# docker-compose unpacked from Debian's packages by scripts/bootstrap.sh (not installed).
+root=$(cd "$(dirname "$0")/../compose" && pwd)
+PYTHONPATH="$root/usr/lib/python3/dist-packages" exec /usr/bin/python3 -s "$root/usr/bin/docker-compose" "$@"
+WRAPPER
+  chmod +x "$TOOLS/bin/docker-compose"
+  compose_ready
+}
+
+if [ "${WITH_PROMETHEUS:-1}" = 1 ] && ! compose_ready; then
+  if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-deb >/dev/null 2>&1 || [ ! -x /usr/bin/python3 ]; then
+    echo "apt-get/dpkg-deb or /usr/bin/python3 not found: docker-compose not unpacked into $TOOLS/; the" \
+      "compose tests need docker-compose on PATH" >&2
+  elif unpack_compose; then
+    echo "docker-compose unpacked into $TOOLS/bin: $("$TOOLS/bin/docker-compose" version --short 2>&1 | head -n 1)"
+  else
+    echo "could not unpack docker-compose into $TOOLS/ (see above; 'rm -rf $TOOLS/compose' starts over);" \
+      "the compose tests will not find it there" >&2
   fi
 fi

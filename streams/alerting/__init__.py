@@ -1,5 +1,6 @@
 """Alerting as code: thresholds in one place, Prometheus alert rules rendered from them.
 
-``corridor alerts render`` writes ``deploy/prometheus/alerts/`` (one file per area);
-the rendered files are checked in and a test keeps them in sync with this package.
+``corridor alerts render`` writes ``deploy/prometheus/alerts/`` (one file per area) and
+``deploy/k8s/base/prometheus-rules.yaml`` (every rule file as one PrometheusRule,
+``kubernetes.py``); the rendered files are checked in and tests keep them in sync.
 """

@@ -4,6 +4,7 @@
 from streams.cli import (  # noqa: F401
     alerts,
     broker,
+    dashboards,
     publish,
     run,
     schema_export,

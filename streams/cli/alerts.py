@@ -19,13 +19,24 @@ def alerts_group() -> None:
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=Path("deploy/prometheus/alerts"))
 @click.option("--profile", type=click.Choice(["default", "test"]), default="default", show_default=True,
               help="Threshold set: default for production, test with short durations for live tests.")
-def alerts_render(directory: Path, profile: str) -> None:
+@click.option("--rules-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("deploy/prometheus/rules"), show_default=True,
+              help="Recording rules that go into the PrometheusRule with the alerts.")
+@click.option("--prometheus-rule", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("deploy/k8s/base/prometheus-rules.yaml"), show_default=True,
+              help="Also write the recording rules and the alerts as one Kubernetes PrometheusRule (skipped when "
+                   "its folder is missing, and with --profile test).")
+def alerts_render(directory: Path, profile: str, rules_dir: Path, prometheus_rule: Path) -> None:
     """Write one rule file per area into DIRECTORY [default: deploy/prometheus/alerts]."""
+    from streams.alerting import kubernetes
     from streams.alerting.rules import write
     from streams.alerting.thresholds import PROFILES
 
     for path in write(directory, PROFILES[profile]):
         click.echo(str(path))
+    # What a cluster deploys carries the production thresholds only.
+    if profile == "default" and prometheus_rule.parent.is_dir():
+        click.echo(str(kubernetes.write(prometheus_rule, (rules_dir, directory))))
 
 
 def _numbers(kind: type, text: str) -> tuple:

@@ -1,0 +1,231 @@
+"""What every corridor dashboard shares: the datasource variable, label variables, panels with
+their queries, thresholds from the alert config, runbook links and the firing-alerts annotation.
+
+Queries read the project's recording rules where one exists (deploy/prometheus/rules/) and
+the raw series otherwise; every label variable's "All" value is ``.*`` so that queries match
+with ``=~"$var"``. The datasource is always the ``$datasource`` variable: no dashboard
+carries a datasource uid of its own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from grafana_foundation_sdk.builders import bargauge, common, dashboard, piechart, prometheus, stat, table, timeseries
+from grafana_foundation_sdk.cog.builder import Builder
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import dashboard as model
+from grafana_foundation_sdk.models.common import (
+    BigValueGraphMode,
+    GraphTresholdsStyleMode,
+    LegendDisplayMode,
+    LegendPlacement,
+    StackingMode,
+    VizOrientation,
+)
+from grafana_foundation_sdk.models.piechart import PieChartLegendValues, PieChartType
+
+from streams.alerting.rules import alert_rules, runbook_url
+from streams.alerting.thresholds import Thresholds
+
+DATASOURCE = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
+TAGS = ["corridor-monitor"]
+REFRESH = "1m"
+
+Panel = Builder[model.Panel]
+
+
+@dataclass(frozen=True)
+class Query:
+    """One PromQL query of a panel and how its series are named in the legend."""
+
+    expr: str
+    legend: str = ""
+    instant: bool = False
+
+
+def firing_alerts(thresholds: Thresholds, alerts: Sequence[str], stream: str | None = None) -> str:
+    """The ``ALERTS`` selector of the firing ``alerts``: with ``stream``, the rules rendered once per
+    stream (those carrying a ``stream`` label) only for that stream."""
+    per_stream = sorted({rule["alert"] for rule in alert_rules(thresholds) if rule["alert"] in alerts
+                         and "stream" in rule["labels"]}) if stream else []
+    others = sorted(set(alerts) - set(per_stream))
+    selectors = [f'ALERTS{{alertstate="firing", alertname=~"{"|".join(others)}"}}'] if others else []
+    if per_stream:
+        selectors.append(f'ALERTS{{alertstate="firing", alertname=~"{"|".join(per_stream)}", stream="{stream}"}}')
+    return " or ".join(selectors)
+
+
+def new_dashboard(uid: str, title: str, description: str, thresholds: Thresholds, *, alerts: Sequence[str],
+                  stream: str | None = None) -> dashboard.Dashboard:
+    """A dashboard with the datasource variable, the corridor links and the firing-alerts annotation
+    (``alerts``, narrowed to ``stream`` where an alert exists per stream)."""
+    return (
+        dashboard.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags(TAGS)
+        .editable()
+        .tooltip(model.DashboardCursorSync.CROSSHAIR)
+        .time("now-7d", "now")
+        .timezone("utc")
+        .refresh(REFRESH)
+        .link(dashboard.DashboardLink("Corridor dashboards").type(model.DashboardLinkType.DASHBOARDS).tags(TAGS)
+              .as_dropdown(True).include_vars(True).keep_time(True))
+        .link(dashboard.DashboardLink("Runbook").type(model.DashboardLinkType.LINK).url(thresholds.runbook_url)
+              .target_blank(True).icon("doc"))
+        .with_variable(dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus"))
+        .annotation(
+            dashboard.AnnotationQuery()
+            .name("Firing alerts")
+            .datasource(DATASOURCE)
+            .enable(True)
+            .icon_color("red")
+            .expr(firing_alerts(thresholds, alerts, stream))
+        )
+    )
+
+
+def label_variable(name: str, label: str, metric: str, selector: str = "") -> dashboard.QueryVariable:
+    """A multi-value variable over ``label``'s values on ``metric`` (narrowed by ``selector``), All = ``.*``."""
+    query = f"label_values({metric}{{{selector}}}, {label})" if selector else f"label_values({metric}, {label})"
+    return (
+        dashboard.QueryVariable(name)
+        .label(label.replace("_", " ").capitalize() if name == label else name.capitalize())
+        .datasource(DATASOURCE)
+        .query({"query": query, "refId": f"{name}-values", "qryType": 1})
+        .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(model.VariableSort.ALPHABETICAL_ASC)
+        .multi(True)
+        .include_all(True)
+        .all_value(".*")
+        .current(model.VariableOption(selected=True, text="All", value="$__all"))
+    )
+
+
+def steps(*pairs: tuple[float | None, str]) -> dashboard.ThresholdsConfig:
+    """Absolute threshold steps: (value, color) from the base (value None) upwards."""
+    return dashboard.ThresholdsConfig().mode(model.ThresholdsMode.ABSOLUTE).steps(
+        [model.Threshold(value=value, color=color) for value, color in pairs]
+    )
+
+
+def below(limit: float) -> dashboard.ThresholdsConfig:
+    """Red under ``limit`` (an alert's threshold), green from it."""
+    return steps((None, "red"), (limit, "green"))
+
+
+def above(limit: float) -> dashboard.ThresholdsConfig:
+    """Green under ``limit``, red from it."""
+    return steps((None, "green"), (limit, "red"))
+
+
+def runbook_links(thresholds: Thresholds, alerts: Sequence[str]) -> list[dashboard.DashboardLink]:
+    return [dashboard.DashboardLink(f"Runbook: {alert}").url(runbook_url(thresholds, alert)).target_blank(True)
+            for alert in alerts]
+
+
+def _targets(queries: Sequence[Query]) -> list[prometheus.Dataquery]:
+    targets = []
+    for ref, query in zip("ABCDEFGHIJ", queries, strict=False):
+        target = prometheus.Dataquery().expr(query.expr).ref_id(ref).datasource(DATASOURCE)
+        target = target.instant() if query.instant else target.range()
+        if query.legend:
+            target = target.legend_format(query.legend)
+        targets.append(target)
+    return targets
+
+
+def _dress(panel: Any, title: str, description: str, queries: Sequence[Query], unit: str, *, width: int,
+           height: int, thresholds_config: dashboard.ThresholdsConfig | None, runbooks: list[dashboard.DashboardLink],
+           ) -> Panel:
+    panel = (panel.title(title).description(description).datasource(DATASOURCE).targets(_targets(queries))
+             .unit(unit).span(width).height(height))
+    if thresholds_config is not None:
+        panel = panel.thresholds(thresholds_config)
+    if runbooks:
+        panel = panel.links(runbooks)
+    return panel
+
+
+def graph(title: str, description: str, queries: Sequence[Query], unit: str, *, width: int = 12, height: int = 8,
+          stacked: bool = False, thresholds_config: dashboard.ThresholdsConfig | None = None,
+          runbooks: Sequence[dashboard.DashboardLink] = ()) -> Panel:
+    """A time series panel; with ``thresholds_config`` the alert threshold is drawn as a dashed line."""
+    legend = (common.VizLegendOptions().display_mode(LegendDisplayMode.TABLE).placement(LegendPlacement.BOTTOM)
+              .show_legend(True).calcs(["lastNotNull", "max"]))
+    panel = timeseries.Panel().legend(legend).fill_opacity(40 if stacked else 10).line_width(1).span_nulls(True)
+    if stacked:
+        panel = panel.stacking(common.StackingConfig().mode(StackingMode.NORMAL))
+    if thresholds_config is not None:
+        panel = panel.thresholds_style(common.GraphThresholdsStyleConfig()
+                                       .mode(GraphTresholdsStyleMode.DASHED))
+    return _dress(panel, title, description, queries, unit, width=width, height=height,
+                  thresholds_config=thresholds_config, runbooks=list(runbooks))
+
+
+def single(title: str, description: str, queries: Sequence[Query], unit: str, *, width: int = 6, height: int = 5,
+           thresholds_config: dashboard.ThresholdsConfig | None = None,
+           runbooks: Sequence[dashboard.DashboardLink] = ()) -> Panel:
+    """A stat panel showing the last value of each series, with a sparkline."""
+    panel = (stat.Panel().graph_mode(BigValueGraphMode.AREA)
+             .reduce_options(common.ReduceDataOptions().calcs(["lastNotNull"]).values(False)))
+    return _dress(panel, title, description, queries, unit, width=width, height=height,
+                  thresholds_config=thresholds_config or steps((None, "blue")), runbooks=list(runbooks))
+
+
+def bars(title: str, description: str, queries: Sequence[Query], unit: str, *, width: int = 12, height: int = 8,
+         thresholds_config: dashboard.ThresholdsConfig | None = None,
+         per_series: Mapping[str, dashboard.ThresholdsConfig] | None = None,
+         runbooks: Sequence[dashboard.DashboardLink] = ()) -> Panel:
+    """A horizontal bar gauge: one bar per series, its last value; ``per_series`` sets the thresholds
+    of the series named so in the legend."""
+    panel = (bargauge.Panel().orientation(VizOrientation.HORIZONTAL)
+             .reduce_options(common.ReduceDataOptions().calcs(["lastNotNull"]).values(False)))
+    for name, config in sorted((per_series or {}).items()):
+        panel = panel.override_by_name(name, [model.DynamicConfigValue(id_val="thresholds", value=config.build())])
+    return _dress(panel, title, description, queries, unit, width=width, height=height,
+                  thresholds_config=thresholds_config or steps((None, "blue")), runbooks=list(runbooks))
+
+
+def pie(title: str, description: str, queries: Sequence[Query], unit: str, *, width: int = 6,
+        height: int = 8) -> Panel:
+    """A donut of the series' last values (shares of a whole)."""
+    panel = (piechart.Panel().pie_type(PieChartType.DONUT)
+             .reduce_options(common.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+             .legend(piechart.PieChartLegendOptions().display_mode(LegendDisplayMode.TABLE)
+                     .placement(LegendPlacement.RIGHT).show_legend(True).values([PieChartLegendValues.PERCENT])))
+    return _dress(panel, title, description, queries, unit, width=width, height=height, thresholds_config=None,
+                  runbooks=[])
+
+
+def grid(title: str, description: str, queries: Sequence[Query], unit: str, *, width: int = 12,
+         height: int = 8) -> Panel:
+    """A table of instant query results, one row per series (labels as columns)."""
+    instant = [Query(q.expr, q.legend, instant=True) for q in queries]
+    panel = table.Panel().with_transformation(model.DataTransformerConfig(id_val="labelsToFields", options={}))
+    return _dress(panel, title, description, instant, unit, width=width, height=height, thresholds_config=None,
+                  runbooks=[])
+
+
+def row(title: str) -> dashboard.Row:
+    return dashboard.Row(title)
+
+
+def to_model(built: dashboard.Dashboard) -> dict[str, Any]:
+    """The dashboard as the JSON model Grafana imports, with what the SDK has no builder for:
+    the firing-alerts annotation's title and text templates."""
+    result: dict[str, Any] = json.loads(JSONEncoder(sort_keys=True).encode(built.build()))
+    for annotation in result.get("annotations", {}).get("list", []):
+        if annotation.get("name") == "Firing alerts":
+            annotation.update(
+                step="60s",
+                titleFormat="{{alertname}}",
+                textFormat="{{severity}} {{stream}} {{route}}{{link}}{{instance}}",
+                tagKeys="severity,stream",
+                useValueForTime=False,
+            )
+    return result

@@ -1,0 +1,72 @@
+"""Cross-border finance: US dollars signed by instrument, the cumulative total, and the
+lender and borrower country pairs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dashboards.common import (
+    Query,
+    below,
+    graph,
+    grid,
+    label_variable,
+    new_dashboard,
+    row,
+    runbook_links,
+    single,
+    to_model,
+)
+from streams.alerting.rules import duration
+from streams.alerting.thresholds import Thresholds
+
+UID = "corridor-finance"
+USD_WINDOW = "instrument_window:corridor_finance_usd_window:sum"
+SELECTED = 'instrument=~"$instrument"'
+ALERTS = ("CorridorVolumeDrop", "CorridorStreamSilent")
+
+
+def build(t: Thresholds) -> dict[str, Any]:
+    period = duration(t.volume_period_s)
+    window = t.volume_drop_window["finance"]
+    fraction = t.volume_drop_fraction["finance"]
+    board = (
+        new_dashboard(UID, "Cross-border finance",
+                      "Financing signed across the China-Singapore corridor, in US dollars (converted at the FX "
+                      "table's rate): by instrument, cumulative, and by lender and borrower country.",
+                      t, alerts=ALERTS, stream="finance")
+        .with_variable(label_variable("instrument", "instrument", "corridor_finance_usd_total"))
+        .with_variable(label_variable("lender", "lender_country", "corridor_finance_usd_total", SELECTED))
+        .with_variable(label_variable("borrower", "borrower_country", "corridor_finance_usd_total", SELECTED))
+        .with_row(row("Volume"))
+        .with_panel(single("Signed, last 7d", "US dollars signed in the rolling week (event time).",
+                           [Query(f'sum({USD_WINDOW}{{{SELECTED}, window="7d"}})')], "currencyUSD"))
+        .with_panel(single("Cumulative total", "US dollars signed since the totals began (all instruments selected).",
+                           [Query('sum(corridor_finance_usd_total'
+                                  f'{{{SELECTED}, lender_country=~"$lender", borrower_country=~"$borrower"}})')],
+                           "currencyUSD"))
+        .with_panel(single(f"{window} volume against a week earlier",
+                           f"The rolling {window} against the same window {period} earlier. CorridorVolumeDrop "
+                           f"watches trade finance and fires below {fraction:.0%}.",
+                           [Query(f'sum({USD_WINDOW}{{{SELECTED}, window="{window}"}}) / '
+                                  f'sum(corridor_finance_usd_window{{{SELECTED}, window="{window}"}} '
+                                  f'offset {period})')],
+                           "percentunit", thresholds_config=below(fraction),
+                           runbooks=runbook_links(t, ["CorridorVolumeDrop"])))
+        .with_panel(single("Deals' countries", "Lender and borrower country pairs with financing signed.",
+                           [Query('count(sum by (lender_country, borrower_country) (corridor_finance_usd_total'
+                                  f'{{{SELECTED}}}) > 0)')], "none"))
+        .with_panel(graph("Signed by instrument, rolling 7d", "US dollars signed in the 7 days up to each moment.",
+                          [Query(f'{USD_WINDOW}{{{SELECTED}, window="7d"}}', "{{instrument}}")], "currencyUSD",
+                          runbooks=runbook_links(t, ["CorridorVolumeDrop"])))
+        .with_panel(graph("Cumulative total by instrument", "US dollars signed since the totals began.",
+                          [Query('sum by (instrument) (corridor_finance_usd_total'
+                                 f'{{{SELECTED}, lender_country=~"$lender", borrower_country=~"$borrower"}})',
+                                 "{{instrument}}")], "currencyUSD", stacked=True))
+        .with_row(row("Countries"))
+        .with_panel(grid("Lender and borrower countries", "US dollars signed per lender and borrower country pair.",
+                         [Query('sum by (lender_country, borrower_country) (corridor_finance_usd_total'
+                                f'{{{SELECTED}, lender_country=~"$lender", borrower_country=~"$borrower"}})')],
+                         "currencyUSD", width=24))
+    )
+    return to_model(board)

@@ -1,0 +1,89 @@
+"""Corridor overview: rolling TEU per route and mode, this week against last week, shipments by
+milestone, and each route's share of the corridor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dashboards.common import (
+    Query,
+    bars,
+    below,
+    graph,
+    label_variable,
+    new_dashboard,
+    pie,
+    row,
+    runbook_links,
+    single,
+    to_model,
+)
+from streams.alerting.rules import duration
+from streams.alerting.thresholds import Thresholds
+
+UID = "corridor-overview"
+TEU = "corridor_route_mode_window:corridor_shipment_teu_window:sum"
+SELECTED = 'corridor=~"$corridor", route=~"$route", mode=~"$mode"'
+ALERTS = ("CorridorVolumeDrop", "CorridorVolumeAnomaly", "CorridorRouteVanished", "CorridorStreamSilent")
+
+
+def build(t: Thresholds) -> dict[str, Any]:
+    period = duration(t.volume_period_s)
+    drop_window = t.volume_drop_window["shipments"]
+    drop_fraction = t.volume_drop_fraction["shipments"]
+    runbooks = runbook_links(t, ALERTS[:3])
+    board = (
+        new_dashboard(UID, "Corridor overview",
+                      "Sea-rail, rail and road freight on the New International Land-Sea Trade Corridor: rolling TEU "
+                      "departed per route and mode (event time), against the same window a week earlier.",
+                      t, alerts=ALERTS, stream="shipments")
+        .with_variable(label_variable("corridor", "corridor", TEU))
+        .with_variable(label_variable("route", "route", TEU, 'corridor=~"$corridor"'))
+        .with_variable(label_variable("mode", "mode", TEU, 'corridor=~"$corridor", route=~"$route"'))
+        .with_row(row("Volume"))
+        .with_panel(single("TEU departed, last 24h", "Rolling 24h of departures (event time), selected routes.",
+                           [Query(f'sum({TEU}{{{SELECTED}, window="24h"}})')], "none"))
+        .with_panel(single("TEU departed, last 7d", "Rolling 7 days of departures (event time), selected routes.",
+                           [Query(f'sum({TEU}{{{SELECTED}, window="7d"}})')], "none"))
+        .with_panel(single(f"{drop_window} volume against a week earlier",
+                           f"Rolling {drop_window} TEU of the selected routes over the same window {period} earlier. "
+                           f"CorridorVolumeDrop fires per route below {drop_fraction:.0%}.",
+                           [Query(f'sum({TEU}{{{SELECTED}, window="{drop_window}"}}) / '
+                                  f'sum(corridor_shipment_teu_window{{{SELECTED}, window="{drop_window}"}} '
+                                  f'offset {period})')],
+                           "percentunit", thresholds_config=below(drop_fraction), runbooks=runbooks))
+        .with_panel(single("Routes carrying freight", "Routes with departures in the last 24h.",
+                           [Query(f'count(sum by (route) ({TEU}{{{SELECTED}, window="24h"}}) > 0)')], "none",
+                           runbooks=runbook_links(t, ["CorridorRouteVanished"])))
+        .with_panel(graph("Rolling 24h TEU per route and mode",
+                          "Departed TEU in the 24h up to each moment (event time), per route and mode.",
+                          [Query(f'{TEU}{{{SELECTED}, window="24h"}}', "{{route}} {{mode}}")], "none",
+                          runbooks=runbooks))
+        .with_panel(graph("Rolling 7d TEU: this week against last week",
+                          f"The 7-day window now (solid) and {period} earlier (same routes).",
+                          [Query(f'sum by (route) ({TEU}{{{SELECTED}, window="7d"}})', "{{route}} this week"),
+                           Query(f'sum by (route) (corridor_shipment_teu_window{{{SELECTED}, window="7d"}} '
+                                 f'offset {period})', "{{route}} last week")],
+                          "none", runbooks=runbooks))
+        .with_row(row("Shipments"))
+        .with_panel(graph("Shipments by milestone",
+                          "Milestones reached per hour (booked, departed, arrived, customs cleared, ...).",
+                          [Query(f'sum by (milestone) (rate(corridor_shipments_total{{{SELECTED}}}'
+                                 '[$__rate_interval])) * 3600', "{{milestone}}")],
+                          "none", stacked=True))
+        .with_panel(graph("TEU departed per hour, by mode",
+                          "Departures' TEU per hour (from the counters, one-hour rate).",
+                          [Query('sum by (mode) (corridor_route_mode:corridor_shipment_teu:rate1h'
+                                 f'{{{SELECTED}}}) * 3600', "{{mode}}")],
+                          "none", stacked=True))
+        .with_panel(pie("Routes' share of the corridor (7d TEU)", "Each route's part of the corridor's rolling 7d TEU.",
+                        [Query(f'sum by (route) ({TEU}{{{SELECTED}, window="7d"}})', "{{route}}")], "none",
+                        width=8))
+        .with_panel(bars("Gross weight departed, last 24h", "Gross weight of departed shipments per route.",
+                         [Query('sum by (route) (increase(corridor_shipment_gross_weight_grams_total'
+                                f'{{{SELECTED}}}[24h])) / 1000', "{{route}}")], "kg", width=8))
+        .with_panel(bars("Hourly TEU by route, now", "The last hour's rolling TEU per route.",
+                         [Query(f'sum by (route) ({TEU}{{{SELECTED}, window="1h"}})', "{{route}}")], "none",
+                         width=8))
+    )
+    return to_model(board)

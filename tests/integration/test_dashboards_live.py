@@ -1,0 +1,166 @@
+"""Every query of every rendered dashboard, run against a real Prometheus that scrapes a real
+worker fed by the simulator (all four families) with the project's recording rules loaded.
+
+The panels and variables are enumerated from the committed JSON in dashboards/json, so a new
+panel is checked without touching this test. Each query must be valid PromQL and return at
+least one series with the template variables at "All" (``.*``). Queries that compare with a
+week earlier (``offset``) read a week-old copy of the worker's own series: before Prometheus
+starts, the worker's scrape is written as OpenMetrics dated a week back and turned into a
+TSDB block with promtool, as an operator backfills history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+import dashboards
+from streams.alerting.history import History
+from streams.alerting.thresholds import PROFILES
+from streams.kafka.admin import create_topics
+from streams.kafka.broker import EmbeddedBroker
+from tests.integration.conftest import broker_settings_for, free_port
+from tests.integration.prometheus import PROJECT_ROOT, PrometheusServer
+from tests.integration.workers import WorkerProcess, wait_for
+
+pytestmark = pytest.mark.integration
+
+RULE_FILES = sorted((PROJECT_ROOT / "deploy" / "prometheus" / "rules").glob("*.yml"))
+#: The simulated span published before the worker is scraped, as fast as it goes: nearly the
+#: dedup horizon (7 days; older events are refused), so that the 7d windows are filled.
+SIMULATED_S = 7 * 86400 - 3600
+#: Grafana's own variables, as Grafana would fill them in for a short time range.
+BUILTINS = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h"}
+LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.+),\s*(?P<label>\w+)\)$")
+
+
+def panels(model: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for panel in model.get("panels", []):
+        yield panel
+        yield from panel.get("panels", [])  # a collapsed row carries its panels
+
+
+def queries() -> list[tuple[str, str, str]]:
+    """(dashboard, panel title, expression) of every target of every rendered panel."""
+    found = []
+    for name, model in dashboards.load().items():
+        for panel in panels(model):
+            found.extend((name, panel["title"], target["expr"]) for target in panel.get("targets", []))
+    return found
+
+
+def variables() -> list[tuple[str, str, str]]:
+    """(dashboard, variable, label_values query) of every query variable."""
+    return [(name, variable["name"], variable["query"]["query"])
+            for name, model in dashboards.load().items()
+            for variable in model["templating"]["list"] if variable["type"] == "query"]
+
+
+def interpolated(expression: str, model_variables: list[str]) -> str:
+    for builtin, value in BUILTINS.items():
+        expression = expression.replace(builtin, value)
+    for name in sorted(model_variables, key=len, reverse=True):
+        expression = expression.replace(f"${{{name}}}", ".*").replace(f"${name}", ".*")
+    assert "$" not in expression, f"an unknown template variable is left in {expression!r}"
+    return expression
+
+
+def backfill_week_old_copy(metrics_text: str, tsdb: Path, promtool: str, now: float) -> None:
+    """The worker's counters and gauges as if scraped every minute around a week ago, as a TSDB block."""
+    history = History(wanted=set())
+    period = PROFILES["default"].volume_period_s
+    samples = [(family.name, family.type, sample.name, sample.labels, sample.value)
+               for family in text_string_to_metric_families(metrics_text) if family.type in ("counter", "gauge")
+               for sample in family.samples if not sample.name.endswith("_created")]
+    history.wanted = frozenset(name for name, *_ in samples)
+    for minute in range(-90, 31):
+        history.record(now - period + 60 * minute, samples)
+    openmetrics = tsdb.parent / "week-old.om"
+    with openmetrics.open("w") as out:
+        history.write_openmetrics(out)
+    tsdb.mkdir(parents=True, exist_ok=True)
+    subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(openmetrics), str(tsdb)],
+                   check=True, capture_output=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def fresh_broker_module() -> Iterator[EmbeddedBroker]:
+    """A broker of this module's own: the simulator writes to the fixed corridor topics."""
+    with EmbeddedBroker(port=free_port()) as embedded:
+        asyncio.run(create_topics(broker_settings_for(embedded.bootstrap)))
+        yield embedded
+
+
+@pytest.fixture(scope="module")
+def scraped(fresh_broker_module, prometheus_bin, promtool_bin, tmp_path_factory) -> Iterator[PrometheusServer]:
+    """A Prometheus with the recording rules, scraping a worker that holds a simulated week."""
+    workdir = tmp_path_factory.mktemp("dashboards")
+    bootstrap = fresh_broker_module.bootstrap
+    simulate = subprocess.run(
+        [sys.executable, "-m", "streams", "simulate", "--duration", str(SIMULATED_S), "--speed", "1e9",
+         "--seed", "5"],
+        env={**os.environ, "CORRIDOR_KAFKA_BOOTSTRAP": bootstrap}, capture_output=True, text=True, timeout=600,
+    )
+    assert simulate.returncode == 0, simulate.stdout + simulate.stderr
+    worker = WorkerProcess(bootstrap, workdir / "state", workdir / "worker.log").start()
+    prometheus = None
+    try:
+        def caught_up() -> str | None:
+            text = worker.metrics_text()
+            lag = [line for line in (text or "").splitlines() if line.startswith("corridor_consumer_lag{")]
+            families = set(re.findall(r'corridor_events_accepted_total\{[^}]*stream="(\w+)"', text or ""))
+            done = lag and all(line.rsplit(" ", 1)[1] in ("0.0", "0") for line in lag)
+            return text if done and families == {"shipments", "flights", "finance", "datachannel"} else None
+
+        metrics_text = wait_for(caught_up, timeout=300, interval=1, message="the worker to apply the simulation")
+        backfill_week_old_copy(metrics_text, workdir / "tsdb", promtool_bin, time.time())
+        prometheus = PrometheusServer(workdir, [f"127.0.0.1:{worker.web_port}"], RULE_FILES, binary=prometheus_bin,
+                                      job=PROFILES["default"].worker_job).start()
+        # Rates need two scrapes in their range and the recording rules a few evaluations.
+        wait_for(lambda: prometheus.query("stream:corridor_events_received:rate5m"), timeout=60, interval=1,
+                 message="the recording rules to produce series")
+        time.sleep(3)
+        yield prometheus
+    finally:
+        if prometheus is not None:
+            prometheus.stop()
+        worker.stop()
+
+
+def test_every_panel_has_queries_and_the_rendered_json_exists():
+    found = queries()
+    assert {name for name, *_ in found} == set(dashboards.render()), "every dashboard has panels with queries"
+    assert len(found) >= 40
+
+
+@pytest.mark.parametrize(("dashboard", "variable", "query"), variables(), ids=lambda v: str(v)[:60])
+def test_every_variable_has_values(scraped, dashboard, variable, query):
+    match = LABEL_VALUES.match(query)
+    assert match, f"{dashboard}/${variable}: not a label_values() query: {query!r}"
+    model_variables = [v["name"] for v in dashboards.load()[dashboard]["templating"]["list"]]
+    selector = interpolated(match["selector"], model_variables)
+    values = scraped.query(f'count by ({match["label"]}) ({selector})')
+    assert values, f"{dashboard}/${variable}: {query!r} lists no values"
+
+
+@pytest.mark.parametrize(("dashboard", "title", "expression"), queries(), ids=lambda v: str(v)[:60])
+def test_every_panel_query_returns_series(scraped, dashboard, title, expression):
+    model_variables = [v["name"] for v in dashboards.load()[dashboard]["templating"]["list"]]
+    result = scraped.query(interpolated(expression, model_variables))
+    assert result, f"{dashboard} / {title!r}: {expression!r} returned no series"
+
+
+def test_alert_annotations_are_valid_promql(scraped):
+    for model in dashboards.load().values():
+        for annotation in model["annotations"]["list"]:
+            scraped.query(annotation["expr"])  # raises on invalid PromQL

@@ -1,0 +1,486 @@
+"""The deployment files in deploy/ hold together: no Docker engine or cluster needed.
+
+- Docker Compose: Debian's docker-compose (unpacked into .tools/ by scripts/bootstrap.sh)
+  accepts the file; every bind-mounted file exists; the services run real `corridor` verbs
+  with real settings; Prometheus' compose config passes `promtool check config`.
+- Kubernetes: `kubectl kustomize` renders the base and the dev overlay; every object
+  validates against the Kubernetes API schemas (kubernetes-validate, strict: unknown fields
+  fail); the PrometheusRule and the dashboards' ConfigMap equal the files they come from.
+- The Dockerfile: slim base, non-root user, health check on /healthz, a real entry point.
+
+docker-compose and promtool missing skip these tests, or fail them under
+CORRIDOR_REQUIRE_PROMETHEUS=1 (`make test`); kubectl missing skips the Kubernetes ones.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import kubernetes_validate
+import pytest
+import yaml
+
+import dashboards
+from dashboards.provisioning import render_configmap
+from streams.alerting.kubernetes import rule_groups
+from streams.alerting.thresholds import PROFILES
+from streams.cli import cli
+from streams.settings import Settings
+from tests.integration.prometheus import PROJECT_ROOT, TOOLS_BIN, missing, require_tool
+
+pytestmark = pytest.mark.integration
+
+DEPLOY = PROJECT_ROOT / "deploy"
+COMPOSE_FILE = DEPLOY / "compose" / "compose.yaml"
+DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
+K8S = DEPLOY / "k8s"
+RULE_DIRECTORIES = (DEPLOY / "prometheus" / "rules", DEPLOY / "prometheus" / "alerts")
+
+#: The Kubernetes version the manifests are validated for (kubernetes-validate ships its schemas).
+KUBERNETES_VERSION = "1.30"
+#: The Prometheus Operator's kinds, which kubernetes-validate has no schema for.
+OPERATOR_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+METRICS_PORT = 6066
+
+
+def run(args: Sequence[str], cwd: Path = PROJECT_ROOT) -> str:
+    result = subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, f"{shlex.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}"
+    return result.stdout
+
+
+def corridor_command(args: Sequence[str]) -> click.Command:
+    """The `corridor` command ``args`` run, with its options parsed as the entry point would."""
+    command: click.Command = cli
+    path = ["corridor"]
+    rest = list(args)
+    while isinstance(command, click.Group):
+        assert rest, f"`{' '.join(path)}` needs a sub-command"
+        name = rest.pop(0)
+        found = command.get_command(click.Context(command), name)
+        assert found is not None, f"`{' '.join(path)}` has no command {name!r}"
+        path.append(name)
+        command = found
+    try:
+        command.make_context(" ".join(path), list(rest))  # click consumes the list it parses
+    except click.UsageError as error:
+        pytest.fail(f"`{shlex.join([*path, *rest])}`: {error.format_message()}")
+    return command
+
+
+def check_settings(environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Every variable is a CORRIDOR_* setting (misspelt ones would be ignored) and its value valid."""
+    fields = {f"CORRIDOR_{name.upper()}" for name in Settings.model_fields}
+    unknown = sorted(set(environment) - fields)
+    assert not unknown, f"not settings of streams/settings.py: {unknown}"
+    for name in fields:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return Settings()
+
+
+# The Dockerfile
+
+
+def dockerfile() -> list[tuple[str, str]]:
+    """(instruction, arguments) in order, continuation lines joined."""
+    instructions, pending = [], ""
+    for line in DOCKERFILE.read_text(encoding="utf-8").splitlines():
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        pending += line.rstrip()
+        if pending.endswith("\\"):
+            pending = pending[:-1] + " "
+            continue
+        keyword, _, arguments = pending.strip().partition(" ")
+        instructions.append((keyword.upper(), arguments.strip()))
+        pending = ""
+    return instructions
+
+
+def dockerfile_exec_form(keyword: str) -> list[str]:
+    """The last ``keyword`` (ENTRYPOINT, CMD) of the final stage, which must be in exec (JSON) form."""
+    values = [arguments for instruction, arguments in dockerfile() if instruction == keyword]
+    assert values, f"the Dockerfile has no {keyword}"
+    parsed = json.loads(values[-1])
+    assert isinstance(parsed, list), f"{keyword} must be in exec form: {values[-1]}"
+    return parsed
+
+
+def final_stage() -> list[tuple[str, str]]:
+    instructions = dockerfile()
+    start = max(index for index, (keyword, _) in enumerate(instructions) if keyword == "FROM")
+    return instructions[start:]
+
+
+def test_dockerfile_builds_on_slim_python_and_installs_the_project_with_rocksdb_and_dashboards():
+    bases = [arguments.split()[0] for keyword, arguments in dockerfile() if keyword == "FROM"]
+    assert bases and all(base == "python:3.11-slim" for base in bases), bases
+    installs = [arguments for keyword, arguments in dockerfile() if keyword == "RUN" and "pip install" in arguments]
+    assert any(re.search(r"""pip install ["']?\.\[rocksdb,dashboards\]""", run_) for run_ in installs), installs
+    for keyword, arguments in dockerfile():
+        if keyword == "COPY" and not arguments.startswith("--from"):
+            for source in arguments.split()[:-1]:
+                assert (PROJECT_ROOT / source).exists(), f"COPY {source}: no such file in the repository"
+
+
+def test_dockerfile_runs_as_a_non_root_user():
+    users = [arguments for keyword, arguments in final_stage() if keyword == "USER"]
+    assert users, "the final stage sets no USER: the image would run as root"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0"), users[-1]
+
+
+def test_dockerfile_checks_health_on_healthz_with_python_and_exposes_the_metrics_port():
+    (healthcheck,) = [arguments for keyword, arguments in final_stage() if keyword == "HEALTHCHECK"]
+    assert "/healthz" in healthcheck and str(METRICS_PORT) in healthcheck, healthcheck
+    assert "urllib" in healthcheck and "curl" not in healthcheck, "python:3.11-slim has no curl"
+    exposed = [arguments.split() for keyword, arguments in final_stage() if keyword == "EXPOSE"]
+    assert [str(METRICS_PORT)] in exposed, exposed
+
+
+def test_dockerfile_entrypoint_is_the_corridor_command_and_cmd_a_verb():
+    scripts = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+    assert dockerfile_exec_form("ENTRYPOINT") == ["corridor"]
+    assert scripts["corridor"] == "streams.cli:main"
+    assert dockerfile_exec_form("CMD") == ["worker"]
+    corridor_command(dockerfile_exec_form("CMD"))
+
+
+# Docker Compose
+
+
+@pytest.fixture(scope="module")
+def docker_compose() -> str:
+    local = TOOLS_BIN / "docker-compose"
+    found = str(local) if local.exists() else shutil.which("docker-compose")
+    if found is None:
+        missing(f"docker-compose not found in {TOOLS_BIN} or on PATH: run ./scripts/bootstrap.sh or make test to "
+                "unpack Debian's docker-compose into .tools/")
+    return found
+
+
+@pytest.fixture(scope="module")
+def compose_config(docker_compose: str) -> dict[str, Any]:
+    """The compose file as docker-compose resolves it (relative paths made absolute)."""
+    return yaml.safe_load(run([docker_compose, "-f", str(COMPOSE_FILE), "config"]))
+
+
+def compose_source() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+
+
+def corridor_services(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The services built from deploy/docker/Dockerfile."""
+    return {name: service for name, service in config["services"].items()
+            if service.get("build", {}).get("dockerfile") == "deploy/docker/Dockerfile"}
+
+
+def test_docker_compose_accepts_the_compose_file(compose_config):
+    assert set(compose_config["services"]) == {
+        "kafka", "topics", "worker-1", "worker-2", "simulator", "prometheus", "alertmanager", "grafana"}
+    for service in corridor_services(compose_config).values():
+        assert Path(service["build"]["context"]) == PROJECT_ROOT
+
+
+def test_compose_file_uses_no_syntax_docker_compose_v2_rejects_or_deprecates():
+    source = compose_source()
+    # `version` is obsolete in Compose v2 (a warning); `links` and `external_links` are legacy.
+    assert "version" not in source
+    assert set(source) - {"services", "volumes", "networks", "configs", "secrets"} <= {
+        key for key in source if key.startswith("x-")}
+    for name, service in source["services"].items():
+        assert not {"links", "external_links", "volume_driver", "cpu_shares"} & set(service), name
+        depends_on = service.get("depends_on", {})
+        if isinstance(depends_on, dict):
+            conditions = {dependency["condition"] for dependency in depends_on.values()}
+            assert conditions <= {"service_started", "service_healthy", "service_completed_successfully"}, name
+
+
+def test_every_file_the_compose_file_mounts_exists(compose_config):
+    named = set(compose_config.get("volumes") or {})
+    binds = []
+    for name, service in compose_config["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0] if isinstance(volume, str) else volume["source"]
+            if source in named:
+                continue
+            binds.append(source)
+            assert Path(source).exists(), f"{name} mounts {source}, which is not in the repository"
+    assert binds, "no bind mounts found: the checks above checked nothing"
+
+
+def test_compose_workers_run_corridor_worker_with_valid_settings(compose_config, monkeypatch):
+    services = corridor_services(compose_config)
+    entrypoint = dockerfile_exec_form("ENTRYPOINT")
+    workers = {name: service for name, service in services.items() if name.startswith("worker-")}
+    assert set(workers) == {"worker-1", "worker-2"}
+    for name, service in services.items():
+        command = service.get("command", dockerfile_exec_form("CMD"))
+        assert isinstance(command, list), f"{name}: give the command as a list"
+        corridor_command(command)
+        settings = check_settings(service["environment"], monkeypatch)
+        assert settings.kafka_bootstrap == "kafka:9092", name
+        assert service.get("entrypoint", entrypoint) == entrypoint, name
+    for name, service in workers.items():
+        assert service["command"] == ["worker"], name
+        settings = check_settings(service["environment"], monkeypatch)
+        assert settings.store == "rocksdb://", name
+        mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in service["volumes"]}
+        assert mounts.get(str(settings.state_dir)) in compose_config["volumes"], (
+            f"{name}: CORRIDOR_STATE_DIR {settings.state_dir} is not on a volume of its own")
+    assert len({service["volumes"][0] for service in workers.values()}) == len(workers), "workers share a volume"
+
+
+def test_compose_topics_are_created_by_corridor_topics_create(compose_config):
+    source = compose_source()
+    kafka = source["services"]["kafka"]["environment"]
+    assert kafka["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert source["services"]["topics"]["command"] == ["topics", "create"]
+    for name in ("worker-1", "worker-2", "simulator"):
+        depends = compose_config["services"][name]["depends_on"]
+        assert depends["topics"]["condition"] == "service_completed_successfully", name
+
+
+def compose_prometheus_config() -> dict[str, Any]:
+    return yaml.safe_load((DEPLOY / "compose" / "prometheus.yml").read_text(encoding="utf-8"))
+
+
+def test_compose_prometheus_matches_the_project_config_and_scrapes_both_workers(compose_config):
+    compose = compose_prometheus_config()
+    project = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
+    assert compose["rule_files"] == project["rule_files"]
+    assert compose["global"] == project["global"]
+    jobs = {job["job_name"]: job for job in compose["scrape_configs"]}
+    worker_job = PROFILES["default"].worker_job
+    assert worker_job == "corridor-worker" and worker_job in jobs
+    targets = [target for config in jobs[worker_job]["static_configs"] for target in config["targets"]]
+    workers = sorted(name for name in compose_config["services"] if name.startswith("worker-"))
+    assert sorted(targets) == [f"{name}:{METRICS_PORT}" for name in workers]
+    alertmanagers = [target for manager in compose["alerting"]["alertmanagers"]
+                     for config in manager["static_configs"] for target in config["targets"]]
+    assert alertmanagers == ["alertmanager:9093"]
+
+    prometheus = compose_config["services"]["prometheus"]
+    retention = [flag for flag in prometheus["command"] if flag.startswith("--storage.tsdb.retention.time=")]
+    assert retention == ["--storage.tsdb.retention.time=35d"], prometheus["command"]
+    mounts = {volume.split(":")[1]: Path(volume.split(":")[0]) for volume in prometheus["volumes"]}
+    config_dir = Path("/etc/prometheus")
+    assert mounts[str(config_dir / "prometheus.yml")] == DEPLOY / "compose" / "prometheus.yml"
+    for pattern in compose["rule_files"]:  # each rule glob, relative to the config file, is a mounted folder
+        folder = str(config_dir / Path(pattern).parent)
+        assert mounts[folder] == DEPLOY / "prometheus" / Path(pattern).parent
+
+
+def test_compose_prometheus_config_passes_promtool(tmp_path):
+    promtool = require_tool("promtool")
+    # The layout the container sees: the config with rules/ and alerts/ beside it.
+    shutil.copy(DEPLOY / "compose" / "prometheus.yml", tmp_path / "prometheus.yml")
+    for folder in RULE_DIRECTORIES:
+        shutil.copytree(folder, tmp_path / folder.name)
+    output = run([promtool, "check", "config", str(tmp_path / "prometheus.yml")])
+    assert "SUCCESS" in output
+
+
+def test_grafana_provisions_the_prometheus_datasource_and_the_dashboards(compose_config):
+    provisioning = DEPLOY / "grafana" / "provisioning"
+    (datasource,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yaml").read_text())["datasources"]
+    assert datasource["uid"] == "corridor-prometheus" and datasource["type"] == "prometheus"
+    assert datasource["url"] == "http://prometheus:9090" and datasource["isDefault"] is True
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "corridor.yaml").read_text())["providers"]
+    grafana = compose_config["services"]["grafana"]
+    mounts = {volume.split(":")[1]: Path(volume.split(":")[0]) for volume in grafana["volumes"]}
+    assert mounts["/etc/grafana/provisioning"] == provisioning
+    assert mounts[provider["options"]["path"]] == dashboards.JSON_DIR
+    home = Path(grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"])
+    assert mounts[str(home.parent)] == dashboards.JSON_DIR
+    assert (dashboards.JSON_DIR / home.name).exists(), f"no dashboard {home.name} for Grafana's home page"
+
+
+# Kubernetes
+
+
+@pytest.fixture(scope="module")
+def kubectl() -> str:
+    found = shutil.which("kubectl")
+    if found is None:
+        pytest.skip("kubectl not found on PATH: install kubectl (1.22 or later, with kustomize) to check deploy/k8s")
+    return found
+
+
+@pytest.fixture(scope="module", params=["base", "overlays/dev"])
+def rendered(request: pytest.FixtureRequest, kubectl: str) -> list[dict[str, Any]]:
+    """The objects `kubectl kustomize` renders from deploy/k8s/<param>."""
+    return [document for document in yaml.safe_load_all(run([kubectl, "kustomize", str(K8S / request.param)]))
+            if document]
+
+
+def only(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    (found,) = [item for item in objects if item["kind"] == kind]
+    return found
+
+
+def check_operator_object(item: dict[str, Any]) -> None:
+    """The Prometheus Operator's kinds: kubernetes-validate has no schema for CRDs, so the fields
+    the operator requires are checked here (monitoring.coreos.com/v1)."""
+    assert item["apiVersion"] == "monitoring.coreos.com/v1", item["apiVersion"]
+    assert item["metadata"]["name"]
+    spec = item["spec"]
+    if item["kind"] in ("ServiceMonitor", "PodMonitor"):
+        assert spec["selector"]["matchLabels"], item["kind"]
+        endpoints = spec["endpoints" if item["kind"] == "ServiceMonitor" else "podMetricsEndpoints"]
+        assert endpoints and all(endpoint.get("port") for endpoint in endpoints), endpoints
+    else:
+        assert spec["groups"]
+        for group in spec["groups"]:
+            assert group["name"] and group["rules"], group
+            for rule in group["rules"]:
+                assert ("record" in rule) != ("alert" in rule) and rule["expr"], rule
+                assert set(rule) <= {"record", "alert", "expr", "for", "keep_firing_for", "labels", "annotations"}
+
+
+def test_kustomize_renders_objects_that_validate_against_the_kubernetes_schemas(rendered):
+    kinds = set()
+    for item in rendered:
+        kinds.add(item["kind"])
+        if item["kind"] in OPERATOR_KINDS:
+            check_operator_object(item)
+            continue
+        try:
+            kubernetes_validate.validate(item, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            path = ".".join(str(part) for part in error.path)
+            pytest.fail(f"{item['kind']}/{item['metadata']['name']}: {path}: {error.message}")
+    assert {"StatefulSet", "Service", "PodDisruptionBudget", "ConfigMap", "ServiceMonitor", "PrometheusRule"} <= kinds
+
+
+def test_prometheus_rule_holds_exactly_the_groups_of_the_rule_files(rendered):
+    rule = only(rendered, "PrometheusRule")
+    files = [yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+             for folder in RULE_DIRECTORIES for path in sorted(folder.glob("*.yml"))]
+    assert rule["spec"]["groups"] == [group for groups in files for group in groups]
+    assert rule["spec"]["groups"] == rule_groups(RULE_DIRECTORIES)
+
+
+def test_dashboards_configmap_holds_exactly_the_rendered_dashboards(rendered):
+    (configmap,) = [item for item in rendered if item["kind"] == "ConfigMap"
+                    and item["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
+    files = {path.name: path.read_text(encoding="utf-8") for path in dashboards.JSON_DIR.glob("*.json")}
+    assert configmap["data"] == files, "run `corridor dashboards build` and commit deploy/k8s/base/"
+    # The API server refuses a ConfigMap over 1 MiB.
+    assert len(json.dumps(configmap["data"]).encode()) < 1024 * 1024
+
+
+def pod_spec(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    return only(objects, "StatefulSet")["spec"]["template"]["spec"]
+
+
+def container_environment(objects: list[dict[str, Any]], container: dict[str, Any]) -> dict[str, str]:
+    """The variables a container gets from its envFrom ConfigMaps and Secrets, and env."""
+    environment: dict[str, str] = {}
+    by_name = {(item["kind"], item["metadata"]["name"]): item for item in objects}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            environment.update(by_name[("ConfigMap", source["configMapRef"]["name"])]["data"])
+        elif ("Secret", source["secretRef"]["name"]) in by_name:
+            secret = by_name[("Secret", source["secretRef"]["name"])]
+            environment.update({key: base64.b64decode(value).decode() for key, value in secret["data"].items()})
+    environment.update({variable["name"]: variable["value"] for variable in container.get("env", [])})
+    return environment
+
+
+def test_statefulset_runs_corridor_verbs_with_valid_settings(rendered, monkeypatch):
+    spec = pod_spec(rendered)
+    entrypoint = dockerfile_exec_form("ENTRYPOINT")
+    containers = {container["name"]: container for container in spec["containers"] + spec["initContainers"]}
+    assert containers["worker"]["args"] == ["worker"]
+    assert containers["topics"]["args"] == ["topics", "create"]
+    for name, container in containers.items():
+        assert container.get("command", entrypoint) == entrypoint, name
+        corridor_command(container.get("args", dockerfile_exec_form("CMD")))
+        check_settings(container_environment(rendered, container), monkeypatch)
+        assert any(source.get("secretRef", {}).get("name", "").startswith("corridor-kafka")
+                   for source in container["envFrom"]), f"{name}: the Kafka settings come from the Secret"
+
+
+def test_statefulset_keeps_rocksdb_state_on_its_volume_claim_and_probes_health(rendered, monkeypatch):
+    statefulset = only(rendered, "StatefulSet")
+    spec = pod_spec(rendered)
+    (worker,) = [container for container in spec["containers"] if container["name"] == "worker"]
+    settings = check_settings(container_environment(rendered, worker), monkeypatch)
+    assert settings.store == "rocksdb://"
+    claims = {claim["metadata"]["name"] for claim in statefulset["spec"]["volumeClaimTemplates"]}
+    mounts = {mount["mountPath"]: mount["name"] for mount in worker["volumeMounts"]}
+    assert mounts.get(str(settings.state_dir)) in claims, "CORRIDOR_STATE_DIR is not on the volume claim"
+    ports = {port["name"]: port["containerPort"] for port in worker["ports"]}
+    assert settings.web_port == METRICS_PORT == ports["metrics"]
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        http = worker[probe]["httpGet"]
+        assert http["path"] == path and ports.get(http["port"], http["port"]) == METRICS_PORT, probe
+    # Longer than Kubernetes' default 30 s: the shutdown checkpoint waits for the broker.
+    assert spec["terminationGracePeriodSeconds"] >= 60
+    assert spec["securityContext"]["runAsNonRoot"] is True and worker["resources"]["requests"]
+
+
+def test_services_budget_and_monitor_select_the_worker_pods(rendered):
+    statefulset = only(rendered, "StatefulSet")
+    pod_labels = statefulset["spec"]["template"]["metadata"]["labels"]
+    services = {item["metadata"]["name"]: item for item in rendered if item["kind"] == "Service"}
+    headless = services[statefulset["spec"]["serviceName"]]
+    assert headless["spec"]["clusterIP"] == "None"
+    for service in services.values():
+        assert service["spec"]["selector"].items() <= pod_labels.items(), service["metadata"]["name"]
+    budget = only(rendered, "PodDisruptionBudget")
+    assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    monitor = only(rendered, "ServiceMonitor")
+    scraped = [service for service in services.values()
+               if monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()]
+    # The operator names the job after the Service: the job CorridorWorkerDown watches.
+    assert [service["metadata"]["name"] for service in scraped] == [PROFILES["default"].worker_job]
+    ports = {port["name"] for port in scraped[0]["spec"]["ports"]}
+    assert {endpoint["port"] for endpoint in monitor["spec"]["endpoints"]} <= ports
+
+
+def test_dev_overlay_ships_an_example_kafka_secret(kubectl, monkeypatch):
+    objects = [document for document in yaml.safe_load_all(run([kubectl, "kustomize", str(K8S / "overlays/dev")]))
+               if document]
+    secret = only(objects, "Secret")
+    assert secret["metadata"]["name"].startswith("corridor-kafka")
+    assert {item["metadata"].get("namespace") for item in objects if item["kind"] != "Namespace"} == {"corridor-dev"}
+    assert only(objects, "StatefulSet")["spec"]["replicas"] == 1
+    values = {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
+    settings = check_settings(values, monkeypatch)
+    assert settings.kafka_bootstrap and settings.kafka_security_protocol == "SASL_SSL"
+    base = [document for document in yaml.safe_load_all(run([kubectl, "kustomize", str(K8S / "base")])) if document]
+    assert not [item for item in base if item["kind"] == "Secret"], "the base must not ship credentials"
+
+
+# The ConfigMap renderer
+
+
+def test_configmap_carries_each_model_as_its_committed_json():
+    models = {"b-board": {"title": "Überblick", "panels": [{"expr": 'sum(rate(x{a="b"}[5m]))'}]},
+              "a-board": {"uid": "a-board", "tags": []}}
+    configmap = yaml.safe_load(render_configmap(models))
+    assert configmap["apiVersion"] == "v1" and configmap["kind"] == "ConfigMap"
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert list(configmap["data"]) == ["a-board.json", "b-board.json"]
+    assert configmap["data"] == {f"{name}.json": dashboards.dumps(model) for name, model in models.items()}
+    kubernetes_validate.validate(configmap, KUBERNETES_VERSION, strict=True)
+
+
+def test_committed_configmap_matches_the_committed_dashboards():
+    committed = (K8S / "base" / "grafana-dashboards.yaml").read_text(encoding="utf-8")
+    assert committed == render_configmap(dashboards.load()), "run `corridor dashboards build`"
+    assert len(committed.encode()) < 1024 * 1024

@@ -1,0 +1,158 @@
+"""The rendered dashboards: in sync with their generators, portable between Grafanas, and drawn
+with the alerts' own thresholds and runbooks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import dashboards
+from streams.alerting.rules import alert_rules
+from streams.alerting.thresholds import PROFILES, Thresholds
+
+MODELS = dashboards.load()
+
+
+def walk(node: Any) -> Iterator[tuple[str, Any]]:
+    """Every (key, value) pair anywhere in a JSON model."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield key, value
+            yield from walk(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from walk(item)
+
+
+def panels(model: dict[str, Any]) -> list[dict[str, Any]]:
+    return [panel for panel in model["panels"] if panel["type"] != "row"]
+
+
+def test_the_rendered_json_matches_the_generators():
+    assert dashboards.stale() == [], "run `corridor dashboards build` and commit dashboards/json"
+    assert set(MODELS) == set(dashboards.render())
+
+
+def test_stale_names_a_changed_a_missing_and_an_extra_file(tmp_path):
+    models = dashboards.render()
+    dashboards.write(tmp_path, models)
+    assert dashboards.stale(tmp_path, models) == []
+    (tmp_path / "corridor-flights.json").write_text("{}\n")
+    (tmp_path / "corridor-finance.json").unlink()
+    (tmp_path / "old.json").write_text("{}\n")
+    assert dashboards.stale(tmp_path, models) == ["corridor-finance.json", "corridor-flights.json", "old.json"]
+    dashboards.write(tmp_path, models)
+    assert dashboards.stale(tmp_path, models) == []
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_uid_is_stable_and_names_the_file(name):
+    assert MODELS[name]["uid"] == name
+    assert "id" not in MODELS[name] or MODELS[name]["id"] is None
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_datasource_is_the_datasource_variable(name):
+    model = MODELS[name]
+    variables = {v["name"]: v for v in model["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    refs = [value for key, value in walk(model) if key == "datasource"]
+    assert refs, "panels name their datasource"
+    assert all(ref == {"type": "prometheus", "uid": "${datasource}"} for ref in refs), refs
+    text = json.dumps(model)
+    assert "corridor-prometheus" not in text  # the provisioned datasource's uid stays out of the models
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_panel_has_a_query_a_unit_and_a_description(name):
+    for panel in panels(MODELS[name]):
+        assert panel["targets"], panel["title"]
+        assert all(target["expr"] for target in panel["targets"])
+        assert panel["fieldConfig"]["defaults"].get("unit"), panel["title"]
+        assert panel.get("description"), panel["title"]
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_label_variables_default_to_all(name):
+    for variable in MODELS[name]["templating"]["list"]:
+        if variable["type"] == "query":
+            assert variable["includeAll"] and variable["multi"] and variable["allValue"] == ".*"
+            assert variable["datasource"]["uid"] == "${datasource}"
+
+
+def test_template_variables_cover_corridor_route_link_and_instrument():
+    names = {name: {v["name"] for v in model["templating"]["list"]} for name, model in MODELS.items()}
+    assert {"datasource", "corridor", "route"} <= names["corridor-overview"]
+    assert {"datasource", "route"} <= names["corridor-flights"]
+    assert {"datasource", "instrument"} <= names["corridor-finance"]
+    assert {"datasource", "link"} <= names["corridor-datachannel"]
+
+
+def runbook_urls(model: dict[str, Any]) -> set[str]:
+    return {link["url"] for panel in panels(model) for link in panel.get("links", [])}
+
+
+def test_every_alert_has_its_runbook_linked_from_a_panel():
+    t = PROFILES["default"]
+    linked = set().union(*(runbook_urls(model) for model in MODELS.values()))
+    for rule in alert_rules(t):
+        assert rule["annotations"]["runbook_url"] in linked, rule["alert"]
+
+
+def test_firing_alerts_are_annotations_on_every_dashboard():
+    alerts = {rule["alert"] for rule in alert_rules(PROFILES["default"])}
+    shown = set()
+    for model in MODELS.values():
+        (annotation,) = [a for a in model["annotations"]["list"] if a["name"] == "Firing alerts"]
+        assert annotation["enable"] and annotation["expr"].startswith("ALERTS{")
+        shown.update(name for alert in alerts if alert in annotation["expr"] for name in [alert])
+    assert shown == alerts
+
+
+def threshold_values(panel: dict[str, Any]) -> list[float]:
+    return [step["value"] for step in panel["fieldConfig"]["defaults"].get("thresholds", {}).get("steps", [])
+            if step["value"] is not None]
+
+
+def panel(model: str, title: str) -> dict[str, Any]:
+    (found,) = [p for p in panels(MODELS[model]) if p["title"] == title]
+    return found
+
+
+def test_thresholds_come_from_the_alert_config():
+    t = PROFILES["default"]
+    assert threshold_values(panel("corridor-flights", "Weekly operated flights against the schedule")) == [
+        t.weekly_flights_schedule["CKG-SIN"]]
+    assert threshold_values(panel("corridor-overview", "24h volume against a week earlier")) == [
+        t.volume_drop_fraction["shipments"]]
+    assert threshold_values(panel("corridor-pipeline", "Share rejected")) == [t.dead_letters_fraction]
+    assert threshold_values(panel("corridor-pipeline", "Restore time")) == [t.restore_slow_s]
+    silent = panel("corridor-pipeline", "Since the newest event")["fieldConfig"]["overrides"]
+    by_stream = {o["matcher"]["options"]: o["properties"][0]["value"]["steps"][1]["value"] for o in silent}
+    assert by_stream == t.stream_silent_s
+
+
+def test_a_changed_threshold_changes_the_panels():
+    t = PROFILES["default"]
+    changed = Thresholds(**{**t.model_dump(), "weekly_flights_schedule": {"CKG-SIN": 21}, "volume_period_s": 86400})
+    flights = dashboards.render(changed)["corridor-flights"]
+    (weekly,) = [p for p in panels(flights) if p["title"] == "Weekly operated flights against the schedule"]
+    assert threshold_values(weekly) == [21]
+    overview = json.dumps(dashboards.render(changed)["corridor-overview"])
+    assert "offset 1d" in overview and "offset 7d" not in overview
+
+
+def test_panels_do_not_overlap():
+    for name, model in MODELS.items():
+        cells: set[tuple[int, int]] = set()
+        for item in model["panels"]:
+            grid = item["gridPos"]
+            area = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"])
+                    for y in range(grid["y"], grid["y"] + grid["h"])}
+            assert not cells & area, f"{name}: {item['title']} overlaps another panel"
+            assert grid["x"] + grid["w"] <= 24
+            cells |= area
