@@ -35,3 +35,9 @@ soak:
 
 clean:
 	rm -rf .venv .tools .corridor-state *.egg-info .mypy_cache .ruff_cache .import_linter_cache
+
+# `corridor bench` on fresh embedded brokers (docs/benchmarks.md); options in BENCH_ARGS, e.g.
+# make bench BENCH_ARGS="--events 2000000 --only batched"
+.PHONY: bench
+bench: install
+	.venv/bin/corridor bench $(BENCH_ARGS)

@@ -230,11 +230,17 @@ def _latest_event_time(rules: ValidationRules, reference_time: datetime | None) 
 
 
 def _obey_rules(model: type[BaseEvent], events: list[BaseEvent], rules: ValidationRules, latest: datetime) -> bool:
-    if max(map(_EVENT_TIME, events)) > latest:
+    if len(events) == 1:  # single-event records are common: no list of times for them
+        newest = oldest = events[0].event_time
+    else:
+        times = list(map(_EVENT_TIME, events))
+        newest, oldest = max(times), min(times)
+    if newest > latest:
         return False
-    if rules.max_age is not None and min(map(_EVENT_TIME, events)) < _earliest_event_time(rules.max_age, rules, latest):
+    if rules.max_age is not None and oldest < _earliest_event_time(rules.max_age, rules, latest):
         return False
-    return all({getattr(event, name) for event in events} <= rules.currencies for name in model.fx_currency_fields)
+    fields = model.fx_currency_fields
+    return not fields or all({getattr(event, name) for event in events} <= rules.currencies for name in fields)
 
 
 def _validate_items(family: str, raw: bytes, rules: ValidationRules, latest: datetime) -> ValidationResult:

@@ -3,6 +3,7 @@
 # Imported for their side effect: each verb module registers its command on ``cli``.
 from streams.cli import (  # noqa: F401
     alerts,
+    bench,
     broker,
     dashboards,
     publish,

@@ -1,4 +1,4 @@
-"""Event-id deduplication within a horizon, at 28 bytes per remembered event.
+"""Event-id deduplication within a horizon, at 28 to 30 bytes per remembered event.
 
 Each admitted event is remembered as the 16-byte BLAKE2b hash of its ``event_id`` (two
 uint64 halves), the event-time bucket it was filed under (int64) and its place in that
@@ -8,13 +8,20 @@ single-event records stay cheap), a full buffer or a large batch becomes a new r
 run is merged into the older one before it reaches 1/FANOUT of its size. An insert costs
 O(log n) amortised copies and a lookup one binary search per run. Expiry and persistence
 work on whole event-time buckets.
+
+Persistence is incremental: each bucket recently written also keeps its *tail*, the hashes
+from the start of its last durable, partly filled chunk on, appended to as events are
+admitted. A checkpoint of such a bucket copies its tail, so it costs what changed since the
+last one, never a search through the index; a bucket without a tail (idle for a checkpoint,
+or past the tails' memory budget of TAIL_BUDGET_PER_ENTRY bytes per entry) is read back from
+the runs once, then kept.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +34,10 @@ SMALL_BATCH = 8
 #: The pending buffer becomes a run when it holds this many entries.
 PENDING_LIMIT = 256
 _MAX_BUCKET_ENTRIES = 2**32
+#: Tails may take this many bytes per remembered entry, or TAIL_BUDGET_MIN_BYTES if more; past that the
+#: oldest buckets' tails are dropped (and read back from the runs once when a checkpoint needs them).
+TAIL_BUDGET_PER_ENTRY = 2
+TAIL_BUDGET_MIN_BYTES = 256 * 1024
 #: Event times must lie in datetime's range, years 1 to 9999 (epoch seconds).
 EARLIEST_TIME, LATEST_TIME = -62135596800.0, 253402300800.0
 
@@ -96,6 +107,24 @@ class _Run:
         return self.hi.nbytes + self.lo.nbytes + self.buckets.nbytes + self.positions.nbytes
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What ``DedupIndex.lookup`` found: which events are first sightings, and how to remember them."""
+
+    #: True for each first sighting, False for a duplicate (also of an earlier event of the batch).
+    first: list[bool]
+    version: int  # of the index when it was looked up
+    file: Callable[[], None]  # files the first sightings in their buckets
+
+
+@dataclass(slots=True)
+class _Tail:
+    """A bucket's hashes from place ``start`` to its end, in admission order."""
+
+    start: int
+    hashes: bytearray
+
+
 class DedupIndex:
     """Remembers event ids for ``horizon_seconds`` of event time, in buckets of ``bucket_seconds``."""
 
@@ -110,58 +139,100 @@ class DedupIndex:
         self._pending: dict[bytes, tuple[int, int]] = {}  # digest -> (bucket, place), in arrival order
         self._sizes: dict[int, int] = {}
         self._durable_sizes: dict[int, int] = {}
+        self._version = 0  # counts changes to what is remembered: a lookup is valid until the next
+        self._tails: dict[int, _Tail] = {}
+        #: Buckets expired since the last ``changed_chunks``: sizes planned before hold nothing of them now.
+        self._expired: set[int] = set()
+        self._tail_bytes = 0
+        self._tail_budget = TAIL_BUDGET_MIN_BYTES
+        self._chunk_entries = 0  # of the last changed_chunks: tails are trimmed to its chunk boundaries
 
     def __len__(self) -> int:
         return sum(self._sizes.values())
 
     def nbytes(self) -> int:
-        """Bytes held by the runs' arrays and the pending buffer."""
+        """Bytes held by the runs' arrays, the pending buffer and the tails."""
         pending = sys.getsizeof(self._pending) + sum(
             sys.getsizeof(digest) + sys.getsizeof(entry) + sys.getsizeof(entry[0]) + sys.getsizeof(entry[1])
             for digest, entry in self._pending.items()
         )
-        return pending + sum(run.nbytes for run in self._runs)
+        tails = sum(sys.getsizeof(tail.hashes) for tail in self._tails.values())
+        return pending + tails + sum(run.nbytes for run in self._runs)
 
     def admit(self, event_ids: Sequence[str], event_times: Sequence[float]) -> np.ndarray:
         """True for each first sighting (now remembered), False for a duplicate, also within the batch."""
+        admission = self.lookup(event_ids, event_times)
+        self.remember(admission)
+        return np.array(admission.first, dtype=bool)
+
+    def lookup(self, event_ids: Sequence[str], event_times: Sequence[float]) -> Admission:
+        """The first sightings among the events, not remembered yet: pass the result to ``remember``.
+
+        Nothing the index remembers changes in between, so a caller can measure the first
+        sightings and remember them only once that succeeded.
+        """
         if len(event_ids) != len(event_times):
             raise ValueError(f"{len(event_ids)} event ids but {len(event_times)} event times")
         if len(event_ids) <= SMALL_BATCH:
-            return self._admit_few(event_ids, event_times)
+            return self._lookup_few(event_ids, event_times)
         self._flush()
-        return self._admit_many(event_ids, event_times)
+        return self._lookup_many(event_ids, event_times)
 
-    def _admit_few(self, event_ids: Sequence[str], event_times: Sequence[float]) -> np.ndarray:
+    def remember(self, admission: Admission) -> None:
+        """Remember the first sightings ``lookup`` found; the index must not have changed since."""
+        if admission.version != self._version:
+            raise RuntimeError("the dedup index changed between lookup and remember")
+        self._version += 1
+        admission.file()
+        if self._tail_bytes > self._tail_budget:
+            self._trim_tails()
+
+    def _lookup_few(self, event_ids: Sequence[str], event_times: Sequence[float]) -> Admission:
         if not all(EARLIEST_TIME <= t < LATEST_TIME for t in event_times):
             raise ValueError("event times must be epoch seconds within years 1 to 9999")
-        admitted = np.zeros(len(event_ids), dtype=bool)
-        pending, sizes, width = self._pending, self._sizes, self.bucket_seconds
-        for i, (event_id, event_time) in enumerate(zip(event_ids, event_times, strict=True)):
+        first: list[bool] = []
+        digests: list[bytes] = []
+        times: list[float] = []
+        pending, runs = self._pending, self._runs
+        for event_id, event_time in zip(event_ids, event_times, strict=True):
             digest = _digest(event_id)
-            if digest in pending:
-                continue
-            # numpy scalars: a plain int below 2**63 would make searchsorted copy the run as float64
-            hi = np.uint64(int.from_bytes(digest[:8], sys.byteorder))
-            lo = np.uint64(int.from_bytes(digest[8:], sys.byteorder))
-            if any(run.has(hi, lo) for run in self._runs):
-                continue
-            bucket = int(event_time // width)
+            new = digest not in pending and digest not in digests
+            if new and runs:
+                # numpy scalars: a plain int below 2**63 would make searchsorted copy the run as float64
+                hi = np.uint64(int.from_bytes(digest[:8], sys.byteorder))
+                lo = np.uint64(int.from_bytes(digest[8:], sys.byteorder))
+                new = not any(run.has(hi, lo) for run in runs)
+            first.append(new)
+            if new:
+                digests.append(digest)
+                times.append(event_time)
+        return Admission(first, self._version, lambda: self._remember_few(digests, times))
+
+    def _remember_few(self, digests: list[bytes], event_times: Sequence[float]) -> None:
+        pending, sizes, tails, width = self._pending, self._sizes, self._tails, self.bucket_seconds
+        buckets = [int(event_time // width) for event_time in event_times]
+        if any(sizes.get(bucket, 0) + len(buckets) > _MAX_BUCKET_ENTRIES for bucket in buckets):
+            raise OverflowError("a dedup bucket is limited to 2**32 entries: use narrower buckets")
+        for digest, bucket in zip(digests, buckets, strict=True):
             place = sizes.get(bucket, 0)
-            if place >= _MAX_BUCKET_ENTRIES:
-                raise OverflowError("a dedup bucket is limited to 2**32 entries: use narrower buckets")
             sizes[bucket] = place + 1
             pending[digest] = (bucket, place)
-            admitted[i] = True
+            tail = tails.get(bucket)
+            if tail is not None:
+                tail.hashes += digest
+                self._tail_bytes += HASH_BYTES
+            elif place == 0:
+                tails[bucket] = _Tail(0, bytearray(digest))
+                self._tail_bytes += HASH_BYTES
         if len(pending) >= PENDING_LIMIT:
             self._flush()
-        return admitted
 
-    def _admit_many(self, event_ids: Sequence[str], event_times: Sequence[float]) -> np.ndarray:
+    def _lookup_many(self, event_ids: Sequence[str], event_times: Sequence[float]) -> Admission:
         hashes = event_hashes(event_ids)
         times = np.asarray(event_times, dtype=np.float64)
         if not ((times >= EARLIEST_TIME) & (times < LATEST_TIME)).all():
             raise ValueError("event times must be epoch seconds within years 1 to 9999")
-        admitted = np.zeros(len(hashes), dtype=bool)
+        first = np.zeros(len(hashes), dtype=bool)
         # lexsort is stable, so the first of equal hashes is the first to arrive.
         order = np.lexsort((hashes[:, 1], hashes[:, 0]))
         hi, lo = hashes[order, 0], hashes[order, 1]
@@ -170,28 +241,62 @@ class DedupIndex:
         for run in self._runs:
             fresh &= ~run.contains(hi, lo)
         if not fresh.any():
-            return admitted
+            return Admission(first.tolist(), self._version, lambda: None)
         arrivals = order[fresh]
-        admitted[arrivals] = True
-        buckets = np.floor_divide(times[arrivals], self.bucket_seconds).astype(np.int64)
-        self._runs.append(_Run(hi[fresh], lo[fresh], buckets, self._file(buckets, arrivals)))
-        self._settle()
-        return admitted
+        first[arrivals] = True
+        run_hi, run_lo, new_hashes, new_times = hi[fresh], lo[fresh], hashes[arrivals], times[arrivals]
 
-    def _file(self, buckets: np.ndarray, arrivals: np.ndarray) -> np.ndarray:
-        """Give new entries the next places in their buckets, in order of arrival."""
+        def file() -> None:
+            buckets = np.floor_divide(new_times, self.bucket_seconds).astype(np.int64)
+            places = self._file(buckets, arrivals, new_hashes)
+            self._runs.append(_Run(run_hi, run_lo, buckets, places))
+            self._settle()
+
+        return Admission(first.tolist(), self._version, file)
+
+    def _file(self, buckets: np.ndarray, arrivals: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+        """Give new entries (``hashes``, one row each) the next places in their buckets, in order of arrival."""
         order = np.lexsort((arrivals, buckets))
         ids, starts, counts = np.unique(buckets[order], return_index=True, return_counts=True)
         ids_list = ids.tolist()
-        before = np.array([self._sizes.get(b, 0) for b in ids_list], dtype=np.int64)
+        before_list = [self._sizes.get(b, 0) for b in ids_list]
+        before = np.array(before_list, dtype=np.int64)
         after = (before + counts).tolist()
         if max(after) > _MAX_BUCKET_ENTRIES:
             raise OverflowError("a dedup bucket is limited to 2**32 entries: use narrower buckets")
         places = np.empty(len(order), dtype=np.uint32)
         places[order] = np.arange(len(order)) + np.repeat(before - starts, counts)
-        for bucket, size in zip(ids_list, after, strict=True):
+        in_place_order = hashes[order]
+        tails = self._tails
+        for bucket, size, first, start, end in zip(
+            ids_list, after, before_list, starts.tolist(), (starts + counts).tolist(), strict=True
+        ):
             self._sizes[bucket] = size
+            tail = tails.get(bucket)
+            if tail is not None:
+                tail.hashes += in_place_order[start:end].tobytes()
+            elif first == 0:
+                tails[bucket] = _Tail(0, bytearray(in_place_order[start:end].tobytes()))
+            else:
+                continue
+            self._tail_bytes += (end - start) * HASH_BYTES
+        if self._tail_bytes > self._tail_budget:
+            self._trim_tails()
         return places
+
+    def _trim_tails(self, *, keep: Mapping[int, _Tail] | None = None) -> None:
+        """Keep the newest buckets' tails (of ``keep``, default all) within the budget."""
+        self._tail_budget = max(TAIL_BUDGET_MIN_BYTES, TAIL_BUDGET_PER_ENTRY * len(self))
+        candidates = self._tails if keep is None else keep
+        kept: dict[int, _Tail] = {}
+        held = 0
+        for bucket in sorted(candidates, reverse=True):
+            tail = candidates[bucket]
+            if held + len(tail.hashes) > self._tail_budget:
+                break
+            held += len(tail.hashes)
+            kept[bucket] = tail
+        self._tails, self._tail_bytes = kept, held
 
     def _flush(self) -> None:
         """Turn the pending buffer into a run."""
@@ -219,10 +324,16 @@ class DedupIndex:
         stale = [bucket for bucket in self._sizes if bucket < first_kept]
         if not stale:
             return 0
+        self._version += 1
         self._flush()
         dropped = 0
         for bucket in stale:
             dropped += self._sizes.pop(bucket)
+            self._durable_sizes.pop(bucket, None)
+            self._expired.add(bucket)
+            tail = self._tails.pop(bucket, None)
+            if tail is not None:
+                self._tail_bytes -= len(tail.hashes)
         runs = []
         for run in self._runs:
             keep = run.buckets >= first_kept
@@ -243,19 +354,28 @@ class DedupIndex:
 
         A bucket is stored as chunks of ``chunk_entries`` hashes in admission order (chunk i
         holds places ``i * chunk_entries`` onwards), so a changed bucket costs its partly
-        filled last durable chunk plus the new ones, never the whole bucket.
+        filled last durable chunk plus the new ones, never the whole bucket; with its tail
+        at hand, it costs no search through the index either.
         """
-        self._flush()
+        self._chunk_entries = chunk_entries
+        self._expired.clear()
         changed = []
+        step = chunk_entries * HASH_BYTES
         for bucket, size in sorted(self._sizes.items()):
             durable = self._durable_sizes.get(bucket, 0)
             if size == durable:
                 continue
             first = durable // chunk_entries
-            hashes = self.hashes(bucket, first * chunk_entries)
-            step = chunk_entries * HASH_BYTES
-            for index, start in enumerate(range(0, len(hashes), step), start=first):
-                changed.append((bucket, index, hashes[start : start + step]))
+            start = first * chunk_entries
+            tail = self._tails.get(bucket)
+            if tail is None or tail.start > start:
+                if tail is not None:
+                    self._tail_bytes -= len(tail.hashes)
+                tail = self._tails[bucket] = _Tail(start, bytearray(self.hashes(bucket, start)))
+                self._tail_bytes += len(tail.hashes)
+            hashes = bytes(tail.hashes[(start - tail.start) * HASH_BYTES :])
+            for index, offset in enumerate(range(0, len(hashes), step), start=first):
+                changed.append((bucket, index, hashes[offset : offset + step]))
         return changed
 
     def hashes(self, bucket: int, start: int = 0) -> bytes:
@@ -272,8 +392,30 @@ class DedupIndex:
         return out.tobytes()
 
     def mark_durable(self, sizes: Mapping[int, int]) -> None:
-        """Record that a confirmed checkpoint holds the first ``sizes[id]`` entries of each bucket."""
-        self._durable_sizes = {bucket: size for bucket, size in sizes.items() if bucket in self._sizes}
+        """Record that a confirmed checkpoint holds the first ``sizes[id]`` entries of each bucket.
+
+        Tails are cut back to the start of their partly filled durable chunk; the tail of a
+        bucket this checkpoint did not write, and that took no entries since, is dropped (an
+        idle bucket keeps no copy of its hashes), and so are the oldest buckets' tails past the
+        budget (:data:`TAIL_BUDGET_PER_ENTRY` bytes per entry).
+        """
+        previous = self._durable_sizes
+        self._durable_sizes = {
+            bucket: size for bucket, size in sizes.items() if bucket in self._sizes and bucket not in self._expired
+        }
+        chunk = self._chunk_entries
+        active: dict[int, _Tail] = {}
+        for bucket, tail in self._tails.items():
+            durable = self._durable_sizes.get(bucket, 0)
+            if durable == previous.get(bucket, 0) and durable == self._sizes.get(bucket, 0):
+                continue  # idle
+            if chunk:
+                start = durable // chunk * chunk
+                if start > tail.start:
+                    del tail.hashes[: (start - tail.start) * HASH_BYTES]
+                    tail.start = start
+            active[bucket] = tail
+        self._trim_tails(keep=active)
 
     @classmethod
     def restore(

@@ -8,22 +8,35 @@ the tests read these declarations; nothing else names a family's series.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from decimal import Decimal
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Any
 
 from schemas import DataChannelSample, FinanceEvent, FlightEvent, ShipmentEvent, families
-from streams.core.fx import usd_cents
-from streams.core.measures import BatchContributions, FamilyMeasures, MeasureContext
-from streams.core.series import CounterSeries, HistogramSeries, WindowSeries
+from schemas.datachannel import Direction
+from schemas.finance import FinanceStatus, Instrument
+from schemas.flights import FlightService, FlightStatus
+from schemas.shipments import Milestone, TransportMode
+from streams.core.measures import BatchContributions, FamilyMeasures, MeasureContext, fixed_point, keep_latest
+from streams.core.series import CounterSeries, HistogramSeries, Labels, WindowSeries
 
 MILLI = 1000
 MICRO = 1_000_000
+_NEVER = float("-inf")
 
 
-def _milli(value: Decimal | float) -> int:
-    return int((Decimal(str(value)) * MILLI).to_integral_value())
+def _record_latest(out: BatchContributions, keys: Iterable[str], times: Iterable[float],
+                   label: Callable[[str], str]) -> None:
+    """Freshness: the latest event time per key, recorded under the key's label."""
+    latest: dict[str, float] = {}
+    get = latest.get
+    for key, moment in zip(keys, times, strict=True):
+        if moment > get(key, _NEVER):
+            latest[key] = moment
+    for key, moment in latest.items():
+        keep_latest(out.last_seen, label(key), moment)
 
 
 # Shipments: counted by milestone; TEU and weight count on departure.
@@ -48,20 +61,37 @@ SHIPMENT_TEU_WINDOW = WindowSeries(
 )
 
 
-def shipment_measures(event: ShipmentEvent, ctx: MeasureContext, out: BatchContributions) -> str:
+_SHIPMENT_KEY = attrgetter("corridor", "route", "mode", "milestone")
+_ShipmentKey = tuple[str, str, TransportMode, Milestone]
+
+
+def shipment_measures(
+    events: Sequence[ShipmentEvent], times: Sequence[float], ctx: MeasureContext, out: BatchContributions
+) -> None:
     registry = ctx.registry
-    route = registry.route(event.route)
-    corridor = registry.corridor(event.corridor)
-    mode = str(event.mode)
-    milestone = str(event.milestone)
-    out.count(SHIPMENT_EVENTS, (corridor, route, mode, milestone))
-    if milestone == "departed":
-        labels = (corridor, route, mode)
-        teu = _milli(event.teu)
-        out.count(SHIPMENT_TEU, labels, teu)
-        out.count(SHIPMENT_GROSS_WEIGHT, labels, _milli(event.gross_weight_kg))
-        out.window(SHIPMENT_TEU_WINDOW, labels, event.event_time.timestamp(), teu)
-    return route
+    keys: list[_ShipmentKey] = list(map(_SHIPMENT_KEY, events))
+    counts = out.counts(SHIPMENT_EVENTS)
+    departures: dict[_ShipmentKey, Labels] = {}  # (corridor, route, mode) labels of departed events' keys
+    for key, n in Counter(keys).items():
+        corridor, route, mode, milestone = key
+        labels = (registry.corridor(corridor), registry.route(route), str(mode))
+        by_milestone = (*labels, str(milestone))
+        counts[by_milestone] = counts.get(by_milestone, 0) + n
+        if milestone == Milestone.DEPARTED:
+            departures[key] = labels
+    if departures:
+        teu_counts, weights = out.counts(SHIPMENT_TEU), out.counts(SHIPMENT_GROSS_WEIGHT)
+        window, base = out.window_sums(SHIPMENT_TEU_WINDOW), out.window_base
+        for key, event, event_time in zip(keys, events, times, strict=True):
+            departed = departures.get(key)
+            if departed is None:
+                continue
+            teu = fixed_point(event.teu, MILLI)
+            teu_counts[departed] = teu_counts.get(departed, 0) + teu
+            weights[departed] = weights.get(departed, 0) + fixed_point(event.gross_weight_kg, MILLI)
+            bucket = (departed, event_time // base)
+            window[bucket] = window.get(bucket, 0) + teu
+    _record_latest(out, (key[1] for key in keys), times, registry.route)
 
 
 # Flights: counted by status; a departure is an operated flight.
@@ -89,23 +119,43 @@ FLIGHT_DELAY = HistogramSeries(
 )
 
 
-def flight_measures(event: FlightEvent, ctx: MeasureContext, out: BatchContributions) -> str:
+_FLIGHT_KEY = attrgetter("route", "carrier", "service", "status")
+_FlightKey = tuple[str, str, FlightService, FlightStatus]
+
+
+def flight_measures(
+    events: Sequence[FlightEvent], times: Sequence[float], ctx: MeasureContext, out: BatchContributions
+) -> None:
     registry = ctx.registry
-    route = registry.flight_route(event.route)
-    carrier = registry.carrier(event.carrier)
-    service = str(event.service)
-    status = str(event.status)
-    out.count(FLIGHT_EVENTS, (route, carrier, service, status))
-    if status == "departed":
-        out.window(FLIGHTS_OPERATED_WINDOW, (route, service), event.event_time.timestamp(), 1)
-        if event.passengers is not None:
-            out.count(FLIGHT_PASSENGERS, (route, carrier), int(event.passengers))
-        if event.cargo_kg is not None:
-            out.count(FLIGHT_CARGO, (route, carrier), _milli(event.cargo_kg))
-        if event.actual_time is not None:
-            delay_ms = round((event.actual_time - event.scheduled_time).total_seconds() * MILLI)
-            out.observe(FLIGHT_DELAY, (route, service), delay_ms)
-    return route
+    keys: list[_FlightKey] = list(map(_FLIGHT_KEY, events))
+    counts = out.counts(FLIGHT_EVENTS)
+    # Departed events' keys -> (route, service) and (route, carrier) labels.
+    departures: dict[_FlightKey, tuple[Labels, Labels]] = {}
+    for key, n in Counter(keys).items():
+        route, carrier, service, status = key
+        labels = (registry.flight_route(route), registry.carrier(carrier), str(service), str(status))
+        counts[labels] = counts.get(labels, 0) + n
+        if status == FlightStatus.DEPARTED:
+            departures[key] = ((labels[0], labels[2]), (labels[0], labels[1]))
+    if departures:
+        passengers, cargo = out.counts(FLIGHT_PASSENGERS), out.counts(FLIGHT_CARGO)
+        window, base = out.window_sums(FLIGHTS_OPERATED_WINDOW), out.window_base
+        delays = out.observed(FLIGHT_DELAY)
+        for key, event, event_time in zip(keys, events, times, strict=True):
+            departed = departures.get(key)
+            if departed is None:
+                continue
+            by_service, by_carrier = departed
+            bucket = (by_service, event_time // base)
+            window[bucket] = window.get(bucket, 0) + 1
+            if event.passengers is not None:
+                passengers[by_carrier] = passengers.get(by_carrier, 0) + event.passengers
+            if event.cargo_kg is not None:
+                cargo[by_carrier] = cargo.get(by_carrier, 0) + fixed_point(event.cargo_kg, MILLI)
+            if event.actual_time is not None:
+                delay_ms = round((event.actual_time - event.scheduled_time).total_seconds() * MILLI)
+                delays.setdefault(by_service, []).append(delay_ms)
+    _record_latest(out, (key[0] for key in keys), times, registry.flight_route)
 
 
 # Finance: signed financing, converted to US cents with the configured FX table.
@@ -122,14 +172,34 @@ FINANCE_USD_WINDOW = WindowSeries(
 )
 
 
-def finance_measures(event: FinanceEvent, ctx: MeasureContext, out: BatchContributions) -> str:
-    instrument = str(event.instrument)
-    if str(event.status) == "signed":
-        cents = usd_cents(event.amount, event.currency, ctx.fx_per_usd)
-        countries = (ctx.registry.country(event.lender_country), ctx.registry.country(event.borrower_country))
-        out.count(FINANCE_USD, (instrument, *countries), cents)
-        out.window(FINANCE_USD_WINDOW, (instrument,), event.event_time.timestamp(), cents)
-    return instrument
+_FINANCE_KEY = attrgetter("instrument", "status", "lender_country", "borrower_country")
+_FinanceKey = tuple[Instrument, FinanceStatus, str, str]
+
+
+def finance_measures(
+    events: Sequence[FinanceEvent], times: Sequence[float], ctx: MeasureContext, out: BatchContributions
+) -> None:
+    registry, usd_cents = ctx.registry, ctx.fx.usd_cents
+    keys: list[_FinanceKey] = list(map(_FINANCE_KEY, events))
+    # Signed events' keys -> (instrument, lender, borrower) and (instrument,) labels.
+    signed: dict[_FinanceKey, tuple[Labels, Labels]] = {
+        key: ((instrument := str(key[0]), registry.country(key[2]), registry.country(key[3])), (instrument,))
+        for key in dict.fromkeys(keys)
+        if key[1] == FinanceStatus.SIGNED
+    }
+    if signed:
+        amounts = out.counts(FINANCE_USD)
+        window, base = out.window_sums(FINANCE_USD_WINDOW), out.window_base
+        for key, event, event_time in zip(keys, events, times, strict=True):
+            labels = signed.get(key)
+            if labels is None:
+                continue
+            by_countries, by_instrument = labels
+            cents = usd_cents(event.amount, event.currency)
+            amounts[by_countries] = amounts.get(by_countries, 0) + cents
+            bucket = (by_instrument, event_time // base)
+            window[bucket] = window.get(bucket, 0) + cents
+    _record_latest(out, (key[0] for key in keys), times, str)
 
 
 # Data channel: bytes per link and direction on every sample; latency into a histogram.
@@ -165,18 +235,41 @@ DATACHANNEL_LOSS = CounterSeries(
 )
 
 
-def datachannel_measures(event: DataChannelSample, ctx: MeasureContext, out: BatchContributions) -> str:
-    link = ctx.registry.link(event.link_id)
-    direction = str(event.direction)
-    out.count(DATACHANNEL_BYTES, (link, direction), int(event.bytes))
-    out.window(DATACHANNEL_BYTES_WINDOW, (link, direction), event.event_time.timestamp(), int(event.bytes))
-    if event.latency_ms is not None:
-        out.observe(DATACHANNEL_LATENCY, (link,), round(Decimal(str(event.latency_ms))))
-    if event.packet_loss_ratio is not None:
-        measured_us = int(event.interval_seconds) * MICRO
-        out.count(DATACHANNEL_LOSS_MEASURED, (link, direction), measured_us)
-        out.count(DATACHANNEL_LOSS, (link, direction), round(measured_us * Decimal(str(event.packet_loss_ratio))))
-    return link
+_DATACHANNEL_KEY = attrgetter("link_id", "direction")
+_DATACHANNEL_VALUES = attrgetter("bytes", "latency_ms", "packet_loss_ratio", "interval_seconds")
+
+
+def datachannel_measures(
+    events: Sequence[DataChannelSample], times: Sequence[float], ctx: MeasureContext, out: BatchContributions
+) -> None:
+    registry = ctx.registry
+    keys: list[tuple[str, Direction]] = list(map(_DATACHANNEL_KEY, events))
+    # (link, direction) labels and (link,) histogram labels of each key.
+    labels_of = {key: ((link := registry.link(key[0]), str(key[1])), (link,)) for key in dict.fromkeys(keys)}
+    volume, measured, lost = out.counts(DATACHANNEL_BYTES), out.counts(DATACHANNEL_LOSS_MEASURED), out.counts(
+        DATACHANNEL_LOSS
+    )
+    window, base = out.window_sums(DATACHANNEL_BYTES_WINDOW), out.window_base
+    latencies = out.observed(DATACHANNEL_LATENCY)
+    for key, (carried, latency_ms, loss_ratio, interval), event_time in zip(
+        keys, map(_DATACHANNEL_VALUES, events), times, strict=True
+    ):
+        labels, by_link = labels_of[key]
+        volume[labels] = volume.get(labels, 0) + carried
+        bucket = (labels, event_time // base)
+        window[bucket] = window.get(bucket, 0) + carried
+        if latency_ms is not None:
+            millis = fixed_point(latency_ms, 1)
+            observed = latencies.get(by_link)
+            if observed is None:
+                latencies[by_link] = [millis]
+            else:
+                observed.append(millis)
+        if loss_ratio is not None:
+            measured_us = interval * MICRO
+            measured[labels] = measured.get(labels, 0) + measured_us
+            lost[labels] = lost.get(labels, 0) + fixed_point(loss_ratio, measured_us)
+    _record_latest(out, (key[0] for key in keys), times, registry.link)
 
 
 SHIPMENTS = FamilyMeasures(

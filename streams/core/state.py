@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 import orjson
 
 from streams.core.dedup import DedupIndex
-from streams.core.measures import BatchContributions, keep_latest
+from streams.core.measures import BatchContributions
 from streams.core.series import CounterSeries, Labels
 from streams.core.windows import RollingWindows, WindowSpec
 
 #: 2: dedup buckets stored as fixed-size chunks (streams/core/checkpoint.py).
 HEAD_FORMAT = 2
+_NEVER = float("-inf")
 
 
 @dataclass(slots=True)
@@ -38,6 +39,12 @@ class Histogram:
     def observe(self, millis: int) -> None:
         self.counts[bisect_left(self.bounds_ms, millis)] += 1
         self.sum_ms += millis
+
+    def observe_many(self, millis: Sequence[int]) -> None:
+        counts, bounds = self.counts, self.bounds_ms
+        for value in millis:
+            counts[bisect_left(bounds, value)] += 1
+        self.sum_ms += sum(millis)
 
     @property
     def count(self) -> int:
@@ -85,26 +92,34 @@ class PartitionState:
     def apply(self, batch: BatchContributions) -> None:
         """Fold a batch's summed contributions into the state."""
         for metric, counts in batch.counters.items():
+            if not counts:
+                continue
             counter = self.counters.get(metric)
             if counter is None:
-                self.counters[metric] = Counter(counts)
-            else:
-                counter.update(counts)
-        for metric, items in batch.windows.items():
+                counter = self.counters[metric] = Counter()
+            for labels, value in counts.items():
+                counter[labels] += value
+        for metric, sums in batch.windows.items():
+            if not sums:
+                continue
             windows = self.windows.get(metric)
             if windows is None:
                 windows = self.windows[metric] = RollingWindows(self.window_specs)
-            windows.add_many(items)
+            windows.add_summed(sums)
         for metric, observations in batch.observations.items():
+            if not observations:
+                continue
             by_labels = self.histograms.setdefault(metric, {})
             bounds = self.histogram_bounds_ms[metric]
-            for labels, millis in observations:
+            for labels, millis in observations.items():
                 histogram = by_labels.get(labels)
                 if histogram is None:
                     histogram = by_labels[labels] = Histogram.empty(bounds)
-                histogram.observe(millis)
+                histogram.observe_many(millis)
+        last_seen = self.last_seen
         for key, event_time in batch.last_seen.items():
-            keep_latest(self.last_seen, key, event_time)
+            if event_time > last_seen.get(key, _NEVER):
+                last_seen[key] = event_time
 
     def view(self) -> StateView:
         """A copy of the aggregates as they are now (later records leave it alone)."""

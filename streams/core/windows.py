@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +57,11 @@ class WindowSpec:
         return self.seconds // self.bucket_seconds
 
 
+def base_width(specs: Sequence[WindowSpec]) -> int:
+    """The widest bucket width every window's bucket width is a multiple of (seconds)."""
+    return math.gcd(*(spec.bucket_seconds for spec in specs))
+
+
 def window_specs(labels: Sequence[str]) -> tuple[WindowSpec, ...]:
     """Specs for window labels, in the order given."""
     if len(set(labels)) != len(labels):
@@ -92,7 +97,7 @@ class RollingWindows:
             raise ValueError("at least one window is needed")
         self.specs = tuple(specs)
         widths = sorted({spec.bucket_seconds for spec in self.specs})
-        self._base = math.gcd(*widths)
+        self._base = base_width(self.specs)
         self._levels: list[_Level] = []
         for width in widths:
             on_level = sorted((s.buckets, s.label) for s in self.specs if s.bucket_seconds == width)
@@ -112,6 +117,11 @@ class RollingWindows:
         """Add one event's value to its buckets."""
         self.add_many(((series, event_time, value),))
 
+    @property
+    def base(self) -> int:
+        """The base bucket width (seconds): every bucket width is a multiple of it."""
+        return self._base
+
     def add_many(self, series_and_times_and_values: Iterable[tuple[Labels, float, int]]) -> None:
         """Add a batch: it is summed per (series, finest bucket) before any bucket is touched."""
         base = self._base
@@ -120,18 +130,29 @@ class RollingWindows:
         for series, event_time, value in series_and_times_and_values:
             key = (series, event_time // base)
             summed[key] = get(key, 0) + value
+        self.add_summed(summed)
+
+    def add_summed(self, sums: Mapping[tuple[Labels, float], int]) -> None:
+        """Add values already summed per (series, base bucket index ``event_time // base``)."""
         # Converted before any bucket changes: a non-finite time fails the whole batch.
-        rows = [(series, int(base_index), value) for (series, base_index), value in summed.items()]
+        by_series: dict[Labels, list[tuple[int, int]]] = {}
+        for (series, base_index), value in sums.items():
+            rows = by_series.get(series)
+            if rows is None:
+                rows = by_series[series] = []
+            rows.append((int(base_index), value))
         levels = [(level.ratio, level.floor) for level in self._levels]
         all_series = self._series
-        for series, base_index, value in rows:
+        for series, rows in by_series.items():
             per_level = all_series.get(series)
             if per_level is None:
                 per_level = all_series[series] = [{} for _ in levels]
             for buckets, (ratio, floor) in zip(per_level, levels, strict=True):
-                index = base_index // ratio
-                if index >= floor:
-                    buckets[index] = buckets.get(index, 0) + value
+                get = buckets.get
+                for base_index, value in rows:
+                    index = base_index // ratio
+                    if index >= floor:
+                        buckets[index] = get(index, 0) + value
 
     def values(self, now: float) -> dict[Labels, dict[str, int]]:
         """Series -> {window label: sum} at ``now``; every series ever seen is present."""

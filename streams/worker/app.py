@@ -1,9 +1,10 @@
-"""The faust app: one agent per event family, state tables, /metrics, /healthz and /readyz.
+"""The faust app: each family's records in batches straight from the consumer, state tables,
+/metrics, /healthz and /readyz.
 
 Exactness without Kafka transactions (see docs/architecture.md): each source
 partition's state carries the offset of the last record it applied. The state is made
-durable as a checkpoint in a changelogged table, and a record's offset is acknowledged
-(so may be committed) only after the checkpoint holding it was written. After a crash the
+durable as a checkpoint in a changelogged table, and a partition's offset may be committed
+past a record only after the checkpoint holding it was confirmed. After a crash the
 partition state comes back from its last checkpoint and the consumer resumes at the
 committed offset, which is never past it; records the checkpoint already holds are skipped
 by offset, every later one is applied once.
@@ -22,13 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import faust
-from faust.types import TP, EventT, StoreT, StreamT, TableT
+from faust.types import TP, StoreT, TableT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas.families import DEADLETTER_TOPIC, FAMILIES, FAMILY_NAMES
 from streams.core.checkpoint import Checkpoint, CheckpointUnreadable, chunks_for, plan_checkpoint, read_checkpoint
 from streams.core.clock import Clock, SystemClock
-from streams.core.processor import FamilyProcessor, rejected_reasons
+from streams.core.processor import DeadLetter, FamilyProcessor, RecordOutcome, rejected_reasons
 from streams.core.registry import Registry
 from streams.core.sequence import OffsetSequence
 from streams.core.state import PartitionState, StateView
@@ -36,7 +37,7 @@ from streams.kafka.admin import list_topics
 from streams.kafka.client import ssl_context
 from streams.settings import Settings
 from streams.worker.deadletter import dead_letter_headers, dead_letter_value
-from streams.worker.faust_compat import App, Consumer, acting_for, committed_offset
+from streams.worker.faust_compat import App, Consumer, Record, acting_for, committed_offset
 from streams.worker.metrics import (
     CorridorCollector,
     EventDelays,
@@ -81,9 +82,10 @@ class OwnedPartition:
     #: Revoked, and still shown until ``hold_until`` (see ``FamilyWorker.forget``).
     lingering: bool = False
     hold_until: float = 0.0
-    unacked: list[EventT] = field(default_factory=list)
-    #: When the oldest record of ``unacked`` was applied, and of the checkpoint being written.
-    unacked_since: float | None = None
+    #: Records applied (or skipped as held) since the last checkpoint started: not committable yet.
+    pending: int = 0
+    #: When the oldest of the ``pending`` records was applied, and of the checkpoint being written.
+    pending_since: float | None = None
     writing_since: float | None = None
     last_checkpoint: float = 0.0
     #: Dedup chunks per bucket that may be in the changelog (for the tombstones of expired buckets).
@@ -110,14 +112,14 @@ class Changelog:
         confirmed = await asyncio.gather(*sent)
         return confirmed[-1].offset
 
-    def store(self, checkpoint: Checkpoint, changelog_offset: int, stand_in: EventT) -> None:
+    def store(self, checkpoint: Checkpoint, changelog_offset: int) -> None:
         """Apply confirmed records to the local store, then remember how far the changelog is held.
 
         The store never holds what the changelog lacks, so faust's recovery, which reads
         the changelog from the stored offset on, always ends with the changelog's state.
         """
         data = cast(StoreT[bytes, bytes], self.table.data)  # TableT types its store as a plain mapping
-        with acting_for(stand_in):
+        with acting_for(checkpoint.partition):
             for key, value in checkpoint.records:
                 if value is not None:
                     data[key] = value
@@ -184,7 +186,7 @@ class FamilyWorker:
     def checkpoint_ages(self, now: float) -> dict[int, float]:
         ages = {}
         for partition, owned in self.partitions.items():
-            waiting = [since for since in (owned.unacked_since, owned.writing_since) if since is not None]
+            waiting = [since for since in (owned.pending_since, owned.writing_since) if since is not None]
             ages[partition] = now - min(waiting) if waiting else 0.0
         return ages
 
@@ -233,45 +235,67 @@ class FamilyWorker:
         self.assigned = partitions
         self.released = {p: owned for p, owned in self.released.items() if p in partitions or owned.lingering}
 
-    def handle(self, event: EventT) -> None:
-        """Apply one record and dead-letter what it rejected."""
-        message = event.message
-        partition = message.partition
+    def handle_batch(self, partition: int, records: Sequence[Record]) -> None:
+        """Apply one fetch of a partition's records, in offset order, and dead-letter what they rejected."""
         if partition not in self.assigned:
             return  # fetched before its partition was revoked: its next owner reads it
         owned = self.partitions.get(partition) or self.load(partition)
-        decision = owned.sequence.decide(owned.state.offset, message.offset)
-        if decision.seek_to is not None:
-            self._seek_back(partition, owned, decision.seek_to, message.offset)
-        if decision.hole is not None:
-            self._passed_hole(partition, *decision.hole)
-        if not decision.apply:
+        sequence = owned.sequence
+        held = owned.state.offset  # as it will be after the records taken so far
+        run: list[tuple[int, float, bytes]] = []
+        for record in records:
+            offset = record.offset
+            decision = sequence.decide(held, offset)
+            if decision.seek_to is not None:
+                self._seek_back(partition, owned, decision.seek_to, offset)
+            if decision.hole is not None:
+                self._passed_hole(partition, *decision.hole)
+            if not decision.apply:
+                break  # records were passed over: the rest of the fetch waits for the seek back
+            # A tombstone is a record without bytes: dead-lettered as unparseable.
+            run.append((offset, record.timestamp / 1000.0, record.value or b""))
+            held = max(held, offset)
+        if not run:
             return
-        raw = message.value or b""  # a tombstone is a record without bytes: dead-lettered as unparseable
         try:
-            outcome = self.processor.process(owned.state, partition, message.offset, message.timestamp, raw)
+            outcomes = self.processor.process_many(owned.state, partition, run)
+        except Exception:
+            # The state is as it was: one record at a time finds the one at fault.
+            outcomes = [self._process_one(owned.state, partition, *item) for item in run]
+        accepted_times: list[float] = []
+        for (offset, _, _), outcome in zip(run, outcomes, strict=True):
+            if outcome.dead_letters:
+                self._dead_letter(partition, offset, outcome.dead_letters)
+            accepted_times += outcome.accepted_event_times
+        if accepted_times:
+            self.delays.observe_many(self.family, self.clock.now(), accepted_times)
+        if not owned.pending:
+            owned.pending_since = time.monotonic()
+        owned.pending += len(run)
+        if time.monotonic() - owned.last_checkpoint >= self.interval:
+            self.checkpoint(partition, owned)
+
+    def _process_one(self, state: PartitionState, partition: int, offset: int, timestamp: float,
+                     raw: bytes) -> RecordOutcome:
+        try:
+            return self.processor.process(state, partition, offset, timestamp, raw)
         except Exception as exc:
             # A record that breaks the processor must not stop the stream: it is dead-lettered.
-            log.exception("failed to process record",
-                          extra={"topic": self.topic, "partition": partition, "offset": message.offset})
-            outcome = self.processor.fail(owned.state, partition, message.offset, raw, exc)
-        for letter in outcome.dead_letters:
+            log.exception("failed to process record", extra={"topic": self.topic, "partition": partition,
+                                                             "offset": offset})
+            return self.processor.fail(state, partition, offset, raw, exc)
+
+    def _dead_letter(self, partition: int, offset: int, letters: Sequence[DeadLetter]) -> None:
+        for letter in letters:
             log.warning(
                 "rejected record",
-                extra={"topic": self.topic, "partition": partition, "offset": message.offset,
+                extra={"topic": self.topic, "partition": partition, "offset": offset,
                        "index": letter.index, "reason": letter.reason, "error": letter.message},
             )
             value, truncation = dead_letter_value(letter)
             self.dead_letters.send_soon(
                 key=self.topic.encode(), value=value, headers=dead_letter_headers(self.topic, letter) + truncation,
             )
-        if outcome.accepted_event_times:
-            self.delays.observe_many(self.family, self.clock.now(), outcome.accepted_event_times)
-        if not owned.unacked:
-            owned.unacked_since = time.monotonic()
-        owned.unacked.append(event)
-        if time.monotonic() - owned.last_checkpoint >= self.interval:
-            self.checkpoint(partition, owned)
 
     def _seek_back(self, partition: int, owned: OwnedPartition, offset: int, delivered: int) -> None:
         log.warning("offsets %d-%d of %s partition %d were not delivered before offset %d: reading them again",
@@ -305,28 +329,27 @@ class FamilyWorker:
     def checkpoint(self, partition: int, owned: OwnedPartition) -> asyncio.Future[bool] | None:
         """Start writing everything applied so far, unless a checkpoint of the partition is under way.
 
-        Records are acknowledged (so their offsets may be committed) only once the broker
-        confirmed every record of the checkpoint holding them.
+        The partition's offset may be committed past the records it holds only once the broker
+        confirmed every record of the checkpoint.
         """
-        if owned.writing is not None or not owned.unacked:
+        if owned.writing is not None or not owned.pending:
             return owned.writing
         owned.state.expire(self.clock.now())
         checkpoint = plan_checkpoint(partition, owned.state, owned.chunk_counts)
         view = owned.state.view()
-        events, owned.unacked = owned.unacked, []
-        owned.writing_since, owned.unacked_since = owned.unacked_since, None
+        records, owned.pending = owned.pending, 0
+        owned.writing_since, owned.pending_since = owned.pending_since, None
         owned.last_checkpoint = time.monotonic()
-        owned.writing = asyncio.ensure_future(self._write(owned, checkpoint, view, events))
+        owned.writing = asyncio.ensure_future(self._write(owned, checkpoint, view, records))
         return owned.writing
 
-    async def _write(self, owned: OwnedPartition, checkpoint: Checkpoint, view: StateView,
-                     events: list[EventT]) -> bool:
+    async def _write(self, owned: OwnedPartition, checkpoint: Checkpoint, view: StateView, records: int) -> bool:
         partition = checkpoint.partition
         try:
             changelog_offset = await self.changelog.write(checkpoint)
         except Exception as exc:
-            owned.unacked[:0] = events
-            owned.unacked_since, owned.writing_since = owned.writing_since, None
+            owned.pending += records
+            owned.pending_since, owned.writing_since = owned.writing_since, None
             self.health.checkpoint_failures[self.family] += 1
             log.error("checkpoint write failed, retrying at the next interval: %r", exc,
                       extra={"topic": self.topic, "partition": partition, "offset": checkpoint.offset})
@@ -341,18 +364,17 @@ class FamilyWorker:
                 owned.exported = view
                 owned.hold_until = time.monotonic() + self.hold_s
             return False
-        self.changelog.store(checkpoint, changelog_offset, events[-1])
+        self.changelog.store(checkpoint, changelog_offset)
         if owned.pinned:
             owned.next_export = view
         else:
             owned.exported = view
         owned.state.dedup.mark_durable(checkpoint.dedup_sizes)
         owned.chunk_counts = checkpoint.chunk_counts
-        ack = self._consumer().ack_checkpointed
-        for event in events:
-            ack(event.message)
+        # The next record to read after a restart is the first one the checkpoint does not hold.
+        self._consumer().commit_up_to(TP(self.topic, partition), checkpoint.offset + 1)
         log.debug("checkpoint", extra={"topic": self.topic, "partition": partition, "offset": checkpoint.offset,
-                                       "acked": len(events)})
+                                       "records": records})
         return True
 
     def checkpoint_due(self) -> None:
@@ -365,17 +387,17 @@ class FamilyWorker:
         """Checkpoint every partition and wait until the broker confirmed it all.
 
         Gives a partition up after ``attempts`` failed writes: its unconfirmed records are
-        let go unacknowledged (faust waits for every record it handed out to be acknowledged
-        or dropped), and are read again after the seek to the committed offset that follows.
+        not committed, and are read again from the committed offset by the partition's next
+        owner (or by this worker after a restart).
         """
         for partition, owned in list(self.partitions.items()):
             failures = 0
-            while self.partitions.get(partition) is owned and (owned.writing or owned.unacked):
+            while self.partitions.get(partition) is owned and (owned.writing or owned.pending):
                 writing = owned.writing or self.checkpoint(partition, owned)
                 if writing is not None and not await writing:
                     failures += 1
                     if failures >= attempts:
-                        owned.unacked.clear()
+                        owned.pending = 0
                         break
                     await asyncio.sleep(self.interval)
 
@@ -438,7 +460,9 @@ class CorridorApp:
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         self._add_pages()
-        self.app.timer(settings.checkpoint_interval_s)(self._checkpoint_idle)
+        # Partitions with no new records get their due checkpoint from this timer: a quarter
+        # interval late at most, not a whole one.
+        self.app.timer(settings.checkpoint_interval_s / 4)(self._checkpoint_idle)
         self.app.before_drain = self._checkpoint_all
 
     def _consumer(self) -> Consumer:
@@ -503,8 +527,10 @@ class CorridorApp:
 
     def _add_family(self, family: str) -> None:
         settings = self.settings
+        # Consumed in batches (faust_compat.Consumer), never through faust's streams; no faust
+        # acknowledgements either: commits follow confirmed checkpoints.
         topic = self.app.topic(FAMILIES[family].topic, key_serializer="raw", value_serializer="raw",
-                               partitions=settings.topic_partitions)
+                               partitions=settings.topic_partitions, acks=False)
         table = self.app.Table(
             f"state-{family}",
             partitions=settings.topic_partitions,
@@ -517,13 +543,7 @@ class CorridorApp:
                               self.health, self._consumer)
         self.workers[family] = worker
         table.on_recover(self._restore_assigned)
-
-        async def consume(stream: StreamT[bytes]) -> None:
-            async for event in stream.noack().events():  # type: ignore[attr-defined]
-                worker.handle(event)
-
-        consume.__name__ = f"consume_{family}"
-        self.app.agent(topic, name=f"corridor.{family}")(consume)
+        self.app.consume_in_batches(topic, worker.handle_batch)
 
     async def _restore_assigned(self) -> None:
         restored = 0

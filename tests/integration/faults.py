@@ -4,9 +4,8 @@
 
 - ``hold-changelog``: the broker never confirms a changelog record (the send is accepted
   and its delivery never reported), as when a changelog partition's leader is unavailable.
-- ``stale-generation``: records at offsets 20-59 of every partition arrive, the first time
-  they are fetched, as records of an older consumer generation, as records fetched just
-  before a rebalance do. faust's streams skip such records.
+- ``drop-fetched``: records at offsets 20-59 of every family partition are dropped the first
+  time they are fetched, as the rest of a fetch that a rebalance overtook is dropped.
 - ``slow-restore``: restoring the assigned partitions' state takes CORRIDOR_TEST_RESTORE_DELAY_S
   seconds (default 8) longer, as a long changelog would.
 """
@@ -32,18 +31,22 @@ def hold_changelog() -> None:
     faust_kafka.Producer.send = held  # type: ignore[method-assign]
 
 
-def stale_generation() -> None:
-    to_message = faust_kafka.Consumer._to_message
+def drop_fetched() -> None:
+    from streams.worker.faust_compat import Consumer
+
+    wait_next_records = Consumer._wait_next_records
     fetched: set[tuple[Any, int]] = set()
 
-    def from_older_generation(self: Any, tp: Any, record: Any) -> Any:
-        message = to_message(self, tp, record)
-        if 20 <= record.offset < 60 and (tp, record.offset) not in fetched:
-            fetched.add((tp, record.offset))
-            message.generation_id = -1
-        return message
+    async def dropping(self: Any, timeout: float) -> Any:
+        records, active = await wait_next_records(self, timeout)
+        for tp, batch in (records or {}).items():
+            if tp.topic in self.batch_handlers:
+                dropped = {(tp, r.offset) for r in batch if 20 <= r.offset < 60} - fetched
+                fetched.update(dropped)
+                records[tp] = [r for r in batch if (tp, r.offset) not in dropped]
+        return records, active
 
-    faust_kafka.Consumer._to_message = from_older_generation  # type: ignore[method-assign]
+    Consumer._wait_next_records = dropping  # type: ignore[method-assign]
 
 
 def slow_restore() -> None:
@@ -59,7 +62,7 @@ def slow_restore() -> None:
     CorridorApp._restore_assigned = slow  # type: ignore[method-assign]
 
 
-FAULTS = {"hold-changelog": hold_changelog, "stale-generation": stale_generation, "slow-restore": slow_restore}
+FAULTS = {"hold-changelog": hold_changelog, "drop-fetched": drop_fetched, "slow-restore": slow_restore}
 
 if __name__ == "__main__":
     FAULTS[sys.argv[1]]()

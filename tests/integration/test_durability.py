@@ -195,11 +195,11 @@ def test_offsets_are_committed_only_behind_confirmed_checkpoints(fresh_broker, t
     assert_exact(samples, records, scrape_time)
 
 
-def test_records_a_stream_skips_are_read_again_and_never_committed_unread(fresh_broker, tmp_path):
-    """Records fetched around a rebalance reach faust's stream as from an older generation: it skips them."""
+def test_records_dropped_from_a_fetch_are_read_again_and_never_committed_unread(fresh_broker, tmp_path):
+    """Records of a fetch a rebalance overtook are dropped: the worker reads them again."""
     records = replay(fresh_broker, 20_000, seed=27)
     want = expected_received(records)
-    worker = worker_for(fresh_broker, tmp_path, "w", fault="stale-generation").start()
+    worker = worker_for(fresh_broker, tmp_path, "w", fault="drop-fetched").start()
     try:
         wait_for(lambda: drained([worker], want), timeout=120, message="the worker to drain")
     finally:

@@ -177,7 +177,9 @@ def test_pending_buffer_memory_is_counted_and_bounded():
         index.admit([f"p{i}"], [T0])
     assert index.nbytes() > 0 and index.nbytes() / len(index) < 400
     index.admit(["last"], [T0])
-    assert index.nbytes() == 28 * PENDING_LIMIT + sys.getsizeof({})
+    tails = sum(sys.getsizeof(tail.hashes) for tail in index._tails.values())
+    assert 0 < tails < 2 * HASH_BYTES * PENDING_LIMIT  # the new bucket's tail, kept for its first checkpoint
+    assert index.nbytes() == 28 * PENDING_LIMIT + sys.getsizeof({}) + tails
 
 
 @settings(max_examples=200, deadline=None)
@@ -224,3 +226,91 @@ def test_lookups_search_a_logarithmic_number_of_runs():
     sizes = [len(run) for run in index._runs]
     assert all(newer * dedup_module.FANOUT <= older for older, newer in zip(sizes, sizes[1:]))
     assert len(sizes) <= 5
+
+
+def test_a_busy_bucket_is_checkpointed_from_its_tail_without_searching_the_index(monkeypatch):
+    index = DedupIndex(WEEK)
+    index.admit(ids("a", 10_000), [T0] * 10_000)
+    index.mark_durable({bucket: size for bucket, _, size in _planned(index, 4096)})
+    for round_ in range(3):
+        monkeypatch.setattr(index, "hashes", None)  # any search through the runs would fail
+        index.admit(ids(f"b{round_}", 500), [T0 + 1] * 500)
+        index.admit([f"single-{round_}"], [T0 + 2])
+        ((bucket, chunk, hashes), *_) = index.changed_chunks(4096)
+        size = 10_000 + 501 * (round_ + 1)
+        assert (bucket, chunk) == (T0 // HOUR, 2) and len(hashes) == (size - 2 * 4096) * HASH_BYTES
+        monkeypatch.undo()
+        assert hashes == index.hashes(T0 // HOUR, 2 * 4096)
+        index.mark_durable(index.bucket_sizes())
+    # A bucket idle for a whole checkpoint gives its tail up, and is read back from the runs when it changes again.
+    index.admit(["other"], [T0 + HOUR])
+    index.mark_durable(index.bucket_sizes())
+    assert T0 // HOUR not in index._tails
+    index.admit(["late"], [T0])
+    ((bucket, chunk, hashes), *_) = index.changed_chunks(4096)
+    assert (bucket, chunk) == (T0 // HOUR, 2) and hashes == index.hashes(T0 // HOUR, 2 * 4096)
+    assert len(hashes) == (10_000 + 3 * 501 + 1 - 2 * 4096) * HASH_BYTES
+
+
+def _planned(index: DedupIndex, chunk: int) -> list[tuple[int, int, int]]:
+    """(bucket, chunks written, entries) of a checkpoint of ``index``."""
+    sizes = index.bucket_sizes()
+    written: dict[int, int] = {}
+    for bucket, number, _ in index.changed_chunks(chunk):
+        written[bucket] = number + 1
+    return [(bucket, written.get(bucket, 0), size) for bucket, size in sizes.items()]
+
+
+@pytest.mark.parametrize("budget", [0, 10**9])  # tails dropped as soon as possible, or never
+@settings(max_examples=150, deadline=None)
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("admit"), st.lists(st.tuples(st.integers(0, 300), st.integers(0, 3)), max_size=20)),
+            st.tuples(st.just("plan"), st.integers(1, 5)),
+            st.tuples(st.just("confirm"), st.just(0)),
+            st.tuples(st.just("expire"), st.integers(0, 3)),
+        ),
+        max_size=25,
+    )
+)
+def test_changed_chunks_agree_with_the_bucket_contents(budget, steps):
+    """Whatever tails are kept or dropped, a checkpoint holds exactly the bucket's hashes from its partial chunk on."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dedup_module, "TAIL_BUDGET_MIN_BYTES", budget)
+        patch.setattr(dedup_module, "TAIL_BUDGET_PER_ENTRY", 0 if budget == 0 else 10**6)
+        _checkpoint_steps(steps)
+
+
+def _checkpoint_steps(steps: list[tuple[str, object]]) -> None:
+    index = DedupIndex(WEEK)
+    durable: dict[int, int] = {}
+    planned: dict[int, int] | None = None
+    expired: set[int] = set()  # since the plan: a bucket admitted to again after expiring starts afresh
+    for kind, arg in steps:
+        if kind == "admit":
+            index.admit([f"ev{i}" for i, _ in arg], [T0 + hour * HOUR + 1.5 for _, hour in arg])
+        elif kind == "plan":
+            sizes = index.bucket_sizes()
+            changed = index.changed_chunks(arg)
+            expected = []
+            for bucket, size in sorted(sizes.items()):
+                first = durable.get(bucket, 0) // arg
+                if size == durable.get(bucket, 0):
+                    continue
+                contents = index.hashes(bucket, first * arg)
+                step = arg * HASH_BYTES
+                expected += [(bucket, first + n, contents[at : at + step])
+                             for n, at in enumerate(range(0, len(contents), step))]
+            assert changed == expected
+            planned, expired = sizes, set()
+        elif kind == "confirm" and planned is not None:
+            index.mark_durable(planned)
+            durable = {bucket: size for bucket, size in planned.items()
+                       if bucket in index.bucket_sizes() and bucket not in expired}
+            planned = None
+        elif kind == "expire":
+            before = index.bucket_sizes()
+            index.expire(T0 + WEEK + arg * HOUR)
+            expired |= set(before) - set(index.bucket_sizes())
+            durable = {bucket: size for bucket, size in durable.items() if bucket in index.bucket_sizes()}

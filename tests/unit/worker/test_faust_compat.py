@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import uuid
 
+import aiokafka
 import faust
+import mode
+from aiokafka.structs import ConsumerRecord
+from faust.stores import rocksdb as faust_rocksdb
 from faust.streams import _current_event
 from faust.transport import base as faust_transport
+from faust.transport import conductor as faust_conductor
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_kafka
+from faust.types import TP
 
 from streams.worker import faust_compat
 
@@ -18,16 +26,82 @@ def test_the_current_event_is_a_context_variable_of_weak_references():
     assert "_current_event" in inspect.getsource(faust.streams.Stream._py_aiter)
 
 
-def test_the_consumer_keeps_committed_and_read_offsets_where_the_worker_looks():
+def test_the_consumer_keeps_committed_offsets_where_the_worker_looks():
     source = inspect.getsource(faust_consumer.Consumer)
     assert "self._committed_offset = defaultdict(lambda: None)" in source
-    assert "self._read_offset = defaultdict(lambda: None)" in source
+    # Updated by every commit attempt and by each seek to the committed offsets.
+    assert "self._committed_offset.update(committable_offsets)" in inspect.getsource(
+        faust_consumer.Consumer._commit_offsets)
+    assert "self._committed_offset.update(committed_offsets)" in inspect.getsource(
+        faust_consumer.Consumer.perform_seek)
+
+
+def test_the_fetcher_runs_the_consumer_drain_loop_the_worker_replaces():
+    assert "await consumer._drain_messages(self)" in inspect.getsource(faust_consumer.Fetcher._fetcher.fun)
+    assert list(inspect.signature(faust_consumer.Consumer._drain_messages).parameters) == ["self", "fetcher"]
     drain = inspect.getsource(faust_consumer.Consumer._drain_messages)
-    # Records below the read offset are dropped, and offset jumps count as acknowledged gaps,
-    # both only while a read offset is known.
-    assert "get_read_offset = self._read_offset.__getitem__" in drain
-    assert "if r_offset is None or offset >= r_offset:" in drain
-    assert "if gap > 1 and r_offset:" in drain
+    assert "callback(message)" in drain and "self.suspend_flow.wait()" in drain
+    assert "set_flag(flag_consumer_fetching)" in drain and "except self.consumer_stopped_errors:" in drain
+    # What the replacement does for a fetch, as faust's getmany does: one fetch as a mapping of
+    # partition to records, dropped from where a new generation or a stopped flow overtakes it,
+    # and a seek back to the committed offsets for a fetch that arrived while the flow was stopped.
+    assert list(inspect.signature(faust_consumer.Consumer._wait_next_records).parameters) == ["self", "timeout"]
+    assert "return records, active_partitions" in inspect.getsource(faust_consumer.Consumer._wait_next_records)
+    getmany = inspect.getsource(faust_consumer.Consumer.getmany)
+    assert "self.app.consumer_generation_id" in getmany and "if not self.flow_active:" in getmany
+    assert "tp in self._buffered_partitions" in getmany and "await self.perform_seek()" in getmany
+    assert "to_message(tp, record)" in getmany
+    assert "timestamp / 1000.0" in inspect.getsource(faust_kafka.Consumer._to_message)
+    assert "wait_until_producer_ebb = app.producer.buffer.wait_until_ebb" in inspect.getsource(
+        faust_conductor.ConductorCompiler.build)
+
+
+def test_commits_take_their_partitions_and_offsets_from_what_the_worker_overrides():
+    assert "self._filter_tps_with_pending_acks(topics)" in inspect.getsource(faust_consumer.Consumer.force_commit)
+    committable = inspect.getsource(faust_consumer.Consumer._filter_committable_offsets)
+    assert "offset = self._new_offset(tp)" in committable and "self._should_commit(tp, offset)" in committable
+    # The app's revocation (its wait for acknowledgements and final commit included) runs inside the
+    # consumer's, which the worker's override wraps.
+    revoked = inspect.getsource(faust_consumer.Consumer.on_partitions_revoked)
+    assert "await T(self._on_partitions_revoked, partitions=revoked)(revoked)" in revoked
+    assert "self.on_partitions_revoked," in inspect.getsource(
+        faust_consumer.ThreadDelegateConsumer.threadsafe_partitions_revoked)
+
+
+def test_the_fetch_wait_is_set_where_faust_builds_the_kafka_consumer_and_aiokafka_reads_it():
+    assert "return AIOKafkaConsumerThread(self, loop=self.loop, beacon=self.beacon)" in inspect.getsource(
+        faust_kafka.Consumer._new_consumer_thread)
+    built = inspect.getsource(faust_kafka.AIOKafkaConsumerThread._create_worker_consumer)
+    assert "return aiokafka.AIOKafkaConsumer(" in built and "fetch_max_wait_ms=" in built
+    assert "self._fetch_max_wait_ms = fetch_max_wait_ms" in inspect.getsource(aiokafka.AIOKafkaConsumer.__init__)
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms," in inspect.getsource(aiokafka.AIOKafkaConsumer.start)
+
+
+async def test_the_worker_consumer_asks_the_broker_to_hold_fetches_briefly():
+    consumer = Drain().consumer
+    thread = consumer._thread
+    assert isinstance(thread, faust_compat._ConsumerThread)
+    kafka_consumer = thread._create_worker_consumer(consumer.transport)
+    assert kafka_consumer._fetch_max_wait_ms == faust_compat.FETCH_MAX_WAIT_MS == 100
+
+
+def test_topics_added_when_the_app_starts_are_subscribed():
+    # mode starts a service's children (the conductor among them) after its on_start.
+    start = inspect.getsource(mode.Service._actually_start)
+    assert start.index("await self.on_start()") < start.index("await child.maybe_start()")
+    assert inspect.iscoroutinefunction(faust.App.on_start)
+    subscriber = inspect.getsource(faust_conductor.Conductor._subscriber.fun)
+    assert "await self.app.consumer.subscribe(await self._update_indices())" in subscriber
+    assert "topics = list(self._topics)" in inspect.getsource(faust_conductor.Conductor._update_indices)
+
+
+def test_the_rocksdb_store_writes_to_the_partition_of_the_current_event():
+    source = inspect.getsource(faust_rocksdb.Store._set)
+    assert "event = current_event()" in source and "partition = event.message.partition" in source
+    with faust_compat.acting_for(3):
+        event = faust.streams.current_event()
+        assert event is not None and event.message.partition == 3
+    assert faust.streams.current_event() is None
 
 
 def test_streams_still_acknowledge_the_records_they_skip():
@@ -58,12 +132,102 @@ def test_the_app_overrides_what_faust_calls_for_its_transport_and_drain():
     assert "self._consumer_wait_empty(consumer" in inspect.getsource(faust.App._stop_consumer)
 
 
-def test_only_checkpointed_acks_count_and_no_read_offset_is_kept():
+def test_faust_acknowledgements_are_ignored():
     class Message:
         acked = False
 
     consumer = object.__new__(faust_compat.Consumer)
     assert consumer.ack(Message()) is False
-    unread = faust_compat._Unread()
-    unread.update({"tp": 5})
-    assert unread["tp"] is None and unread.pop("tp", None) is None and list(unread) == []
+
+
+def fetched(topic: str, partition: int, *offsets: int) -> list[ConsumerRecord]:
+    return [ConsumerRecord(topic=topic, partition=partition, offset=offset, timestamp=1_000 * offset, timestamp_type=0,
+                           key=None, value=b"{}", checksum=None, serialized_key_size=0, serialized_value_size=2,
+                           headers=()) for offset in offsets]
+
+
+class Drain:
+    """The app's consumer, draining scripted fetches without a broker."""
+
+    def __init__(self) -> None:
+        self.app = faust_compat.App(f"compat-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:1",
+                                    store="memory://")
+        self.consumer = self.app.consumer
+        self.batches: list[tuple[int, list[int]]] = []
+        self.messages: list[tuple[str, int]] = []
+        self.seeks = 0
+        self.consumer.batch_handlers["corridor.a"] = self.batch
+        self.consumer.callback = self.callback
+        self.consumer.perform_seek = self.perform_seek
+
+    def batch(self, partition: int, records) -> None:
+        self.batches.append((partition, [r.offset for r in records]))
+
+    async def callback(self, message) -> None:
+        self.messages.append((message.topic, message.offset))
+
+    async def perform_seek(self) -> None:
+        self.seeks += 1
+
+    async def run(self, *fetches: dict) -> None:
+        pending = list(fetches)
+        fetcher = self.app._fetcher
+
+        async def wait_next_records(timeout: float):
+            if not pending:
+                fetcher._stopped.set()
+                return {}, None
+            return pending.pop(0), None
+
+        self.consumer._wait_next_records = wait_next_records
+        await self.consumer._drain_messages(fetcher)
+
+
+async def test_batch_topics_reach_their_handler_per_partition_and_other_topics_the_conductor():
+    drain = Drain()
+    await drain.run(
+        {TP("corridor.a", 0): fetched("corridor.a", 0, 4, 5, 6), TP("changelog", 1): fetched("changelog", 1, 9, 10),
+         TP("corridor.a", 2): fetched("corridor.a", 2, 0)},
+        {TP("corridor.a", 0): fetched("corridor.a", 0, 7)},
+    )
+    assert drain.batches == [(0, [4, 5, 6]), (2, [0]), (0, [7])]
+    assert drain.messages == [("changelog", 9), ("changelog", 10)]
+
+
+async def test_a_fetch_overtaken_by_a_rebalance_is_dropped_from_there_and_one_while_stopped_seeks_back():
+    drain = Drain()
+    consumer = drain.consumer
+
+    def new_generation(partition: int, records) -> None:
+        Drain.batch(drain, partition, records)
+        drain.app.consumer_generation_id += 1
+
+    consumer.batch_handlers["corridor.a"] = new_generation
+    await drain.run({TP("corridor.a", 0): fetched("corridor.a", 0, 1),
+                     TP("corridor.a", 1): fetched("corridor.a", 1, 1)})
+    assert drain.batches == [(0, [1])] and drain.seeks == 0
+
+    drain = Drain()
+    drain.consumer.stop_flow()
+    await drain.run({TP("corridor.a", 0): fetched("corridor.a", 0, 1)})
+    assert drain.batches == [] and drain.seeks == 1
+
+
+async def test_commits_move_only_to_what_the_worker_marked_and_forget_revoked_partitions():
+    consumer = Drain().consumer
+    ours, other = TP("corridor.a", 0), TP("corridor.a", 1)
+    consumer._acked[other].extend([0, 1, 2])  # faust's own bookkeeping is never committed
+    consumer.commit_up_to(ours, 8)
+    consumer.commit_up_to(ours, 5)
+    assert consumer._filter_committable_offsets(consumer._filter_tps_with_pending_acks()) == {ours: 8}
+    consumer._committed_offset[ours] = 8
+    assert consumer._filter_committable_offsets(consumer._filter_tps_with_pending_acks()) == {}
+    assert list(consumer._filter_tps_with_pending_acks({"elsewhere"})) == []
+
+    async def revoked_by_the_app(revoked) -> None:
+        pass
+
+    consumer._on_partitions_revoked = revoked_by_the_app
+    consumer.app._start_span_from_rebalancing = lambda name: contextlib.nullcontext()
+    await consumer.on_partitions_revoked({ours})
+    assert list(consumer._filter_tps_with_pending_acks()) == []

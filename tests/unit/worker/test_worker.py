@@ -17,6 +17,7 @@ from streams.core.registry import Registry
 from streams.core.sequence import HOLE_CONFIRMATIONS
 from streams.settings import Settings
 from streams.worker.app import FamilyWorker
+from streams.worker.deadletter import SOURCE_OFFSET
 from streams.worker.metrics import EventDelays, WorkerHealth
 
 NOW = datetime(2026, 11, 26, 12, 30, 7, tzinfo=UTC).timestamp()
@@ -24,21 +25,31 @@ TOPIC = "corridor.datachannel.v1"
 
 
 def record(offset: int) -> SimpleNamespace:
+    """A fetched record of partition 0, as aiokafka hands it over (timestamp in milliseconds)."""
     event = {
         "event_id": f"e{offset}", "event_time": datetime.fromtimestamp(NOW - 60, UTC).isoformat(),
         "source": "probe", "link_id": "CQ-SG-1", "direction": "cn_to_sg", "interval_seconds": 60, "bytes": 10,
     }
-    message = SimpleNamespace(partition=0, offset=offset, timestamp=NOW, value=orjson.dumps(event))
-    return SimpleNamespace(message=message)
+    return SimpleNamespace(offset=offset, timestamp=int(NOW * 1000), value=orjson.dumps(event))
+
+
+def records(*offsets: int) -> list[SimpleNamespace]:
+    return [record(offset) for offset in offsets]
 
 
 class StubConsumer:
     def __init__(self, committed: int | None) -> None:
         self._committed_offset = {TP(TOPIC, 0): committed}
         self.seeks: list[int] = []
+        #: What each confirmed checkpoint let commits move to.
+        self.committable: list[int] = []
 
     async def seek_wait(self, partitions: dict[TP, int]) -> None:
         self.seeks.extend(partitions.values())
+
+    def commit_up_to(self, tp: TP, offset: int) -> None:
+        assert tp == TP(TOPIC, 0)
+        self.committable.append(offset)
 
 
 def worker_with(consumer: StubConsumer) -> FamilyWorker:
@@ -60,14 +71,12 @@ async def settle() -> None:
 async def test_records_past_a_hole_wait_until_the_missing_ones_are_read_again():
     consumer = StubConsumer(committed=None)
     worker = worker_with(consumer)
-    for offset in (0, 1, 2, 7, 8):
-        worker.handle(record(offset))
+    worker.handle_batch(0, records(0, 1, 2, 7, 8))
     await settle()
     assert consumer.seeks == [3]
     state = worker.partitions[0].state
     assert state.offset == 2
-    for offset in range(3, 9):
-        worker.handle(record(offset))
+    worker.handle_batch(0, records(*range(3, 9)))
     assert state.offset == 8 and state.counters["events_accepted"][()] == 9
     assert worker.health.state_gaps == {"datachannel": 0}
 
@@ -75,13 +84,13 @@ async def test_records_past_a_hole_wait_until_the_missing_ones_are_read_again():
 async def test_a_hole_below_the_committed_offset_is_a_state_gap(caplog):
     consumer = StubConsumer(committed=6)
     worker = worker_with(consumer)
-    worker.handle(record(0))
+    worker.handle_batch(0, records(0))
     with caplog.at_level(logging.INFO, logger="corridor.worker"):
         for _ in range(HOLE_CONFIRMATIONS + 1):
-            worker.handle(record(9))
+            worker.handle_batch(0, records(9, 10))
             await settle()
     assert consumer.seeks == [1] * HOLE_CONFIRMATIONS
-    assert worker.partitions[0].state.offset == 9
+    assert worker.partitions[0].state.offset == 10
     assert worker.health.state_gaps == {"datachannel": 1}
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert [r.getMessage() for r in errors] == [
@@ -95,7 +104,7 @@ async def test_a_hole_nobody_committed_is_no_gap(caplog):
     worker = worker_with(consumer)
     with caplog.at_level(logging.INFO, logger="corridor.worker"):
         for _ in range(HOLE_CONFIRMATIONS + 1):
-            worker.handle(record(5))  # a topic whose first records retention removed
+            worker.handle_batch(0, records(5))  # a topic whose first records retention removed
             await settle()
     assert worker.partitions[0].state.offset == 5
     assert worker.health.state_gaps == {"datachannel": 0}
@@ -106,8 +115,38 @@ async def test_a_hole_nobody_committed_is_no_gap(caplog):
 def test_records_of_a_partition_no_longer_assigned_are_left_alone():
     worker = worker_with(StubConsumer(committed=None))
     worker.assigned = set()
-    worker.handle(record(0))
+    worker.handle_batch(0, records(0))
     assert worker.partitions == {}
+
+
+async def test_a_record_that_breaks_the_processor_is_dead_lettered_and_the_rest_of_its_fetch_applied(caplog):
+    worker = worker_with(StubConsumer(committed=None))
+    letters: list[dict] = []
+    worker.dead_letters = SimpleNamespace(send_soon=lambda **letter: letters.append(letter))
+    processor = worker.processor
+    process, process_many = processor.process, processor.process_many
+
+    def breaks_on_offset_1(state, partition, offset, timestamp, raw):
+        if offset == 1:
+            raise RuntimeError("a bug")
+        return process(state, partition, offset, timestamp, raw)
+
+    def breaks_on_batches(state, partition, batch):
+        batch = list(batch)
+        if len(batch) > 1:
+            raise RuntimeError("a bug somewhere in the batch")  # before touching the state
+        return process_many(state, partition, batch)
+
+    processor.process, processor.process_many = breaks_on_offset_1, breaks_on_batches
+    with caplog.at_level(logging.ERROR, logger="corridor.worker"):
+        worker.handle_batch(0, records(0, 1, 2))
+    owned = worker.partitions[0]
+    assert owned.state.offset == 2 and owned.pending == 3
+    assert owned.state.counters["events_accepted"][()] == 2
+    assert owned.state.counters["events_rejected"] == {("processing_error",): 1}
+    (letter,) = letters
+    assert dict(letter["headers"])[SOURCE_OFFSET] == b"1"
+    assert [r.getMessage() for r in caplog.records] == ["failed to process record"]
 
 
 class FlakyChangelog:
@@ -123,29 +162,27 @@ class FlakyChangelog:
             raise TimeoutError("no leader for the changelog partition")
         return self.writes
 
-    def store(self, checkpoint, changelog_offset: int, stand_in) -> None:
+    def store(self, checkpoint, changelog_offset: int) -> None:
         self.stored.append(checkpoint.offset)
 
     def get(self, key: bytes) -> None:
         return None
 
 
-async def test_a_refused_checkpoint_is_reported_retried_and_acknowledges_nothing_until_confirmed(caplog):
+async def test_a_refused_checkpoint_is_reported_retried_and_lets_nothing_be_committed_until_confirmed(caplog):
     consumer = StubConsumer(committed=None)
-    acked: list[int] = []
-    consumer.ack_checkpointed = lambda message: acked.append(message.offset)
     worker = worker_with(consumer)
     worker.changelog = FlakyChangelog()
-    for offset in range(3):
-        worker.handle(record(offset))
+    worker.handle_batch(0, records(0, 1, 2))
     owned = worker.partitions[0]
     with caplog.at_level(logging.ERROR, logger="corridor.worker"):
         assert await worker.checkpoint(0, owned) is False
-    assert acked == [] and worker.health.checkpoint_failures == {"datachannel": 1}
+    assert consumer.committable == [] and worker.health.checkpoint_failures == {"datachannel": 1}
     assert "checkpoint write failed, retrying at the next interval" in caplog.text
-    worker.handle(record(3))
+    assert owned.pending == 3, "the records of the refused checkpoint wait for the next one"
+    worker.handle_batch(0, records(3))
     assert await worker.checkpoint(0, owned) is True
-    assert acked == [0, 1, 2, 3] and worker.changelog.stored == [3]
+    assert consumer.committable == [4] and worker.changelog.stored == [3] and owned.pending == 0
 
 
 class ConfirmingChangelog(FlakyChangelog):
@@ -158,36 +195,32 @@ class ConfirmingChangelog(FlakyChangelog):
 
 async def test_metrics_show_the_restored_state_until_a_scrape_then_only_confirmed_checkpoints():
     consumer = StubConsumer(committed=None)
-    consumer.ack_checkpointed = lambda message: None
     worker = worker_with(consumer)
     worker.changelog = ConfirmingChangelog()
-    for offset in range(3):
-        worker.handle(record(offset))
+    worker.handle_batch(0, records(0, 1, 2))
     owned = worker.partitions[0]
     (exported,) = worker.exported(time.monotonic())
     assert exported.view.offset == -1 and exported.owner == owned.owner  # the restored (empty) state
     assert await worker.checkpoint(0, owned) is True
     assert worker.exported(owned.hold_until - 0.1)[0].view.offset == -1, "held for two scrape intervals"
     assert worker.exported(owned.hold_until)[0].view.offset == 2
-    for offset in (3, 4):
-        worker.handle(record(offset))
+    worker.handle_batch(0, records(3, 4))
     assert worker.exported(time.monotonic())[0].view.offset == 2, "applied but not yet durable: not exported"
     assert await worker.checkpoint(0, owned) is True
     view = worker.exported(time.monotonic())[0].view
     assert view.offset == 4 and view.counters["events_accepted"][()] == 5
-    worker.handle(record(5))
+    worker.handle_batch(0, records(5))
     assert view.counters["events_accepted"][()] == 5, "an exported view is a copy"
 
 
 async def test_a_refused_checkpoint_exports_nothing_new_and_its_age_keeps_growing():
     consumer = StubConsumer(committed=None)
-    consumer.ack_checkpointed = lambda message: None
     worker = worker_with(consumer)
     worker.changelog = FlakyChangelog()
-    worker.handle(record(0))
+    worker.handle_batch(0, records(0))
     owned = worker.partitions[0]
     worker.exported(owned.hold_until)
-    started = owned.unacked_since
+    started = owned.pending_since
     assert started is not None
     assert await worker.checkpoint(0, owned) is False
     assert worker.exported(time.monotonic())[0].view.offset == -1
@@ -207,7 +240,7 @@ class MemoryChangelog:
         self.writes += 1
         return self.writes
 
-    def store(self, checkpoint, changelog_offset: int, stand_in) -> None:
+    def store(self, checkpoint, changelog_offset: int) -> None:
         for key, value in checkpoint.records:
             if value is None:
                 self.data.pop(key, None)
@@ -221,17 +254,16 @@ class MemoryChangelog:
 async def test_a_partition_given_back_unchanged_keeps_its_series_and_one_advanced_elsewhere_starts_new_ones():
     changelog = MemoryChangelog()
     consumer = StubConsumer(committed=None)
-    consumer.ack_checkpointed = lambda message: None
     ours, theirs = worker_with(consumer), worker_with(consumer)
     ours.changelog = theirs.changelog = changelog
-    ours.handle(record(0))
+    ours.handle_batch(0, records(0))
     assert await ours.checkpoint(0, ours.partitions[0]) is True
     ours.exported(ours.partitions[0].hold_until)
     first = ours.partitions[0].owner
 
     ours.forget({0})  # an eager rebalance revokes everything, then gives the partition back
     ours.assign({0})
-    ours.handle(record(1))
+    ours.handle_batch(0, records(1))
     assert ours.partitions[0].owner == first and not ours.partitions[0].pinned
     assert await ours.checkpoint(0, ours.partitions[0]) is True
 
@@ -242,11 +274,11 @@ async def test_a_partition_given_back_unchanged_keeps_its_series_and_one_advance
     assert ours.exported(ours.released[0].hold_until) == []
     ours.assign(set())
     assert ours.released == {}
-    theirs.handle(record(2))  # another worker owned it meanwhile and moved it on
+    theirs.handle_batch(0, records(2))  # another worker owned it meanwhile and moved it on
     assert await theirs.checkpoint(0, theirs.partitions[0]) is True
     theirs.forget({0})
     ours.assign({0})
-    ours.handle(record(3))
+    ours.handle_batch(0, records(3))
     owned = ours.partitions[0]
     assert owned.owner not in (first, theirs.released[0].owner) and owned.pinned
     assert owned.exported.offset == 2 and owned.state.offset == 3

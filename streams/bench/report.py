@@ -1,0 +1,227 @@
+"""What one bench run measured: throughput per stage, the worker's memory, event-to-metric latency;
+as one JSON object and as table rows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Stages as ``--only`` and ``--skip`` name them.
+STAGES = ("batched", "single", "aiokafka", "faust", "latency")
+
+#: Throughput measurements, by their key in the JSON (``<key>_eps``), in table order.
+PIPELINE_BATCHED = "pipeline_batched"
+PIPELINE_SINGLE = "pipeline_single"
+BASELINE_AIOKAFKA = "baseline_aiokafka"
+BASELINE_AIOKAFKA_SINGLE = "baseline_aiokafka_single"
+BASELINE_FAUST = "baseline_faust"
+LABELS = {
+    PIPELINE_BATCHED: "corridor worker, envelopes of 500",
+    PIPELINE_SINGLE: "corridor worker, single events",
+    BASELINE_AIOKAFKA: "aiokafka + pydantic, envelopes",
+    BASELINE_AIOKAFKA_SINGLE: "aiokafka + pydantic, single events",
+    BASELINE_FAUST: "faust agent (counts), single events",
+}
+#: (measurement, the aiokafka loop it is compared with, the faust agent it is compared with)
+_COMPARED = {
+    PIPELINE_BATCHED: (BASELINE_AIOKAFKA, None),
+    PIPELINE_SINGLE: (BASELINE_AIOKAFKA_SINGLE, BASELINE_FAUST),
+}
+#: Ratios in the JSON: name -> (measurement, baseline)
+RATIOS = {
+    "ratio_batched_to_aiokafka": (PIPELINE_BATCHED, BASELINE_AIOKAFKA),
+    "ratio_single_to_faust": (PIPELINE_SINGLE, BASELINE_FAUST),
+    "ratio_single_to_aiokafka_single": (PIPELINE_SINGLE, BASELINE_AIOKAFKA_SINGLE),
+}
+COLUMNS = ("measured", "events", "seconds", "events/s", "CPU s", "events/CPU s", "vs aiokafka loop", "vs faust agent")
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """Resident memory of a worker process: once started (state restored), and its peak over the stage."""
+
+    startup_rss_bytes: int
+    peak_rss_bytes: int
+    events: int  # events the worker held in state at the peak
+
+    @property
+    def bytes_per_event(self) -> float:
+        return (self.peak_rss_bytes - self.startup_rss_bytes) / self.events if self.events else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Throughput:
+    """Events counted between a start and an end mark, and whether they were exactly the events published."""
+
+    events: int
+    seconds: float
+    start: str  # what marked the start
+    expected: Mapping[str, int]  # events published per stream
+    counted: Mapping[str, int]  # events counted per stream
+    memory: Memory | None = None
+    #: CPU time the measured process (all its threads) used between the marks: on a busy machine
+    #: events per CPU second vary less than events per second.
+    cpu_seconds: float | None = None
+
+    @property
+    def eps(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def eps_per_cpu(self) -> float | None:
+        return self.events / self.cpu_seconds if self.cpu_seconds else None
+
+    @property
+    def verified(self) -> bool:
+        streams = set(self.expected) | set(self.counted)
+        return all(self.expected.get(stream, 0) == self.counted.get(stream, 0) for stream in streams)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "events": self.events, "seconds": round(self.seconds, 4), "eps": round(self.eps, 1),
+            "start": self.start, "expected": dict(self.expected), "counted": dict(self.counted),
+            "verified": self.verified,
+            "cpu_seconds": round(self.cpu_seconds, 3) if self.cpu_seconds is not None else None,
+            "eps_per_cpu_second": round(self.eps_per_cpu, 1) if self.eps_per_cpu is not None else None,
+        }
+        if self.memory is not None:
+            out |= _memory_json(self.memory)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    """Event-to-metric latency at a fixed rate: from an event's send to the first /metrics that counts it."""
+
+    rate: float  # events per second offered
+    seconds: float  # how long they were offered
+    events: int
+    p50: float
+    p99: float
+    max: float
+    poll_s: float  # how often /metrics was read
+
+
+@dataclass
+class BenchReport:
+    """Everything one run measured; a stage that did not run is absent."""
+
+    events: int
+    single_events: int
+    seed: int
+    event_json_bytes: float | None = None  # mean size of one event's JSON
+    throughput: dict[str, Throughput] = field(default_factory=dict)
+    latency: Latency | None = None
+    environment: dict[str, Any] = field(default_factory=dict)
+
+    def eps(self, key: str) -> float | None:
+        measured = self.throughput.get(key)
+        return measured.eps if measured is not None else None
+
+    def ratio(self, measurement: str, baseline: str) -> float | None:
+        numerator, denominator = self.eps(measurement), self.eps(baseline)
+        if numerator is None or not denominator:
+            return None
+        return numerator / denominator
+
+    @property
+    def memory(self) -> Memory | None:
+        batched = self.throughput.get(PIPELINE_BATCHED)
+        return batched.memory if batched is not None else None
+
+    @property
+    def verified(self) -> bool:
+        return all(measured.verified for measured in self.throughput.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """One flat object of the headline numbers (null for what did not run), the stages in detail, the machine."""
+        out: dict[str, Any] = {"events": self.events, "single_events": self.single_events, "seed": self.seed}
+        for key in LABELS:
+            eps = self.eps(key)
+            out[f"{key}_eps"] = round(eps, 1) if eps is not None else None
+        for name, (measurement, baseline) in RATIOS.items():
+            ratio = self.ratio(measurement, baseline)
+            out[name] = round(ratio, 3) if ratio is not None else None
+        memory = self.memory
+        out |= _memory_json(memory) if memory is not None else dict.fromkeys(_MEMORY_KEYS)
+        latency = self.latency
+        out |= {
+            "latency_p50_seconds": round(latency.p50, 4) if latency else None,
+            "latency_p99_seconds": round(latency.p99, 4) if latency else None,
+            "latency_max_seconds": round(latency.max, 4) if latency else None,
+            "latency_rate_eps": latency.rate if latency else None,
+            "latency_events": latency.events if latency else None,
+            "event_json_bytes": round(self.event_json_bytes, 1) if self.event_json_bytes is not None else None,
+            "verified": self.verified,
+            "stages": {key: measured.to_json() for key, measured in self.throughput.items()},
+        }
+        return out | self.environment
+
+    def rows(self) -> list[tuple[str, ...]]:
+        """The throughput table: one row per measurement that ran, cells as :data:`COLUMNS`."""
+        rows: list[tuple[str, ...]] = []
+        for key, label in LABELS.items():
+            measured = self.throughput.get(key)
+            if measured is None:
+                continue
+            aiokafka, faust = _COMPARED.get(key, (None, None))
+            rows.append((
+                label,
+                f"{measured.events:,}",
+                f"{measured.seconds:.2f}",
+                f"{measured.eps:,.0f}",
+                f"{measured.cpu_seconds:.2f}" if measured.cpu_seconds is not None else "",
+                f"{measured.eps_per_cpu:,.0f}" if measured.eps_per_cpu is not None else "",
+                _times(self.ratio(key, aiokafka) if aiokafka else None),
+                _times(self.ratio(key, faust) if faust else None),
+            ))
+        return rows
+
+    def notes(self) -> list[str]:
+        """Memory, latency and the machine, one line each."""
+        lines = []
+        memory = self.memory
+        if memory is not None:
+            lines.append(
+                f"worker memory: peak RSS {_mib(memory.peak_rss_bytes)}, {_mib(memory.startup_rss_bytes)} once "
+                f"started: {memory.bytes_per_event:,.0f} bytes per event ({memory.events:,} events)"
+            )
+        if self.latency is not None:
+            latency = self.latency
+            lines.append(
+                f"event-to-metric latency at {latency.rate:,.0f} events/s for {latency.seconds:g} s "
+                f"({latency.events:,} events in envelopes): p50 {latency.p50:.3f} s, p99 {latency.p99:.3f} s, "
+                f"max {latency.max:.3f} s (/metrics read every {latency.poll_s * 1000:.0f} ms)"
+            )
+        if self.event_json_bytes is not None:
+            lines.append(f"events: {self.event_json_bytes:.0f} bytes of JSON on average, seed {self.seed}")
+        environment = self.environment
+        if environment:
+            lines.append(
+                f"machine: {environment.get('cpus')} CPUs, load {environment.get('load_before')} before and "
+                f"{environment.get('load_after')} after; Python {environment.get('python')} on "
+                f"{environment.get('platform')}"
+            )
+        return lines
+
+
+_MEMORY_KEYS = ("peak_rss_bytes", "startup_rss_bytes", "bytes_per_event")
+
+
+def _memory_json(memory: Memory) -> dict[str, Any]:
+    return {
+        "peak_rss_bytes": memory.peak_rss_bytes,
+        "startup_rss_bytes": memory.startup_rss_bytes,
+        "bytes_per_event": round(memory.bytes_per_event, 1),
+    }
+
+
+def _times(ratio: float | None) -> str:
+    if ratio is None:
+        return ""
+    return f"{ratio:.2f}x" if ratio >= 0.1 else f"{ratio:.3f}x"
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:,.0f} MiB"

@@ -1,0 +1,596 @@
+"""One bench run: fresh embedded brokers, the events published, then every stage measured in turn.
+
+Two brokers on free loopback ports: one holds the events in envelopes (then the latency
+stage's), the other the same kind of events one per record (the worker's topics have fixed
+names, so each variant needs its own broker). The events are all written before anything
+reads them, and each stage reads them from the first offset:
+
+1. the aiokafka + pydantic loop on the envelopes (a subprocess);
+2. ``corridor worker`` on the envelopes; its memory; then, with the same worker, latency at
+   a fixed rate;
+3. the aiokafka + pydantic loop on the single events, then the bare faust agent (subprocesses);
+4. a fresh ``corridor worker`` on the single events.
+
+A stage that does not count exactly the events published within its time limit fails the run
+(:class:`BenchError`); nothing asserts a speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import platform
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Protocol
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from schemas.families import FAMILY_NAMES
+from streams.alerting.tools import free_port
+from streams.bench.events import Envelopes, EventSource, Record, envelope_bytes, single_records
+from streams.bench.measure import (
+    PipelineCounts,
+    Sent,
+    Slot,
+    cpu_seconds_of,
+    memory_of,
+    restored_at,
+    visibility_latencies,
+    weighted_percentile,
+)
+from streams.bench.report import (
+    BASELINE_AIOKAFKA,
+    BASELINE_AIOKAFKA_SINGLE,
+    BASELINE_FAUST,
+    LABELS,
+    PIPELINE_BATCHED,
+    PIPELINE_SINGLE,
+    STAGES,
+    BenchReport,
+    Latency,
+    Memory,
+    Throughput,
+)
+from streams.kafka.admin import create_topics
+from streams.kafka.broker import BrokerError, EmbeddedBroker
+from streams.kafka.client import client_options
+from streams.settings import Settings
+
+#: Consumer group timeouts of the workers and the faust agent: a new group's first join waits
+#: for the rebalance timeout on the embedded broker, and the bench does not count that wait.
+GROUP_TIMEOUTS = {"CORRIDOR_REBALANCE_TIMEOUT_S": 3.0, "CORRIDOR_SESSION_TIMEOUT_S": 6.0,
+                  "CORRIDOR_HEARTBEAT_INTERVAL_S": 1.0}
+#: How often a throughput stage reads the worker's /metrics (and its memory) while the end is
+#: far, and once it is near: the resolution of the end. A scrape costs the worker 5 to 10 ms of
+#: its event loop (a 75 KB text), so frequent reads would slow down what they measure.
+SLOW_POLL_S = 0.5
+POLL_S = 0.1
+#: The end is near when, at the rate counted so far, it is due within this many seconds.
+NEAR_END_S = 1.5
+#: How often the latency stage reads /metrics: its resolution.
+LATENCY_POLL_S = 0.05
+#: The latency stage publishes every this many seconds.
+LATENCY_TICK_S = 0.05
+#: How long a worker or a faust app may take to start and join its group (not measured).
+STARTUP_ALLOWANCE_S = 120.0
+#: Events generated and published at a time.
+PUBLISH_CHUNK = 20_000
+WORKER_STOP_TIMEOUT_S = 30.0
+#: A worker whose counts do not move for this long while events are missing has failed (it shows
+#: new counts at every checkpoint, once a second by default).
+STALL_S = 60.0
+
+
+class BenchError(RuntimeError):
+    """A stage that could not run or did not count what was published: the message says which and why."""
+
+
+class StepProgress(Protocol):
+    """Where a run reports how far it got: the step under way, and its progress (total None: unknown)."""
+
+    def step(self, description: str, done: float, total: float | None) -> None: ...
+
+
+class NoProgress:
+    def step(self, description: str, done: float, total: float | None) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What one run measures and on how many events."""
+
+    events: int = 500_000  #: events in envelopes, for the worker and the aiokafka loop
+    single_events: int = 60_000  #: single-event records, for the worker and both baselines
+    latency_rate: int = 10_000  #: events per second offered in the latency stage
+    latency_seconds: float = 10.0  #: how long they are offered (fewer when ``events`` is smaller)
+    seed: int = 0
+    stages: frozenset[str] = frozenset(STAGES)
+
+    def __post_init__(self) -> None:
+        if unknown := self.stages - set(STAGES):
+            raise ValueError(f"unknown stages {sorted(unknown)}; expected some of {', '.join(STAGES)}")
+        if not self.stages:
+            raise ValueError("no stage left to run")
+        if min(self.events, self.single_events, self.latency_rate) < 1 or self.latency_seconds <= 0:
+            raise ValueError("event counts, rate and duration must be positive")
+
+    @property
+    def latency_events(self) -> int:
+        return min(round(self.latency_rate * self.latency_seconds), self.events)
+
+    def timeout(self, events: int) -> float:
+        """How long a stage may take to count ``events``: a minute, plus a millisecond per event."""
+        return 60.0 + events / 1000
+
+
+@dataclass
+class Published:
+    """What one publishing step wrote: events per stream, records, JSON bytes of the events."""
+
+    events: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FAMILY_NAMES, 0))
+    records: int = 0
+    event_bytes: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.events.values())
+
+    def add(self, record: Record) -> None:
+        self.events[record.family] += record.events
+        self.records += 1
+        self.event_bytes += envelope_bytes(record)
+
+
+async def run_bench(settings: Settings, config: BenchConfig, progress: StepProgress | None = None,
+                    workdir: Path | None = None) -> BenchReport:
+    """Run every stage of ``config``; BenchError when one fails. ``workdir`` keeps the logs (default: a temporary
+    directory, removed afterwards)."""
+    with contextlib.ExitStack() as stack:
+        if workdir is None:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="corridor-bench-")))
+        workdir.mkdir(parents=True, exist_ok=True)
+        return await _Run(settings, config, progress or NoProgress(), workdir).execute()
+
+
+class _Run:
+    def __init__(self, settings: Settings, config: BenchConfig, progress: StepProgress, workdir: Path) -> None:
+        self.settings = settings
+        self.config = config
+        self.progress = progress
+        self.workdir = workdir
+        self.token = secrets.token_hex(3)
+        self.report = BenchReport(config.events, config.single_events, config.seed)
+        self.source = EventSource(config.seed)
+
+    def wants(self, *stages: str) -> bool:
+        return any(stage in self.config.stages for stage in stages)
+
+    async def execute(self) -> BenchReport:
+        config = self.config
+        self.report.environment = {"python": platform.python_version(), "platform": platform.platform(),
+                                   "cpus": os.cpu_count(), "load_before": _load()}
+        published_bytes = published_events = 0
+        async with contextlib.AsyncExitStack() as stack:
+            envelope_broker = single_broker = None
+            if self.wants("batched", "aiokafka", "latency"):
+                envelope_broker = await stack.enter_async_context(self._broker())
+            if self.wants("single", "aiokafka", "faust"):
+                single_broker = await stack.enter_async_context(self._broker())
+            in_envelopes = single = Published()
+            if envelope_broker is not None and self.wants("batched", "aiokafka"):
+                in_envelopes = await self._publish(envelope_broker, config.events, envelopes=True)
+            if single_broker is not None:
+                single = await self._publish(single_broker, config.single_events, envelopes=False)
+            for published in (in_envelopes, single):
+                published_bytes += published.event_bytes
+                published_events += published.total
+            self.report.event_json_bytes = published_bytes / published_events if published_events else None
+
+            if envelope_broker is not None and self.wants("aiokafka"):
+                await self._baseline(BASELINE_AIOKAFKA, envelope_broker, in_envelopes)
+            if envelope_broker is not None and self.wants("batched", "latency"):
+                worker = _Worker(envelope_broker.bootstrap, self.workdir / "worker-envelopes",
+                                 f"corridor-bench-{self.token}-envelopes")
+                with worker.running():
+                    measured, counts = await self._drain(worker, in_envelopes, "corridor worker on the envelopes")
+                    if self.wants("batched"):
+                        self.report.throughput[PIPELINE_BATCHED] = measured
+                    if self.wants("latency"):
+                        self.report.latency = await self._latency(worker, envelope_broker, counts)
+            if single_broker is not None and self.wants("aiokafka"):
+                await self._baseline(BASELINE_AIOKAFKA_SINGLE, single_broker, single)
+            if single_broker is not None and self.wants("faust"):
+                await self._baseline(BASELINE_FAUST, single_broker, single)
+            if single_broker is not None and self.wants("single"):
+                worker = _Worker(single_broker.bootstrap, self.workdir / "worker-single",
+                                 f"corridor-bench-{self.token}-single")
+                with worker.running():
+                    self.report.throughput[PIPELINE_SINGLE], _ = await self._drain(
+                        worker, single, "corridor worker on the single events")
+        self.report.environment["load_after"] = _load()
+        return self.report
+
+    # --- brokers and publishing ---
+
+    @contextlib.asynccontextmanager
+    async def _broker(self) -> AsyncIterator[EmbeddedBroker]:
+        self.progress.step("starting an embedded broker", 0, None)
+        broker = EmbeddedBroker(port=free_port())
+        try:
+            await asyncio.to_thread(broker.start)
+        except BrokerError as exc:
+            raise BenchError(f"cannot start the embedded broker: {exc}") from None
+        try:
+            await create_topics(self._settings_for(broker))
+            yield broker
+        finally:
+            await asyncio.to_thread(broker.stop)
+
+    def _settings_for(self, broker: EmbeddedBroker) -> Settings:
+        return self.settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})
+
+    async def _publish(self, broker: EmbeddedBroker, count: int, *, envelopes: bool) -> Published:
+        """Write ``count`` fresh events, in envelopes or one per record, and wait for every acknowledgement."""
+        kind = "envelopes" if envelopes else "single-event records"
+        description = f"publishing {count:,} events in {kind}"
+        published = Published()
+        batcher = Envelopes()
+        # Envelopes as the SDK sends them; single events batched by the producer as any client would.
+        producer = AIOKafkaProducer(
+            **client_options(self._settings_for(broker)),
+            linger_ms=5 if envelopes else 10,
+            max_batch_size=self.settings.publish_batch_bytes + 64 * 1024 if envelopes else 256 * 1024,
+            max_request_size=max(1_048_576, 2 * self.settings.publish_batch_bytes),
+        )
+        await producer.start()
+        try:
+            made = 0
+            while made < count:
+                events = self.source.take(min(PUBLISH_CHUNK, count - made), time.time())
+                made += len(events)
+                records = batcher.add(events) if envelopes else list(single_records(events))
+                if made == count:
+                    records += batcher.flush()
+                await self._send(producer, records, published)
+                self.progress.step(description, made, count)
+        finally:
+            await producer.stop()
+        return published
+
+    @staticmethod
+    async def _send(producer: AIOKafkaProducer, records: list[Record], published: Published) -> None:
+        deliveries = [await producer.send(record.topic, record.value, key=record.key) for record in records]
+        await asyncio.gather(*deliveries)
+        for record in records:
+            published.add(record)
+
+    # --- baselines ---
+
+    async def _baseline(self, key: str, broker: EmbeddedBroker, published: Published) -> None:
+        """Run one baseline over everything ``published`` on ``broker``; its throughput goes in the report."""
+        kind = "faust" if key == BASELINE_FAUST else "aiokafka"
+        description = LABELS[key]
+        total = published.total
+        timeout = self.config.timeout(total)
+        command = [sys.executable, "-m", "streams.bench.baselines", kind, "--bootstrap", broker.bootstrap,
+                   "--expect", str(total), "--timeout", str(timeout + (STARTUP_ALLOWANCE_S if kind == "faust" else 0))]
+        if kind == "faust":
+            timeouts = ",".join(str(GROUP_TIMEOUTS[f"CORRIDOR_{name}_S"]) for name in
+                                ("REBALANCE_TIMEOUT", "SESSION_TIMEOUT", "HEARTBEAT_INTERVAL"))
+            command += ["--app-id", f"corridor-bench-{self.token}-faust", "--group-timeouts", timeouts]
+        log_path = self.workdir / f"{key}.log"
+        self.progress.step(description, 0, total)
+        with open(log_path, "wb") as log:
+            process = await asyncio.create_subprocess_exec(
+                *command, stdin=subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=log,
+                start_new_session=True,
+            )
+        result: dict[str, float] | None = None
+        error = None
+        try:
+            if process.stdout is None:
+                raise RuntimeError("the baseline's output is not piped")
+            async with asyncio.timeout(timeout + STARTUP_ALLOWANCE_S):
+                async for raw in process.stdout:
+                    try:
+                        line = orjson.loads(raw)
+                    except orjson.JSONDecodeError:
+                        continue  # not the protocol's: a library printing
+                    if "counted" in line:
+                        self.progress.step(description, line["counted"], total)
+                    elif "error" in line:
+                        error = line["error"]
+                    elif "seconds" in line:
+                        result = line
+                await process.wait()
+        except TimeoutError:
+            error = f"no result within {timeout + STARTUP_ALLOWANCE_S:g}s"
+        finally:
+            await _reap(process)
+        if result is None:
+            tail = _tail(log_path)
+            raise BenchError(f"the {description} failed: {error or f'exit code {process.returncode}'}"
+                             + (f"; the end of its log:\n{tail}" if tail else ""))
+        counted = int(result["events"])
+        start = "first record handed to the loop" if kind == "aiokafka" else "first record handed to the agent"
+        # The baselines count events, not per stream: what they counted is all that was published.
+        self.report.throughput[key] = Throughput(
+            counted, float(result["seconds"]), start, dict(published.events),
+            dict(published.events) if counted == total else {"all": counted}, cpu_seconds=result.get("cpu_seconds"))
+
+    # --- the worker ---
+
+    async def _drain(self, worker: _Worker, published: Published, description: str
+                     ) -> tuple[Throughput, PipelineCounts]:
+        """Wait until the worker shows every published event on /metrics; the throughput from its start
+        (state restored, in its log) to the first scrape that showed them all, and its memory."""
+        expected = published.events
+        total = published.total
+        self.progress.step(f"{description}: starting", 0, total)
+        deadline = time.monotonic() + STARTUP_ALLOWANCE_S + self.config.timeout(total)
+        samples: list[tuple[float, int, float | None]] = []  # (when, resident bytes, CPU seconds)
+        received: dict[str, int] = {}
+        stall = _Stall(worker)
+        poll = POLL_S
+        while True:
+            worker.check_alive()
+            memory = memory_of(worker.pid)
+            if memory is not None:
+                samples.append((time.time(), memory[0], cpu_seconds_of(worker.pid)))
+            started = worker.restored_at()
+            scraped = await asyncio.to_thread(worker.scrape) if started is not None else None
+            if scraped is not None and started is not None:
+                at, counts = scraped
+                received = counts.received_by_stream()
+                self.progress.step(description, counts.total_received, total)
+                stall.see(counts.total_received, f"the {description} counted {_per_stream(received)} of "
+                                                 f"{_per_stream(expected)} events")
+                # Every event is valid and unique: one not accepted was rejected or taken for a duplicate.
+                if counts.accepted_by_stream() != received or all(
+                        received.get(stream, 0) >= expected[stream] for stream in FAMILY_NAMES):
+                    break
+                poll = POLL_S if _near_end(started, at, counts.total_received, total) else SLOW_POLL_S
+            if time.monotonic() > deadline:
+                raise BenchError(
+                    f"the {description} counted {_per_stream(received)} of {_per_stream(expected)} events within "
+                    f"{STARTUP_ALLOWANCE_S + self.config.timeout(total):g}s; the end of its log:\n{worker.log_tail()}")
+            await asyncio.sleep(poll)
+        accepted = counts.accepted_by_stream()
+        if any(received.get(s, 0) != expected[s] or accepted.get(s, 0) != expected[s] for s in FAMILY_NAMES):
+            raise BenchError(f"the {description} received {_per_stream(received)} and accepted "
+                             f"{_per_stream(accepted)} events, but {_per_stream(expected)} were published; "
+                             f"the end of its log:\n{worker.log_tail(10)}")
+        start_label = "worker log: state restored"
+        seconds = at - started
+        peak, cpu_at_end = memory_of(worker.pid), cpu_seconds_of(worker.pid)
+        # The last sample before the start: the worker as started, before any event.
+        at_start = [sample for sample in samples if sample[0] <= started][-1:] or samples[:1]
+        footprint = Memory(at_start[0][1], peak[1], total) if peak is not None and at_start else None
+        cpu_at_start = at_start[0][2] if at_start else None
+        cpu = cpu_at_end - cpu_at_start if cpu_at_end is not None and cpu_at_start is not None else None
+        return Throughput(total, seconds, start_label, dict(expected), accepted, footprint, cpu), counts
+
+    async def _latency(self, worker: _Worker, broker: EmbeddedBroker, before: PipelineCounts) -> Latency:
+        """Publish envelopes at a fixed rate; each record's latency from its send to the first scrape counting it."""
+        config = self.config
+        total = config.latency_events
+        per_tick = max(1, round(config.latency_rate * LATENCY_TICK_S))
+        description = f"latency at {config.latency_rate:,} events/s"
+        scrapes: list[tuple[float, Mapping[Slot, int]]] = []
+        stop = asyncio.Event()
+
+        async def scrape_until_stopped() -> None:
+            while not stop.is_set():
+                scraped = await asyncio.to_thread(worker.scrape)
+                if scraped is not None:
+                    scrapes.append((scraped[0], scraped[1].accepted))
+                await asyncio.sleep(LATENCY_POLL_S)
+
+        producer = AIOKafkaProducer(**client_options(self._settings_for(broker)),
+                                    linger_ms=self.settings.publish_linger_ms,
+                                    max_batch_size=self.settings.publish_batch_bytes + 64 * 1024,
+                                    max_request_size=max(1_048_576, 2 * self.settings.publish_batch_bytes))
+        await producer.start()
+        scraper = asyncio.create_task(scrape_until_stopped())
+        try:
+            queued: list[tuple[asyncio.Future[object], float, Record]] = []
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            made = tick = 0
+            while made < total:
+                await asyncio.sleep(max(0.0, began + tick * LATENCY_TICK_S - loop.time()))
+                events = self.source.take(min(per_tick, total - made), time.time())
+                made += len(events)
+                tick += 1
+                # Each tick's events as one publish call of the SDK: grouped by key into envelopes.
+                batcher = Envelopes()
+                for record in batcher.add(events) + batcher.flush():
+                    sent_at = time.time()
+                    queued.append((await producer.send(record.topic, record.value, key=record.key), sent_at, record))
+                self.progress.step(description, made, total)
+            deliveries = await asyncio.gather(*(delivery for delivery, _, _ in queued))
+            sent = [Sent(record.family, delivery.partition, delivery.offset, sent_at, record.events)  # type: ignore[attr-defined]
+                    for delivery, (_, sent_at, record) in zip(deliveries, queued, strict=True)]
+            wanted = dict(before.accepted)
+            for landed in sent:
+                slot = (landed.stream, landed.partition)
+                wanted[slot] = wanted.get(slot, 0) + landed.events
+            deadline = time.monotonic() + config.timeout(total)
+            stall = _Stall(worker)
+            while not scrapes or any(scrapes[-1][1].get(slot, 0) < count for slot, count in wanted.items()):
+                worker.check_alive()
+                if scrapes:
+                    stall.see(sum(scrapes[-1][1].values()), "the worker counted part of the latency stage's events")
+                if time.monotonic() > deadline:
+                    raise BenchError(f"the worker did not count the {total:,} events of the latency stage within "
+                                     f"{config.timeout(total):g}s; the end of its log:\n{worker.log_tail()}")
+                await asyncio.sleep(LATENCY_POLL_S)
+        finally:
+            stop.set()
+            await scraper
+            await producer.stop()
+        latencies = visibility_latencies(sent, before.accepted, scrapes)
+        return Latency(
+            rate=config.latency_rate, seconds=total / config.latency_rate, events=total,
+            p50=weighted_percentile(latencies, 0.5), p99=weighted_percentile(latencies, 0.99),
+            max=max(latency for latency, _ in latencies), poll_s=LATENCY_POLL_S,
+        )
+
+
+class _Worker:
+    """A ``corridor worker`` subprocess of the bench: its own app id, state directory, web port and JSON log."""
+
+    def __init__(self, bootstrap: str, directory: Path, app_id: str) -> None:
+        self.bootstrap = bootstrap
+        self.directory = directory
+        self.app_id = app_id
+        self.web_port = free_port()
+        self.log_path = directory / "worker.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._restored_at: float | None = None
+
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise RuntimeError("the worker has not been started")
+        return self.process.pid
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[_Worker]:
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            **{name: str(value) for name, value in GROUP_TIMEOUTS.items()},
+            "CORRIDOR_KAFKA_BOOTSTRAP": self.bootstrap,
+            "CORRIDOR_APP_ID": self.app_id,
+            "CORRIDOR_STATE_DIR": str(self.directory / "state"),
+            "CORRIDOR_WEB_HOST": "127.0.0.1",
+            "CORRIDOR_WEB_PORT": str(self.web_port),
+            # The bench is the scraper: moved partitions' views need not be held longer than its polls.
+            "CORRIDOR_SCRAPE_INTERVAL_S": str(POLL_S),
+            "CORRIDOR_LOG_FORMAT": "json",
+            "CORRIDOR_LOG_LEVEL": "INFO",
+        }
+        log: IO[bytes]
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - a fixed argv: this Python, this package
+                [sys.executable, "-m", "streams", "worker"],
+                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                # Ctrl-C on a terminal reaches the bench only, which stops the worker in order.
+                start_new_session=True,
+            )
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(WORKER_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def check_alive(self) -> None:
+        code = self.process.poll() if self.process is not None else None
+        if self.process is None or code is not None:
+            raise BenchError(f"the worker exited with code {code}; the end of its log:\n{self.log_tail()}")
+
+    def scrape(self) -> tuple[float, PipelineCounts] | None:
+        """The pipeline counts of /metrics and when they were read (the middle of the request); None while the
+        worker does not answer."""
+        url = f"http://127.0.0.1:{self.web_port}/metrics"
+        sent = time.time()
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - our loopback http URL
+                text = response.read().decode()
+        except (urllib.error.URLError, OSError):
+            return None
+        return (sent + time.time()) / 2, PipelineCounts.parse(text)
+
+    def restored_at(self) -> float | None:
+        """When the worker's state was first restored (from its log): the end of its start."""
+        if self._restored_at is None:
+            with open(self.log_path, errors="replace") as log:
+                self._restored_at = restored_at(log)
+        return self._restored_at
+
+    def log_tail(self, lines: int = 30) -> str:
+        return _tail(self.log_path, lines)
+
+
+class _Stall:
+    """Fails a wait on a worker whose count has not moved for STALL_S seconds (a crashed agent, a stuck partition)."""
+
+    def __init__(self, worker: _Worker) -> None:
+        self.worker = worker
+        self.count = -1
+        self.since = time.monotonic()
+
+    def see(self, count: int, progress: str) -> None:
+        now = time.monotonic()
+        if count != self.count:
+            self.count, self.since = count, now
+        elif now - self.since > STALL_S:
+            raise BenchError(f"{progress}, then nothing more for {STALL_S:g}s; the end of its log:\n"
+                             f"{self.worker.log_tail()}")
+
+
+async def _reap(process: asyncio.subprocess.Process) -> None:
+    """Stop a baseline process this run started, if it still runs."""
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), WORKER_STOP_TIMEOUT_S)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+
+
+def _near_end(started: float, now: float, counted: int, total: int) -> bool:
+    """Whether the last event is due within NEAR_END_S at the rate counted since ``started`` (not yet known
+    while nothing is counted)."""
+    if counted <= 0 or now <= started:
+        return False
+    return (total - counted) / (counted / (now - started)) <= NEAR_END_S
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _per_stream(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{stream} {counts.get(stream, 0):,}" for stream in FAMILY_NAMES)
+
+
+def _load() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None

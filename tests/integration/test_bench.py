@@ -1,0 +1,59 @@
+"""`corridor bench` on a small run: every stage counts exactly what it published; a stage that does not fails the run.
+
+No speed is asserted: the numbers only have to be there and positive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import CORRIDOR
+
+pytestmark = pytest.mark.integration
+
+HEADLINE = ("pipeline_batched_eps", "pipeline_single_eps", "baseline_aiokafka_eps", "baseline_aiokafka_single_eps",
+            "baseline_faust_eps", "peak_rss_bytes", "startup_rss_bytes", "latency_p50_seconds", "latency_p99_seconds",
+            "event_json_bytes", "ratio_batched_to_aiokafka", "ratio_single_to_faust")
+STAGES = {"pipeline_batched", "pipeline_single", "baseline_aiokafka", "baseline_aiokafka_single", "baseline_faust"}
+
+
+def bench(*args: str, tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CORRIDOR_")} | settings
+    return subprocess.run([*CORRIDOR, "bench", *args, "--keep-logs", str(tmp_path / "logs")], env=env,
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+
+def test_a_small_bench_counts_in_every_stage_exactly_what_it_published(tmp_path: Path) -> None:
+    result = bench("--events", "20000", "--single-events", "4000", "--latency-seconds", "1", "--json",
+                   tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["verified"] is True
+    assert all(out[key] > 0 for key in HEADLINE), {key: out[key] for key in HEADLINE}
+    assert (out["events"], out["single_events"], out["latency_events"], out["latency_rate_eps"]) == (
+        20000, 4000, 10000, 10000)
+    assert set(out["stages"]) == STAGES
+    for name, stage in out["stages"].items():
+        published = 20000 if name in ("pipeline_batched", "baseline_aiokafka") else 4000
+        assert stage["counted"] == stage["expected"], name
+        assert sum(stage["expected"].values()) == stage["events"] == published, name
+        assert all(stage["expected"].values()), f"{name}: every family is in the mix"
+        assert stage["seconds"] > 0 and stage["eps"] > 0 and stage["cpu_seconds"] > 0, name
+    assert out["startup_rss_bytes"] < out["peak_rss_bytes"]
+    assert out["latency_p50_seconds"] <= out["latency_p99_seconds"] <= out["latency_max_seconds"]
+    assert out["stages"]["pipeline_batched"]["start"] == "worker log: state restored"
+
+
+def test_a_worker_that_rejects_events_fails_the_run_with_the_counts(tmp_path: Path) -> None:
+    # Envelopes of 500 events are over this limit: the worker dead-letters every one.
+    result = bench("--events", "1000", "--only", "batched", tmp_path=tmp_path, CORRIDOR_MAX_EVENTS_PER_RECORD="100")
+    assert result.returncode == 1
+    assert "Error: the corridor worker on the envelopes received" in result.stderr
+    assert "datachannel 0 events, but shipments 350, flights 50, finance 50, datachannel 550 were published" in (
+        result.stderr)
+    assert "too_many_events" in result.stderr  # the worker's log says why

@@ -1,0 +1,98 @@
+"""The bench's events: valid, unique, recent, in the family mix; envelopes and single records as producers send them."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+
+from schemas.families import FAMILIES, FAMILY_NAMES
+from schemas.validation import ValidationRules, validate_record
+from streams.bench.events import (
+    ENVELOPE_EVENTS,
+    MIX,
+    SPREAD_S,
+    Envelopes,
+    EventSource,
+    envelope_bytes,
+    family_cycle,
+    single_records,
+)
+from streams.settings import Settings
+
+NOW = 1_800_000_000.0
+
+
+@pytest.fixture(scope="module")
+def source() -> EventSource:
+    return EventSource(seed=3, per_family=50)
+
+
+def test_event_ids_are_unique_across_takes_and_carry_the_seed(source: EventSource) -> None:
+    events = source.take(3_000, NOW) + source.take(2_000, NOW + 60)
+    ids = [event.fields["event_id"] for event in events]
+    assert len(set(ids)) == len(ids) == 5_000
+    assert all(f"/b{source.tag}-" in event_id and len(event_id) <= 128 for event_id in ids)
+    assert EventSource(seed=4, per_family=5).tag != source.tag
+
+
+def test_events_follow_the_mix(source: EventSource) -> None:
+    events = source.take(20 * 100, NOW)
+    assert Counter(event.family for event in events) == {family: share * 100 for family, share in MIX.items()}
+    assert sorted(family_cycle(0)) == sorted(family_cycle(1))
+    assert len(family_cycle(0)) == sum(MIX.values())
+
+
+def test_event_times_lie_just_before_now_and_other_times_keep_their_spacing(source: EventSource) -> None:
+    events = source.take(400, NOW)
+    times = [datetime.fromisoformat(event.fields["event_time"]).timestamp() for event in events]
+    assert all(NOW - SPREAD_S < moment <= NOW for moment in times)
+    departed = [event.fields for event in events if event.fields.get("status") == "departed"]
+    assert departed, "the flights' templates hold departures"
+    for fields in departed:
+        # A departure's actual time is its event time; it was scheduled no later.
+        assert fields["actual_time"] == fields["event_time"]
+        assert fields["scheduled_time"] <= fields["actual_time"]
+
+
+def test_every_event_is_valid_and_keyed_by_its_family_key_field(source: EventSource) -> None:
+    rules = ValidationRules.from_settings(Settings())
+    events = source.take(1_000, NOW)
+    reference = datetime.fromtimestamp(NOW, UTC)
+    for record in single_records(events):
+        result = validate_record(record.family, record.value, rules, reference_time=reference)
+        assert not result.errors, result.errors[0].message
+        assert record.key == str(json.loads(record.value)[FAMILIES[record.family].key_field]).encode()
+        assert record.topic == FAMILIES[record.family].topic
+
+
+def test_envelopes_hold_one_family_and_key_and_at_most_their_size(source: EventSource) -> None:
+    events = source.take(5_000, NOW)
+    batcher = Envelopes(size=ENVELOPE_EVENTS)
+    full = batcher.add(events)
+    rest = batcher.flush()
+    assert all(record.events == ENVELOPE_EVENTS for record in full)
+    assert all(0 < record.events < ENVELOPE_EVENTS for record in rest)
+    assert batcher.flush() == []
+    assert sum(record.events for record in full + rest) == 5_000
+    rules = ValidationRules.from_settings(Settings())
+    for record in full + rest:
+        items = json.loads(record.value)
+        assert len(items) == record.events
+        key_field = FAMILIES[record.family].key_field
+        assert {str(item[key_field]).encode() for item in items} == {record.key}
+        assert not validate_record(record.family, record.value, rules,
+                                   reference_time=datetime.fromtimestamp(NOW, UTC)).errors
+    assert {record.family for record in full + rest} == set(FAMILY_NAMES)
+
+
+def test_envelope_bytes_counts_the_events_json_only(source: EventSource) -> None:
+    events = source.take(7, NOW)
+    singles = list(single_records(events))
+    batcher = Envelopes(size=1_000)
+    batcher.add(events)
+    envelopes = batcher.flush()
+    assert sum(envelope_bytes(record) for record in envelopes) == sum(len(record.value) for record in singles)
+    assert all(envelope_bytes(record) == len(record.value) for record in singles)
