@@ -41,6 +41,8 @@ RULE_FILES = sorted((PROJECT_ROOT / "deploy" / "prometheus" / "rules").glob("*.y
 SIMULATED_S = 7 * 86400 - 3600
 #: Grafana's own variables, as Grafana would fill them in for a short time range.
 BUILTINS = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h"}
+#: A line of `corridor simulate`'s summary: family, then the events it published.
+PUBLISHED = re.compile(r"^(?P<family>shipments|flights|finance|datachannel)\s+(?P<count>\d+)\s", re.MULTILINE)
 LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.+),\s*(?P<label>\w+)\)$")
 
 
@@ -115,12 +117,24 @@ def scraped(fresh_broker_module, prometheus_bin, promtool_bin, tmp_path_factory)
     worker = WorkerProcess(bootstrap, workdir / "state", workdir / "worker.log").start()
     prometheus = None
     try:
+        published = {match["family"]: int(match["count"]) for match in PUBLISHED.finditer(simulate.stdout)}
+        assert set(published) == {"shipments", "flights", "finance", "datachannel"}, simulate.stdout
+
         def caught_up() -> str | None:
+            """The worker's /metrics once it shows every published event accepted and no lag."""
             text = worker.metrics_text()
-            lag = [line for line in (text or "").splitlines() if line.startswith("corridor_consumer_lag{")]
-            families = set(re.findall(r'corridor_events_accepted_total\{[^}]*stream="(\w+)"', text or ""))
-            done = lag and all(line.rsplit(" ", 1)[1] in ("0.0", "0") for line in lag)
-            return text if done and families == {"shipments", "flights", "finance", "datachannel"} else None
+            if text is None:
+                return None
+            accepted: dict[str, float] = {}
+            lags = []
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if sample.name == "corridor_events_accepted_total":
+                        stream = sample.labels["stream"]
+                        accepted[stream] = accepted.get(stream, 0) + sample.value
+                    elif sample.name == "corridor_consumer_lag":
+                        lags.append(sample.value)
+            return text if accepted == published and lags and not any(lags) else None
 
         metrics_text = wait_for(caught_up, timeout=300, interval=1, message="the worker to apply the simulation")
         backfill_week_old_copy(metrics_text, workdir / "tsdb", promtool_bin, time.time())
