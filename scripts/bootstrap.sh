@@ -60,16 +60,23 @@ download_debs() {  # the named packages' .debs into $TOOLS/debs, one version of 
   rm -rf "$work"
 }
 
-unpack_tools() {
-  local package entry
-  download_debs $PACKAGES || return 1
-  rm -rf "$TOOLS/root.new"
-  mkdir -p "$TOOLS/root.new" "$TOOLS/bin"
-  for package in $PACKAGES; do
-    dpkg-deb -x "$(compgen -G "$TOOLS/debs/${package}_*.deb" | head -n 1)" "$TOOLS/root.new"
+unpack_into() {  # ROOT PACKAGE...: the packages' .debs unpacked into a new ROOT, which replaces the old one
+  local root=$1 package
+  shift
+  download_debs "$@" || return 1
+  rm -rf "$root.new"
+  mkdir -p "$root.new" "$TOOLS/bin"
+  for package in "$@"; do
+    dpkg-deb -x "$(compgen -G "$TOOLS/debs/${package}_*.deb" | head -n 1)" "$root.new"
   done
-  rm -rf "$TOOLS/root"
-  mv "$TOOLS/root.new" "$TOOLS/root"
+  rm -rf "$root"
+  mv "$root.new" "$root"
+}
+
+unpack_tools() {
+  local entry
+  # shellcheck disable=SC2086 # one package name per word
+  unpack_into "$TOOLS/root" $PACKAGES || return 1
   for entry in $TOOL_PATHS; do
     ln -sfn "../root/${entry#*:}" "$TOOLS/bin/${entry%%:*}"
   done
@@ -121,17 +128,10 @@ compose_packages() {  # docker-compose and the python3-* packages it needs
 }
 
 unpack_compose() {
-  local packages package
+  local packages
   packages=$(compose_packages) || return 1
   # shellcheck disable=SC2086 # one package name per word
-  download_debs $packages || return 1
-  rm -rf "$COMPOSE_ROOT.new"
-  mkdir -p "$COMPOSE_ROOT.new" "$TOOLS/bin"
-  for package in $packages; do
-    dpkg-deb -x "$(compgen -G "$TOOLS/debs/${package}_*.deb" | head -n 1)" "$COMPOSE_ROOT.new"
-  done
-  rm -rf "$COMPOSE_ROOT"
-  mv "$COMPOSE_ROOT.new" "$COMPOSE_ROOT"
+  unpack_into "$COMPOSE_ROOT" $packages || return 1
   cat >"$TOOLS/bin/docker-compose" <<'WRAPPER'
 #!/bin/sh
 # docker-compose unpacked from Debian's packages by scripts/bootstrap.sh (not installed).
