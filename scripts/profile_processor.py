@@ -82,6 +82,21 @@ def singles(events: list[dict[str, Any]]) -> list[Record]:
     return [(_timestamp(event), orjson.dumps(event)) for event in events]
 
 
+def event_count(records: list[Record]) -> int:
+    """Events in ``records``: an envelope's length, or one per single-event record."""
+    return sum(len(orjson.loads(raw)) if raw[:1] == b"[" else 1 for _, raw in records)
+
+
+def loads(family: str, events: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, tuple[list[Record], int]]:
+    """What each family is timed on, by name: records and the ``process_many`` batch (0: ``process`` each)."""
+    single = singles(events[: args.singles])
+    return {
+        f"envelopes of {args.envelope}": (envelopes(family, events, args.envelope), 0),
+        "single events": (single, 0),
+        f"single events, process_many of {args.envelope}": (single, args.envelope),
+    }
+
+
 def run_once(processor: FamilyProcessor, records: list[Record], batch: int = 0) -> float:
     """Seconds to apply ``records`` one ``process`` call each, or ``batch`` at a time with ``process_many``."""
     state = processor.new_state()
@@ -97,7 +112,7 @@ def run_once(processor: FamilyProcessor, records: list[Record], batch: int = 0) 
             process(state, 0, offset, timestamp, raw)
     elapsed = time.perf_counter() - started
     accepted = state.counters["events_accepted"][()]
-    expected = sum(len(orjson.loads(raw)) if raw[:1] == b"[" else 1 for _, raw in records)
+    expected = event_count(records)
     if accepted != expected:
         raise RuntimeError(f"{accepted} of {expected} events accepted")
     return elapsed
@@ -113,15 +128,8 @@ def throughput(args: argparse.Namespace, events: dict[str, list[dict[str, Any]]]
     print(f"{'family':12} {'records':>8} {'events':>8} {'best ev/s':>11} {'median ev/s':>12}")
     for family in args.families:
         processor = FamilyProcessor(family, settings, registry)
-        single = singles(events[family][: args.singles])
-        loads = {
-            f"envelopes of {args.envelope}": (envelopes(family, events[family], args.envelope), 0),
-            "single events": (single, 0),
-        }
-        if hasattr(processor, "process_many"):
-            loads[f"single events, process_many of {args.envelope}"] = (single, args.envelope)
-        for name, (records, batch) in loads.items():
-            count = sum(len(orjson.loads(raw)) if raw[:1] == b"[" else 1 for _, raw in records)
+        for name, (records, batch) in loads(family, events[family], args).items():
+            count = event_count(records)
             fastest, median = best(args.repeat, lambda p=processor, r=records, b=batch: run_once(p, r, b))
             print(f"{family:12} {len(records):8,} {count:8,} {count / fastest:11,.0f} {count / median:12,.0f}  {name}")
 
@@ -135,15 +143,8 @@ def calls(args: argparse.Namespace, events: dict[str, list[dict[str, Any]]]) -> 
     print(f"{'family':12} {'calls/event':>12}")
     for family in args.families:
         processor = FamilyProcessor(family, settings, registry)
-        single = singles(events[family][: args.singles])
-        loads = {
-            f"envelopes of {args.envelope}": (envelopes(family, events[family], args.envelope), 0),
-            "single events": (single, 0),
-        }
-        if hasattr(processor, "process_many"):
-            loads[f"single events, process_many of {args.envelope}"] = (single, args.envelope)
-        for name, (records, batch) in loads.items():
-            count = sum(len(orjson.loads(raw)) if raw[:1] == b"[" else 1 for _, raw in records)
+        for name, (records, batch) in loads(family, events[family], args).items():
+            count = event_count(records)
             profiler = cProfile.Profile()
             profiler.runcall(run_once, processor, records, batch)
             total = pstats.Stats(profiler).total_calls  # type: ignore[attr-defined]
