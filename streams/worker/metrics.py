@@ -17,6 +17,7 @@ import platform
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from importlib import metadata
 from typing import Any, Protocol
 
@@ -313,7 +314,9 @@ class WorkerCollector(Collector):
         yield age
 
 
+@cache
 def _version() -> str:
+    """The installed package's version, read once: it cannot change while the worker runs."""
     try:
         return metadata.version("corridor-monitor")
     except metadata.PackageNotFoundError:
