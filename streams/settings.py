@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     store: str = Field("memory://", description="memory:// or rocksdb://")
     state_dir: Path = Field(Path(".corridor-state"), description="RocksDB files and worker state")
     registry_file: Path | None = Field(None, description="routes, links and carriers; unset: built-in registry")
-    checkpoint_interval_s: float = Field(1.0, gt=0, description="how often partition state is made durable")
+    checkpoint_interval_s: float = Field(0.5, gt=0, description="how often partition state is made durable")
     scrape_interval_s: float = Field(
         15.0, gt=0,
         description="Prometheus' scrape interval: a moved partition's first and last values are held twice as long",
