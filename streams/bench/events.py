@@ -11,14 +11,17 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
-from collections.abc import Iterable, Iterator, Mapping
+import string
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import resources
 from typing import Any
 
 import orjson
 
 from schemas.families import FAMILIES
+from streams.core.registry import DEFAULT_REGISTRY
 from streams.sim.simulator import Scenario, SimulationConfig, generate
 
 #: Events of each family in every 20: the data channel's samples and the shipments' milestones
@@ -132,6 +135,38 @@ class EventSource:
                 self._stamps.clear()
             stamp = self._stamps[moment] = datetime.fromtimestamp(moment, UTC).isoformat().replace("+00:00", "Z")
         return stamp
+
+
+def shipment_routes(count: int) -> list[str]:
+    """``count`` distinct rail-sea routes to Singapore, ``CNAAA-SGSIN``, ``CNAAB-SGSIN``, ..."""
+    codes = ("".join(letters) for letters in itertools.product(string.ascii_uppercase, repeat=3))
+    return [f"CN{code}-SGSIN" for code in itertools.islice(codes, count)]
+
+
+def registry_with_routes(routes: Sequence[str]) -> bytes:
+    """The built-in registry (``streams/core/registry.json``) with ``routes`` as its only shipment routes."""
+    registry = orjson.loads(resources.files("streams.core").joinpath(DEFAULT_REGISTRY).read_bytes())
+    registry["shipment_routes"] = {route: {"corridor": "ILSTC", "description": route} for route in routes}
+    return orjson.dumps(registry, option=orjson.OPT_INDENT_2)
+
+
+@dataclass
+class RouteSpread:
+    """Moves shipments onto ``routes`` in turn (origin and destination with them), keyed by their new route."""
+
+    routes: Sequence[str]
+    _next: int = 0
+
+    def apply(self, events: Iterable[Event]) -> list[Event]:
+        spread = []
+        for event in events:
+            if event.family == "shipments":
+                route = self.routes[self._next % len(self.routes)]
+                self._next += 1
+                fields = {**event.fields, "route": route, "origin": route[:5], "destination": route[-5:]}
+                event = Event(event.family, route.encode(), fields)
+            spread.append(event)
+        return spread
 
 
 def single_records(events: Iterable[Event]) -> Iterator[Record]:

@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Stages as ``--only`` and ``--skip`` name them.
-STAGES = ("batched", "single", "aiokafka", "faust", "latency")
+STAGES = ("batched", "single", "aiokafka", "faust", "latency", "routes")
+
+#: Known shipment routes of the two workers the ``routes`` stage compares.
+ROUTE_COUNTS = (10, 1000)
 
 #: Throughput measurements, by their key in the JSON (``<key>_eps``), in table order.
 PIPELINE_BATCHED = "pipeline_batched"
@@ -16,23 +19,29 @@ PIPELINE_SINGLE = "pipeline_single"
 BASELINE_AIOKAFKA = "baseline_aiokafka"
 BASELINE_AIOKAFKA_SINGLE = "baseline_aiokafka_single"
 BASELINE_FAUST = "baseline_faust"
+PIPELINE_ROUTES_FEW = f"pipeline_routes_{ROUTE_COUNTS[0]}"
+PIPELINE_ROUTES_MANY = f"pipeline_routes_{ROUTE_COUNTS[1]}"
 LABELS = {
     PIPELINE_BATCHED: "corridor worker, envelopes of 500",
     PIPELINE_SINGLE: "corridor worker, single events",
     BASELINE_AIOKAFKA: "aiokafka + pydantic, envelopes",
     BASELINE_AIOKAFKA_SINGLE: "aiokafka + pydantic, single events",
     BASELINE_FAUST: "faust agent (counts), single events",
+    PIPELINE_ROUTES_FEW: f"corridor worker, {ROUTE_COUNTS[0]:,} routes",
+    PIPELINE_ROUTES_MANY: f"corridor worker, {ROUTE_COUNTS[1]:,} routes",
 }
 #: (measurement, the aiokafka loop it is compared with, the faust agent it is compared with)
 _COMPARED = {
     PIPELINE_BATCHED: (BASELINE_AIOKAFKA, None),
     PIPELINE_SINGLE: (BASELINE_AIOKAFKA_SINGLE, BASELINE_FAUST),
 }
+ROUTES_RATIO = f"ratio_{ROUTE_COUNTS[1]}_to_{ROUTE_COUNTS[0]}_routes"
 #: Ratios in the JSON: name -> (measurement, baseline)
 RATIOS = {
     "ratio_batched_to_aiokafka": (PIPELINE_BATCHED, BASELINE_AIOKAFKA),
     "ratio_single_to_faust": (PIPELINE_SINGLE, BASELINE_FAUST),
     "ratio_single_to_aiokafka_single": (PIPELINE_SINGLE, BASELINE_AIOKAFKA_SINGLE),
+    ROUTES_RATIO: (PIPELINE_ROUTES_MANY, PIPELINE_ROUTES_FEW),
 }
 COLUMNS = ("measured", "events", "seconds", "events/s", "CPU s", "events/CPU s", "vs aiokafka loop", "vs faust agent")
 
@@ -110,6 +119,7 @@ class BenchReport:
     events: int
     single_events: int
     seed: int
+    route_events: int | None = None
     event_json_bytes: float | None = None  # mean size of one event's JSON
     throughput: dict[str, Throughput] = field(default_factory=dict)
     latency: Latency | None = None
@@ -125,6 +135,14 @@ class BenchReport:
             return None
         return numerator / denominator
 
+    def cpu_ratio(self, measurement: str, baseline: str) -> float | None:
+        """The ratio of events per CPU second: steadier than events per second on a shared machine."""
+        numerator, denominator = (self.throughput[key].eps_per_cpu if key in self.throughput else None
+                                  for key in (measurement, baseline))
+        if numerator is None or not denominator:
+            return None
+        return numerator / denominator
+
     @property
     def memory(self) -> Memory | None:
         batched = self.throughput.get(PIPELINE_BATCHED)
@@ -136,13 +154,16 @@ class BenchReport:
 
     def to_json(self) -> dict[str, Any]:
         """One flat object of the headline numbers (null for what did not run), the stages in detail, the machine."""
-        out: dict[str, Any] = {"events": self.events, "single_events": self.single_events, "seed": self.seed}
+        out: dict[str, Any] = {"events": self.events, "single_events": self.single_events,
+                               "route_events": self.route_events, "seed": self.seed}
         for key in LABELS:
             eps = self.eps(key)
             out[f"{key}_eps"] = round(eps, 1) if eps is not None else None
         for name, (measurement, baseline) in RATIOS.items():
             ratio = self.ratio(measurement, baseline)
             out[name] = round(ratio, 3) if ratio is not None else None
+        per_cpu = self.cpu_ratio(PIPELINE_ROUTES_MANY, PIPELINE_ROUTES_FEW)
+        out[f"{ROUTES_RATIO}_per_cpu"] = round(per_cpu, 3) if per_cpu is not None else None
         memory = self.memory
         out |= _memory_json(memory) if memory is not None else dict.fromkeys(_MEMORY_KEYS)
         latency = self.latency
@@ -194,6 +215,12 @@ class BenchReport:
                 f"({latency.events:,} events in envelopes): p50 {latency.p50:.3f} s, p99 {latency.p99:.3f} s, "
                 f"max {latency.max:.3f} s (/metrics read every {latency.poll_s * 1000:.0f} ms)"
             )
+        routes = self.ratio(PIPELINE_ROUTES_MANY, PIPELINE_ROUTES_FEW)
+        if routes is not None:
+            per_cpu = self.cpu_ratio(PIPELINE_ROUTES_MANY, PIPELINE_ROUTES_FEW)
+            lines.append(f"shipments on {ROUTE_COUNTS[1]:,} known routes against {ROUTE_COUNTS[0]:,}: {_times(routes)} "
+                         f"the events/s, {_times(per_cpu)} the events per CPU second ({self.route_events:,} shipments "
+                         "each, envelopes keyed by route)")
         if self.event_json_bytes is not None:
             lines.append(f"events: {self.event_json_bytes:.0f} bytes of JSON on average, seed {self.seed}")
         environment = self.environment

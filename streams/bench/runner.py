@@ -9,7 +9,9 @@ reads them, and each stage reads them from the first offset:
 2. ``corridor worker`` on the envelopes; its memory; then, with the same worker, latency at
    a fixed rate;
 3. the aiokafka + pydantic loop on the single events, then the bare faust agent (subprocesses);
-4. a fresh ``corridor worker`` on the single events.
+4. a fresh ``corridor worker`` on the single events;
+5. shipments spread over 10 and then over 1,000 known routes, each on a broker of its own and
+   counted by a fresh ``corridor worker`` whose registry holds exactly those routes.
 
 A stage that does not count exactly the events published within its time limit fails the run
 (:class:`BenchError`); nothing asserts a speed.
@@ -39,7 +41,16 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.families import FAMILY_NAMES
 from streams.alerting.tools import free_port
-from streams.bench.events import Envelopes, EventSource, Record, envelope_bytes, single_records
+from streams.bench.events import (
+    Envelopes,
+    EventSource,
+    Record,
+    RouteSpread,
+    envelope_bytes,
+    registry_with_routes,
+    shipment_routes,
+    single_records,
+)
 from streams.bench.measure import (
     PipelineCounts,
     Sent,
@@ -56,7 +67,10 @@ from streams.bench.report import (
     BASELINE_FAUST,
     LABELS,
     PIPELINE_BATCHED,
+    PIPELINE_ROUTES_FEW,
+    PIPELINE_ROUTES_MANY,
     PIPELINE_SINGLE,
+    ROUTE_COUNTS,
     STAGES,
     BenchReport,
     Latency,
@@ -116,6 +130,7 @@ class BenchConfig:
     single_events: int = 60_000  #: single-event records, for the worker and both baselines
     latency_rate: int = 10_000  #: events per second offered in the latency stage
     latency_seconds: float = 10.0  #: how long they are offered (fewer when ``events`` is smaller)
+    route_events: int = 200_000  #: shipments for each worker of the routes stage
     seed: int = 0
     stages: frozenset[str] = frozenset(STAGES)
 
@@ -124,7 +139,7 @@ class BenchConfig:
             raise ValueError(f"unknown stages {sorted(unknown)}; expected some of {', '.join(STAGES)}")
         if not self.stages:
             raise ValueError("no stage left to run")
-        if min(self.events, self.single_events, self.latency_rate) < 1 or self.latency_seconds <= 0:
+        if min(self.events, self.single_events, self.route_events, self.latency_rate) < 1 or self.latency_seconds <= 0:
             raise ValueError("event counts, rate and duration must be positive")
 
     @property
@@ -172,7 +187,8 @@ class _Run:
         self.progress = progress
         self.workdir = workdir
         self.token = secrets.token_hex(3)
-        self.report = BenchReport(config.events, config.single_events, config.seed)
+        self.report = BenchReport(config.events, config.single_events, config.seed,
+                                  route_events=config.route_events if "routes" in config.stages else None)
         self.source = EventSource(config.seed)
 
     def wants(self, *stages: str) -> bool:
@@ -220,6 +236,9 @@ class _Run:
                 with worker.running():
                     self.report.throughput[PIPELINE_SINGLE], _ = await self._drain(
                         worker, single, "corridor worker on the single events")
+        if self.wants("routes"):
+            for key, count in zip((PIPELINE_ROUTES_FEW, PIPELINE_ROUTES_MANY), ROUTE_COUNTS, strict=True):
+                self.report.throughput[key] = await self._routes(count)
         self.report.environment["load_after"] = _load()
         return self.report
 
@@ -242,10 +261,13 @@ class _Run:
     def _settings_for(self, broker: EmbeddedBroker) -> Settings:
         return self.settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})
 
-    async def _publish(self, broker: EmbeddedBroker, count: int, *, envelopes: bool) -> Published:
-        """Write ``count`` fresh events, in envelopes or one per record, and wait for every acknowledgement."""
+    async def _publish(self, broker: EmbeddedBroker, count: int, *, envelopes: bool,
+                       source: EventSource | None = None, spread: RouteSpread | None = None) -> Published:
+        """Write ``count`` fresh events of ``source`` (the run's mix by default), in envelopes or one per record,
+        and wait for every acknowledgement. ``spread`` moves the shipments onto its routes."""
         kind = "envelopes" if envelopes else "single-event records"
         description = f"publishing {count:,} events in {kind}"
+        source = source or self.source
         published = Published()
         batcher = Envelopes()
         # Envelopes as the SDK sends them; single events batched by the producer as any client would.
@@ -259,8 +281,10 @@ class _Run:
         try:
             made = 0
             while made < count:
-                events = self.source.take(min(PUBLISH_CHUNK, count - made), time.time())
+                events = source.take(min(PUBLISH_CHUNK, count - made), time.time())
                 made += len(events)
+                if spread is not None:
+                    events = spread.apply(events)
                 records = batcher.add(events) if envelopes else list(single_records(events))
                 if made == count:
                     records += batcher.flush()
@@ -332,6 +356,24 @@ class _Run:
             dict(published.events) if counted == total else {"all": counted}, cpu_seconds=result.get("cpu_seconds"))
 
     # --- the worker ---
+
+    async def _routes(self, count: int) -> Throughput:
+        """A fresh worker whose registry knows ``count`` shipment routes, on shipments spread over them all."""
+        routes = shipment_routes(count)
+        directory = self.workdir / f"worker-routes-{count}"
+        directory.mkdir(parents=True, exist_ok=True)
+        registry = directory / "registry.json"
+        registry.write_bytes(registry_with_routes(routes))
+        # Shipments only, the same templates for every route count: only the routes differ.
+        source = EventSource(self.config.seed, mix={"shipments": 1})
+        async with self._broker() as broker:
+            published = await self._publish(broker, self.config.route_events, envelopes=True, source=source,
+                                            spread=RouteSpread(routes))
+            worker = _Worker(broker.bootstrap, directory, f"corridor-bench-{self.token}-routes-{count}",
+                             {"CORRIDOR_REGISTRY_FILE": str(registry)})
+            with worker.running():
+                measured, _ = await self._drain(worker, published, f"corridor worker on {count:,} routes")
+        return measured
 
     async def _drain(self, worker: _Worker, published: Published, description: str
                      ) -> tuple[Throughput, PipelineCounts]:
@@ -453,8 +495,9 @@ class _Run:
 class _Worker:
     """A ``corridor worker`` subprocess of the bench: its own app id, state directory, web port and JSON log."""
 
-    def __init__(self, bootstrap: str, directory: Path, app_id: str) -> None:
+    def __init__(self, bootstrap: str, directory: Path, app_id: str, settings: Mapping[str, str] | None = None) -> None:
         self.bootstrap = bootstrap
+        self.settings = dict(settings or {})  #: further CORRIDOR_* variables of this worker
         self.directory = directory
         self.app_id = app_id
         self.web_port = free_port()
@@ -490,6 +533,7 @@ class _Worker:
             "CORRIDOR_SCRAPE_INTERVAL_S": str(POLL_S),
             "CORRIDOR_LOG_FORMAT": "json",
             "CORRIDOR_LOG_LEVEL": "INFO",
+            **self.settings,
         }
         log: IO[bytes]
         with open(self.log_path, "ab") as log:

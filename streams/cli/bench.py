@@ -29,6 +29,8 @@ if TYPE_CHECKING:
               help="Events per second offered while latency is measured.")
 @click.option("--latency-seconds", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
               help="How long they are offered (shorter when --events holds fewer events).")
+@click.option("--route-events", type=click.IntRange(min=1), default=200_000, show_default=True,
+              help="Shipments published for each of the two workers of the routes stage (10 and 1,000 known routes).")
 @click.option("--only", "only", multiple=True, type=click.Choice(STAGES),
               help="Run only this stage (repeatable).")
 @click.option("--skip", "skip", multiple=True, type=click.Choice(STAGES), help="Leave this stage out (repeatable).")
@@ -36,17 +38,18 @@ if TYPE_CHECKING:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @click.option("--keep-logs", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Keep the workers' and baselines' logs in this directory.")
-def bench_command(events: int, single_events: int, latency_rate: int, latency_seconds: float,
+def bench_command(events: int, single_events: int, latency_rate: int, latency_seconds: float, route_events: int,
                   only: tuple[str, ...], skip: tuple[str, ...], seed: int, as_json: bool,
                   keep_logs: Path | None) -> None:
     """Measure the worker end to end against a plain aiokafka + pydantic loop and a bare faust agent.
 
-    Starts two embedded brokers on free loopback ports, publishes the events (the simulator's
+    Starts embedded brokers on free loopback ports, publishes the events (the simulator's
     corridor traffic with fresh ids, dated just before they are sent), then measures in turn:
     batched, the worker on envelopes of 500 events, from the end of its start (state
     restored) to the first /metrics that counts every event; latency, event-to-metric at a
     fixed rate, same worker; single, a fresh worker on one event per record; aiokafka, the
-    plain loop on both; faust, the bare agent on the single events. Each with the CPU time
+    plain loop on both; faust, the bare agent on the single events; routes, shipments over
+    10 and over 1,000 known routes, a fresh worker and broker each. Each with the CPU time
     it used; also the worker's peak memory and bytes per event. docs/benchmarks.md says
     what each number measures.
 
@@ -58,7 +61,7 @@ def bench_command(events: int, single_events: int, latency_rate: int, latency_se
     \b
     corridor bench                                   # 500,000 events, a minute or two
     corridor bench --events 2000000 --only batched   # memory at scale
-    corridor bench --events 20000 --single-events 5000 --latency-seconds 2 --json
+    corridor bench --events 20000 --single-events 5000 --latency-seconds 2 --route-events 5000 --json
     corridor bench --skip faust --skip single        # envelopes only
     """
     import asyncio
@@ -71,7 +74,8 @@ def bench_command(events: int, single_events: int, latency_rate: int, latency_se
     stages = frozenset(only or STAGES) - set(skip)
     try:
         config = BenchConfig(events=events, single_events=single_events, latency_rate=latency_rate,
-                             latency_seconds=latency_seconds, seed=seed, stages=stages)
+                             latency_seconds=latency_seconds, route_events=route_events, seed=seed,
+                             stages=stages)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     # SIGTERM unwinds like Ctrl-C: the workers, baselines and brokers this command started are stopped.

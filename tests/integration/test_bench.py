@@ -19,7 +19,8 @@ pytestmark = pytest.mark.integration
 HEADLINE = ("pipeline_batched_eps", "pipeline_single_eps", "baseline_aiokafka_eps", "baseline_aiokafka_single_eps",
             "baseline_faust_eps", "peak_rss_bytes", "startup_rss_bytes", "latency_p50_seconds", "latency_p99_seconds",
             "event_json_bytes", "ratio_batched_to_aiokafka", "ratio_single_to_faust")
-STAGES = {"pipeline_batched", "pipeline_single", "baseline_aiokafka", "baseline_aiokafka_single", "baseline_faust"}
+STAGES = {"pipeline_batched", "pipeline_single", "baseline_aiokafka", "baseline_aiokafka_single", "baseline_faust",
+          "pipeline_routes_10", "pipeline_routes_1000"}
 
 
 def bench(*args: str, tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
@@ -29,8 +30,8 @@ def bench(*args: str, tmp_path: Path, **settings: str) -> subprocess.CompletedPr
 
 
 def test_a_small_bench_counts_in_every_stage_exactly_what_it_published(tmp_path: Path) -> None:
-    result = bench("--events", "20000", "--single-events", "4000", "--latency-seconds", "1", "--json",
-                   tmp_path=tmp_path)
+    result = bench("--events", "20000", "--single-events", "4000", "--latency-seconds", "1", "--route-events", "3000",
+                   "--json", tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["verified"] is True
@@ -39,10 +40,14 @@ def test_a_small_bench_counts_in_every_stage_exactly_what_it_published(tmp_path:
         20000, 4000, 10000, 10000)
     assert set(out["stages"]) == STAGES
     for name, stage in out["stages"].items():
-        published = 20000 if name in ("pipeline_batched", "baseline_aiokafka") else 4000
+        published = {"pipeline_batched": 20000, "baseline_aiokafka": 20000, "pipeline_routes_10": 3000,
+                     "pipeline_routes_1000": 3000}.get(name, 4000)
         assert stage["counted"] == stage["expected"], name
         assert sum(stage["expected"].values()) == stage["events"] == published, name
-        assert all(stage["expected"].values()), f"{name}: every family is in the mix"
+        if name.startswith("pipeline_routes"):
+            assert stage["expected"]["shipments"] == published, f"{name}: shipments only"
+        else:
+            assert all(stage["expected"].values()), f"{name}: every family is in the mix"
         assert stage["seconds"] > 0 and stage["eps"] > 0 and stage["cpu_seconds"] > 0, name
     assert out["startup_rss_bytes"] < out["peak_rss_bytes"]
     assert out["latency_p50_seconds"] <= out["latency_p99_seconds"] <= out["latency_max_seconds"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -16,10 +17,14 @@ from streams.bench.events import (
     SPREAD_S,
     Envelopes,
     EventSource,
+    RouteSpread,
     envelope_bytes,
     family_cycle,
+    registry_with_routes,
+    shipment_routes,
     single_records,
 )
+from streams.core.registry import Registry
 from streams.settings import Settings
 
 NOW = 1_800_000_000.0
@@ -96,3 +101,26 @@ def test_envelope_bytes_counts_the_events_json_only(source: EventSource) -> None
     envelopes = batcher.flush()
     assert sum(envelope_bytes(record) for record in envelopes) == sum(len(record.value) for record in singles)
     assert all(envelope_bytes(record) == len(record.value) for record in singles)
+
+
+def test_route_spread_moves_shipments_onto_every_route_in_turn_and_keys_them_by_it(
+        source: EventSource, tmp_path: Path) -> None:
+    routes = shipment_routes(30)
+    assert len(set(routes)) == 30
+    registry_file = tmp_path / "registry.json"
+    registry_file.write_bytes(registry_with_routes(routes))
+    registry = Registry.load(registry_file)
+    assert [registry.route(route) for route in routes] == routes  # every route is known: none is "other"
+    assert registry.route("CNCKG-CNQZH-SGSIN") == "other"  # the built-in routes are not
+    spread = RouteSpread(routes)
+    events = spread.apply(source.take(200, NOW)) + spread.apply(source.take(200, NOW))
+    shipments = [event for event in events if event.family == "shipments"]
+    assert [event.fields["route"] for event in shipments] == [routes[i % 30] for i in range(len(shipments))]
+    assert all(event.key == event.fields["route"].encode() for event in shipments)
+    assert all(event.fields["origin"] == event.fields["route"][:5] for event in shipments)
+    others = [event for event in events if event.family != "shipments"]
+    assert others and all("route" not in event.fields or event.fields["route"] not in routes for event in others)
+    rules = ValidationRules.from_settings(Settings())
+    for record in single_records(shipments):
+        assert not validate_record("shipments", record.value, rules,
+                                   reference_time=datetime.fromtimestamp(NOW, UTC)).errors

@@ -14,6 +14,8 @@ from streams.bench.report import (
     BASELINE_FAUST,
     COLUMNS,
     PIPELINE_BATCHED,
+    PIPELINE_ROUTES_FEW,
+    PIPELINE_ROUTES_MANY,
     PIPELINE_SINGLE,
     BenchReport,
     Latency,
@@ -104,6 +106,22 @@ def test_notes_give_memory_latency_and_the_machine(report: BenchReport) -> None:
                               "p50 0.610 s, p99 1.234 s, max 1.500 s")
     assert events == "events: 313 bytes of JSON on average, seed 7"
     assert machine.startswith("machine: 2 CPUs, load 0.5 before and 1.0 after")
+
+
+def test_the_routes_stage_compares_1000_routes_with_10_per_second_and_per_cpu_second() -> None:
+    shipments = {"shipments": 1_000}
+    report = BenchReport(events=10, single_events=10, seed=0, route_events=1_000)
+    report.throughput = {PIPELINE_ROUTES_FEW: Throughput(1_000, 0.02, "start", shipments, shipments, cpu_seconds=0.01),
+                         PIPELINE_ROUTES_MANY: Throughput(1_000, 0.025, "start", shipments, shipments,
+                                                          cpu_seconds=0.02)}
+    out = report.to_json()
+    assert (out["pipeline_routes_10_eps"], out["pipeline_routes_1000_eps"]) == (50_000.0, 40_000.0)
+    assert (out["ratio_1000_to_10_routes"], out["ratio_1000_to_10_routes_per_cpu"]) == (0.8, 0.5)
+    assert out["route_events"] == 1_000
+    assert [row[0] for row in report.rows()] == ["corridor worker, 10 routes", "corridor worker, 1,000 routes"]
+    assert report.notes() == ["shipments on 1,000 known routes against 10: 0.80x the events/s, 0.50x the events per "
+                              "CPU second (1,000 shipments each, envelopes keyed by route)"]
+    assert BenchReport(events=10, single_events=10, seed=0).to_json()["ratio_1000_to_10_routes_per_cpu"] is None
 
 
 def test_config_checks_stages_and_scales_the_latency_stage_with_the_events() -> None:
