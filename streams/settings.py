@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -10,6 +13,8 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.families import FAMILY_NAMES
 
 #: Currency units per US dollar. SGD 1.3668 is the rate behind the corridor's
 #: published SGD 15.39 bn = USD 11.26 bn financing figure.
@@ -25,7 +30,8 @@ DEFAULT_WINDOWS: tuple[str, ...] = ("5m", "1h", "24h", "7d")
 class Settings(BaseSettings):
     """Corridor Monitor settings, read from ``CORRIDOR_*`` environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="CORRIDOR_", frozen=True, extra="ignore")
+    # Errors name the setting and the problem, never the value: it may be a secret.
+    model_config = SettingsConfigDict(env_prefix="CORRIDOR_", frozen=True, extra="ignore", hide_input_in_errors=True)
 
     # Kafka
     kafka_bootstrap: str | None = Field(
@@ -80,6 +86,18 @@ class Settings(BaseSettings):
     publish_linger_ms: int = Field(5, ge=0)
     publish_retry_timeout_s: float = Field(30.0, gt=0, description="how long a send may retry an unavailable broker")
 
+    # HTTP ingest (`corridor ingest`, docs/ingest.md)
+    ingest_tokens: SecretStr | None = Field(
+        None,
+        description='JSON object: bearer token, or "sha256:<hex digest of the token>", -> families it may publish '
+        '(["*"] for all)',
+    )
+    ingest_host: str = Field("127.0.0.1", description="where the ingest listens; plain HTTP: put TLS in front")
+    ingest_port: int = Field(6070, ge=0, le=65535, description="port of the HTTP ingest")
+    ingest_max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest accepted request body")
+    ingest_rate_per_second: float = Field(20.0, gt=0, description="requests per second each token may send")
+    ingest_burst: int = Field(40, ge=1, description="requests a token may send at once before the rate applies")
+
     # Prometheus tools (`corridor alerts evaluate`, the integration tests); unset or empty: the
     # project's ./.tools/bin, then PATH (streams/alerting/tools.py)
     prometheus_bin: str | None = Field(None, description="path of the prometheus binary")
@@ -97,6 +115,13 @@ class Settings(BaseSettings):
             raise ValueError("every FX rate must be > 0 (units of the currency per USD)")
         return {code.upper(): rate for code, rate in table.items()}
 
+    @field_validator("ingest_tokens")
+    @classmethod
+    def _tokens_parse(cls, tokens: SecretStr | None) -> SecretStr | None:
+        if tokens is not None:
+            ingest_token_digests(tokens)
+        return tokens
+
     @property
     def bootstrap(self) -> str:
         return self.kafka_bootstrap or f"127.0.0.1:{self.broker_port}"
@@ -104,6 +129,66 @@ class Settings(BaseSettings):
     @property
     def uses_embedded_broker(self) -> bool:
         return self.kafka_bootstrap is None
+
+
+_INGEST_TOKENS_ENV = "CORRIDOR_INGEST_TOKENS"
+_DIGEST_PREFIX = "sha256:"
+# RFC 6750's b64token: what a bearer token in an Authorization header may hold.
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_INGEST_EXAMPLE = """'{"sha256:<printf %s TOKEN | sha256sum>": ["shipments", "flights"], "sha256:<...>": ["*"]}'"""
+
+
+def ingest_token_digests(tokens: SecretStr) -> dict[str, frozenset[str]]:
+    """``CORRIDOR_INGEST_TOKENS`` as the SHA-256 hex digest of each token -> the families it may publish.
+
+    Plain keys are hashed here, so nothing downstream holds a plaintext token. A bad value
+    raises ValueError naming the variable and the fix; messages never quote a key.
+    """
+    fix = f"set {_INGEST_TOKENS_ENV} to a JSON object of token -> list of families, e.g. {_INGEST_EXAMPLE}"
+    try:
+        document = json.loads(tokens.get_secret_value(), object_pairs_hook=_pairs_without_repeats)
+    except json.JSONDecodeError as exc:  # its message gives a position, never the text
+        raise ValueError(f"{_INGEST_TOKENS_ENV} is not JSON ({exc.msg} at char {exc.pos}); {fix}") from None
+    except ValueError as exc:
+        raise ValueError(f"{_INGEST_TOKENS_ENV}: {exc}; {fix}") from None
+    if not isinstance(document, dict) or not document:
+        raise ValueError(f"{_INGEST_TOKENS_ENV}: expected a non-empty JSON object; {fix}")
+    digests: dict[str, frozenset[str]] = {}
+    for position, (key, families) in enumerate(document.items(), start=1):
+        which = f"{_INGEST_TOKENS_ENV}: key {position}"
+        if key.startswith(_DIGEST_PREFIX):
+            digest = key[len(_DIGEST_PREFIX) :].lower()
+            if not _SHA256_HEX.fullmatch(digest):
+                raise ValueError(f"{which} starts with {_DIGEST_PREFIX} but is not followed by 64 hex digits; "
+                                 f"make it with `printf %s \"$TOKEN\" | sha256sum`")
+        elif _BEARER_TOKEN.fullmatch(key):
+            digest = hashlib.sha256(key.encode()).hexdigest()
+        else:
+            raise ValueError(f"{which} is not a bearer token (letters, digits and -._~+/ then any '='); "
+                             "generate one with `openssl rand -hex 32`")
+        if digest in digests:
+            raise ValueError(f"{which} is a token already listed (plain or as its sha256 digest); list it once")
+        digests[digest] = _token_families(which, families)
+    return digests
+
+
+def _token_families(which: str, families: object) -> frozenset[str]:
+    known = ", ".join(FAMILY_NAMES)
+    if not isinstance(families, list) or not families or not all(isinstance(name, str) for name in families):
+        raise ValueError(f'{which}: expected a non-empty list of family names ({known}) or ["*"]')
+    unknown = sorted(set(families) - set(FAMILY_NAMES) - {"*"})
+    if unknown:
+        raise ValueError(f"{which}: unknown families {', '.join(map(repr, unknown))}; use {known} or *")
+    return frozenset(FAMILY_NAMES) if "*" in families else frozenset(families)
+
+
+def _pairs_without_repeats(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object as a dict, refusing a key named twice (json.loads would keep the last silently)."""
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise ValueError("a key appears twice")
+    return document
 
 
 @lru_cache(maxsize=1)

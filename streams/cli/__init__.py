@@ -6,6 +6,7 @@ from streams.cli import (  # noqa: F401
     bench,
     broker,
     dashboards,
+    ingest,
     publish,
     run,
     schema_export,

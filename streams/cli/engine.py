@@ -2,9 +2,9 @@
 
 ``corridor run`` starts what is missing and stops what it started, in reverse order:
 the embedded broker (only when ``CORRIDOR_KAFKA_BOOTSTRAP`` is unset and nothing answers
-on ``127.0.0.1:CORRIDOR_BROKER_PORT``), the topics, one worker process, the simulator in
-this process, and a view of the worker's /metrics: a live table on a terminal, one log
-line every few seconds otherwise.
+on ``127.0.0.1:CORRIDOR_BROKER_PORT``), the topics, one worker process, the HTTP ingest
+process (when ``CORRIDOR_INGEST_TOKENS`` is set), the simulator in this process, and a view
+of the worker's /metrics: a live table on a terminal, one log line every few seconds otherwise.
 """
 
 from __future__ import annotations
@@ -209,12 +209,20 @@ class RunOptions:
 
 def metrics_url(settings: Settings) -> str:
     """Where the worker's /metrics can be read on this machine."""
-    host = settings.web_host
+    return _local_url(settings.web_host, settings.web_port, "/metrics")
+
+
+def ingest_url(settings: Settings) -> str:
+    """Where the HTTP ingest takes events on this machine (one path per family)."""
+    return _local_url(settings.ingest_host, settings.ingest_port, "/v1/events/{family}")
+
+
+def _local_url(host: str, port: int, path: str) -> str:
     if host in ("", "0.0.0.0", "::"):  # noqa: S104 - bound to every interface, so loopback answers
         host = "127.0.0.1"
     elif ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{settings.web_port}/metrics"
+    return f"http://{host}:{port}{path}"
 
 
 def read_metrics(url: str) -> tuple[str | None, str]:
@@ -243,6 +251,8 @@ class CorridorRun:
         self.broker: EmbeddedBroker | None = None
         self.worker: subprocess.Popen[bytes] | None = None
         self.worker_log: Path | None = None
+        self.ingest: subprocess.Popen[bytes] | None = None
+        self.ingest_log: Path | None = None
         self.simulation: asyncio.Task[None] | None = None
         self.simulation_started = 0.0
         self.started = time.monotonic()
@@ -275,8 +285,12 @@ class CorridorRun:
         await _ensure_topics(settings)
         if self.stop.is_set():  # a signal while the broker started
             return
-        self.worker = self._start_worker()
+        # The live view reads /metrics every REFRESH_S: moved partitions need not be held longer.
+        self.worker, self.worker_log = self._start_child("worker", {"CORRIDOR_SCRAPE_INTERVAL_S": str(REFRESH_S)})
         log.info("worker started", extra={"pid": self.worker.pid, "app_id": settings.app_id})
+        if settings.ingest_tokens is not None:  # without tokens it would refuse every request
+            self.ingest, self.ingest_log = self._start_child("ingest", {})
+            log.info("ingest started", extra={"pid": self.ingest.pid, "url": ingest_url(settings)})
         if self.options.simulate:
             self.simulation_started = time.monotonic()
             self.simulation = asyncio.create_task(self._simulate(), name="simulator")
@@ -284,27 +298,29 @@ class CorridorRun:
             for name, value in self._addresses().items():
                 print(f"{name:<10} {value}", flush=True)
 
-    def _start_worker(self) -> subprocess.Popen[bytes]:
+    def _start_child(self, verb: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Path | None]:
+        """``corridor VERB`` as a child process (``env`` as defaults), and the file its log goes to, if any."""
         output: IO[bytes] | None = None
+        log_path = None
         if self.interactive:
-            # The live view owns the terminal: the worker's log goes to a file.
+            # The live view owns the terminal: the child's log goes to a file.
             self.settings.state_dir.mkdir(parents=True, exist_ok=True)
-            self.worker_log = self.settings.state_dir / "worker.log"
-            output = open(self.worker_log, "wb")  # noqa: SIM115 - the child holds it; ours is closed below
+            log_path = self.settings.state_dir / f"{verb}.log"
+            output = open(log_path, "wb")  # noqa: SIM115 - the child holds it; ours is closed below
         try:
-            return subprocess.Popen(  # noqa: S603 - a fixed argv: this Python, this package
-                [sys.executable, "-m", "streams", "worker"],
-                # The live view reads /metrics every REFRESH_S: moved partitions need not be held longer.
-                env={"CORRIDOR_SCRAPE_INTERVAL_S": str(REFRESH_S), **os.environ},
+            process = subprocess.Popen(  # noqa: S603 - a fixed argv: this Python, this package
+                [sys.executable, "-m", "streams", verb],
+                env={**env, **os.environ},
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT if output else None,
-                # Ctrl-C on a terminal reaches this process only: the worker is stopped in order.
+                # Ctrl-C on a terminal reaches this process only: the children are stopped in order.
                 start_new_session=True,
             )
         finally:
             if output is not None:
                 output.close()
+        return process, log_path
 
     async def _simulate(self) -> None:
         options = self.options
@@ -371,6 +387,11 @@ class CorridorRun:
             if self.worker_log is not None:
                 message += f"; the end of its log {self.worker_log}:\n{_tail(self.worker_log)}"
             return message
+        if self.ingest is not None and self.ingest.poll() is not None:
+            message = f"the ingest (pid {self.ingest.pid}) exited with code {self.ingest.returncode}"
+            if self.ingest_log is not None:
+                message += f"; the end of its log {self.ingest_log}:\n{_tail(self.ingest_log)}"
+            return message
         if self.broker is not None and not self.broker.running:
             return f"the embedded broker on {self.broker.bootstrap} exited"
         if self.simulation is not None and self.simulation.done() and not self.simulation.cancelled():
@@ -388,7 +409,14 @@ class CorridorRun:
         worker = f"pid {self._started_worker().pid}, consumer group {settings.app_id}"
         if self.worker_log is not None:
             worker += f", log {self.worker_log}"
-        return {"metrics": metrics_url(settings), "broker": broker, "worker": worker, "simulator": self._simulator()}
+        if self.ingest is not None:
+            ingest = f"{ingest_url(settings)}, pid {self.ingest.pid}"
+            if self.ingest_log is not None:
+                ingest += f", log {self.ingest_log}"
+        else:
+            ingest = "off: set CORRIDOR_INGEST_TOKENS to start it (docs/ingest.md)"
+        return {"metrics": metrics_url(settings), "broker": broker, "worker": worker, "ingest": ingest,
+                "simulator": self._simulator()}
 
     def _simulator(self) -> str:
         if not self.options.simulate:
@@ -417,6 +445,7 @@ class CorridorRun:
             broker=addresses["broker"],
             worker=addresses["worker"],
             simulator=addresses["simulator"],
+            ingest=addresses["ingest"],
             status=status,
             uptime_s=time.monotonic() - self.started,
         )
@@ -424,7 +453,7 @@ class CorridorRun:
     # --- stopping ---
 
     async def _shutdown(self) -> None:
-        """Stop the simulator, then the worker, then the broker if this run started it."""
+        """Stop the simulator, then the ingest, then the worker, then the broker if this run started it."""
         self.stop.set()
         if self.simulation is not None:
             done, _ = await asyncio.wait({self.simulation}, timeout=SIMULATOR_STOP_TIMEOUT_S)
@@ -433,15 +462,18 @@ class CorridorRun:
                 await asyncio.wait({self.simulation})
             log.info("simulator stopped", extra={"published": self.tally.total_published,
                                                  "undelivered": self.tally.total_undelivered})
+        if self.ingest is not None:
+            code = await _terminate(self.ingest, "ingest", WORKER_STOP_TIMEOUT_S)
+            log.info("ingest stopped", extra={"pid": self.ingest.pid, "code": code})
         if self.worker is not None:
-            code = await _terminate(self.worker, WORKER_STOP_TIMEOUT_S)
+            code = await _terminate(self.worker, "worker", WORKER_STOP_TIMEOUT_S)
             log.info("worker stopped", extra={"pid": self.worker.pid, "code": code})
         if self.broker is not None:
             await asyncio.to_thread(self.broker.stop)
             log.info("embedded broker stopped", extra={"bootstrap": self.broker.bootstrap})
 
 
-async def _terminate(process: subprocess.Popen[bytes], timeout_s: float) -> int:
+async def _terminate(process: subprocess.Popen[bytes], name: str, timeout_s: float) -> int:
     """SIGTERM, then SIGKILL after ``timeout_s``; the exit code once reaped."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -449,7 +481,7 @@ async def _terminate(process: subprocess.Popen[bytes], timeout_s: float) -> int:
         while process.poll() is None and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         if process.poll() is None:
-            log.warning("worker did not stop in time: killed", extra={"pid": process.pid})
+            log.warning("%s did not stop in time: killed", name, extra={"pid": process.pid})
             process.kill()
     return await asyncio.to_thread(process.wait)
 
@@ -478,6 +510,7 @@ __all__ = [
     "PublishTally",
     "RunError",
     "RunOptions",
+    "ingest_url",
     "metrics_url",
     "publish_simulation",
     "read_metrics",

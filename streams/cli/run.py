@@ -24,10 +24,11 @@ def run_command(simulate: bool, scenario: str, speed: float) -> None:
 
     Starts the embedded broker when CORRIDOR_KAFKA_BOOTSTRAP is unset and nothing answers
     on 127.0.0.1:CORRIDOR_BROKER_PORT, creates the topics, runs `corridor worker` as a
-    child process and, by default, the simulator. On a terminal the view refreshes every
-    second; otherwise a summary line is logged every few seconds. Ctrl-C (or SIGTERM)
-    stops the simulator, the worker and the broker it started, in that order. Exit 1 when
-    a part fails, such as the worker exiting.
+    child process (and `corridor ingest` when CORRIDOR_INGEST_TOKENS is set) and, by
+    default, the simulator. On a terminal the view refreshes every second; otherwise a
+    summary line is logged every few seconds. Ctrl-C (or SIGTERM)
+    stops the simulator, the ingest, the worker and the broker it started, in that order.
+    Exit 1 when a part fails, such as the worker or the ingest exiting.
     """
     from streams.cli.engine import RunError, RunOptions, run_corridor
 

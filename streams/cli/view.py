@@ -126,6 +126,7 @@ class RunInfo:
     simulator: str  #: scenario, speed and events published, or "off"
     status: str = "running"  #: what the view is waiting for, if anything
     uptime_s: float = 0.0
+    ingest: str = "off"  #: where the HTTP ingest takes events, or why it is off
 
 
 def render(
@@ -252,6 +253,7 @@ def _header(info: RunInfo) -> RenderableType:
     grid.add_row("metrics", info.metrics_url)
     grid.add_row("broker", info.broker)
     grid.add_row("worker", info.worker)
+    grid.add_row("ingest", info.ingest)
     grid.add_row("simulator", info.simulator)
     return Group(title, grid)
 

@@ -43,7 +43,8 @@ def test_run_help_names_every_option_and_the_stop_order() -> None:
     assert result.exit_code == 0
     for option in ("--simulate / --no-simulate", "--scenario", "--speed"):
         assert option in result.output
-    assert "stops the simulator, the worker and the broker it started, in that order" in " ".join(result.output.split())
+    help_text = " ".join(result.output.split())
+    assert "stops the simulator, the ingest, the worker and the broker it started, in that order" in help_text
 
 
 def test_simulate_without_a_broker_exits_1_and_says_where_it_looked() -> None:
