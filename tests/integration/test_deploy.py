@@ -2,10 +2,13 @@
 
 - Docker Compose: Debian's docker-compose (unpacked into .tools/ by scripts/bootstrap.sh)
   accepts the file; every bind-mounted file exists; the services run real `corridor` verbs
-  with real settings; Prometheus' compose config passes `promtool check config`.
+  with real settings; the ingest listens where it is published, health-checked and scraped,
+  with the development token docs/deploy.md sends; Prometheus' compose config passes
+  `promtool check config`.
 - Kubernetes: `kubectl kustomize` renders the base and the dev overlay; every object
   validates against the Kubernetes API schemas (kubernetes-validate, strict: unknown fields
-  fail); the PrometheusRule and the dashboards' ConfigMap equal the files they come from.
+  fail); the PrometheusRule and the dashboards' ConfigMap equal the files they come from; the
+  workers' and the ingest's Services, budgets and ServiceMonitors each select their own pods.
 - The Dockerfile: slim base, non-root user, health check on /healthz, a real entry point.
 
 docker-compose and promtool missing skip these tests, or fail them under
@@ -15,6 +18,7 @@ CORRIDOR_REQUIRE_PROMETHEUS=1 (`make test`); kubectl missing skips the Kubernete
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import shlex
@@ -32,10 +36,11 @@ import yaml
 
 import dashboards
 from dashboards.provisioning import render_configmap
+from schemas.families import FAMILY_NAMES
 from streams.alerting.kubernetes import rule_groups
 from streams.alerting.thresholds import PROFILES
 from streams.cli import cli
-from streams.settings import Settings
+from streams.settings import Settings, ingest_token_digests
 from tests.integration.prometheus import PROJECT_ROOT, TOOLS_BIN, missing, require_tool
 
 pytestmark = pytest.mark.integration
@@ -51,6 +56,12 @@ KUBERNETES_VERSION = "1.30"
 #: The Prometheus Operator's kinds, which kubernetes-validate has no schema for.
 OPERATOR_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 METRICS_PORT = 6066
+#: `corridor ingest`'s port (CORRIDOR_INGEST_PORT's default), published by compose and the Service.
+INGEST_PORT = 6070
+#: The Prometheus job of the ingest, in both Prometheus configurations and as the Service's name.
+INGEST_JOB = "corridor-ingest"
+#: The development token of deploy/compose/ingest.env, which docs/deploy.md's example sends.
+COMPOSE_DEV_TOKEN = "corridor-dev-token"  # noqa: S105 - published on purpose, for the host only
 
 
 def run(args: Sequence[str], cwd: Path = PROJECT_ROOT) -> str:
@@ -76,6 +87,14 @@ def corridor_command(args: Sequence[str]) -> click.Command:
     except click.UsageError as error:
         pytest.fail(f"`{shlex.join([*path, *rest])}`: {error.format_message()}")
     return command
+
+
+def ingest_address(args: Sequence[str], settings: Settings) -> tuple[str, int]:
+    """Where `corridor ingest` run with ``args`` listens: its options, else the settings (streams/cli/ingest.py)."""
+    command = corridor_command(args)
+    assert command.name == "ingest", f"{shlex.join(args)} is not `corridor ingest`"
+    options = command.make_context("corridor ingest", list(args[1:])).params
+    return options["host"] or settings.ingest_host, settings.ingest_port if options["port"] is None else options["port"]
 
 
 def check_settings(environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
@@ -189,7 +208,7 @@ def corridor_services(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_docker_compose_accepts_the_compose_file(compose_config):
     assert set(compose_config["services"]) == {
-        "kafka", "topics", "worker-1", "worker-2", "simulator", "prometheus", "alertmanager", "grafana"}
+        "kafka", "topics", "worker-1", "worker-2", "simulator", "ingest", "prometheus", "alertmanager", "grafana"}
     for service in corridor_services(compose_config).values():
         assert Path(service["build"]["context"]) == PROJECT_ROOT
 
@@ -248,9 +267,60 @@ def test_compose_topics_are_created_by_corridor_topics_create(compose_config):
     kafka = source["services"]["kafka"]["environment"]
     assert kafka["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
     assert source["services"]["topics"]["command"] == ["topics", "create"]
-    for name in ("worker-1", "worker-2", "simulator"):
+    for name in ("worker-1", "worker-2", "simulator", "ingest"):
         depends = compose_config["services"][name]["depends_on"]
         assert depends["topics"]["condition"] == "service_completed_successfully", name
+
+
+def compose_seconds(duration: str) -> int:
+    """A compose duration such as ``75s`` or ``1m30s``, in seconds."""
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", duration)
+    assert match and duration, f"not a duration of hours, minutes and seconds: {duration!r}"
+    hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def compose_ingest(config: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], Settings]:
+    """The compose service running `corridor ingest`, and its settings."""
+    ingest = config["services"]["ingest"]
+    assert ingest in corridor_services(config).values(), "the ingest runs the project's image"
+    return ingest, check_settings(ingest["environment"], monkeypatch)
+
+
+def test_compose_ingest_runs_corridor_ingest_where_it_is_published_and_health_checked(compose_config, monkeypatch):
+    ingest, settings = compose_ingest(compose_config, monkeypatch)
+    assert ingest["command"][0] == "ingest"
+    assert settings.ingest_tokens is not None, "without CORRIDOR_INGEST_TOKENS `corridor ingest` exits 2"
+    assert ingest_token_digests(settings.ingest_tokens)
+    host, port = ingest_address(ingest["command"], settings)
+    assert host == "0.0.0.0", "on the container's loopback the published port would reach nothing"
+    assert port == INGEST_PORT
+    # Plain HTTP with bearer tokens: published on the host's loopback only (docs/ingest.md).
+    assert [published.removesuffix("/tcp") for published in ingest["ports"]] == [f"127.0.0.1:{INGEST_PORT}:{port}"]
+    assert ingest["depends_on"]["kafka"]["condition"] == "service_healthy"
+
+    # The image's own health check asks the worker's port; the service replaces it.
+    kind, *check = ingest["healthcheck"]["test"]
+    assert kind == "CMD" and check[:2] == ["python", "-c"], ingest["healthcheck"]
+    compile(check[2], "healthcheck", "exec")
+    assert re.findall(r"http://[^'\"]+", check[2]) == [f"http://127.0.0.1:{port}/healthz"], check[2]
+    assert "urllib" in check[2]
+    # Requests in flight wait up to the publish timeout, then the publisher flushes as long again.
+    assert compose_seconds(ingest["stop_grace_period"]) > 2 * settings.publish_retry_timeout_s
+
+
+def test_compose_dev_token_is_the_one_the_deploy_docs_send(compose_config, monkeypatch):
+    _, settings = compose_ingest(compose_config, monkeypatch)
+    assert settings.ingest_tokens is not None
+    digests = ingest_token_digests(settings.ingest_tokens)
+    documented = hashlib.sha256(COMPOSE_DEV_TOKEN.encode()).hexdigest()
+    assert digests.get(documented) == frozenset(FAMILY_NAMES), (
+        f"deploy/compose/ingest.env must hold sha256:{documented} (the digest of {COMPOSE_DEV_TOKEN}) for every family")
+    docs = (PROJECT_ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    sent = set(re.findall(r"Authorization: Bearer ([A-Za-z0-9\-._~+/]+=*)", docs))
+    assert sent == {COMPOSE_DEV_TOKEN}, f"docs/deploy.md sends {sorted(sent)}"
+    assert COMPOSE_DEV_TOKEN in (DEPLOY / "compose" / "ingest.env").read_text(encoding="utf-8"), (
+        "ingest.env names the token its digest stands for")
 
 
 def compose_prometheus_config() -> dict[str, Any]:
@@ -281,6 +351,31 @@ def test_compose_prometheus_matches_the_project_config_and_scrapes_both_workers(
     for pattern in compose["rule_files"]:  # each rule glob, relative to the config file, is a mounted folder
         folder = str(config_dir / Path(pattern).parent)
         assert mounts[folder] == DEPLOY / "prometheus" / Path(pattern).parent
+
+
+def test_compose_prometheus_scrapes_the_ingest_in_a_job_no_alert_watches(compose_config, monkeypatch):
+    compose = compose_prometheus_config()
+    project = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
+    compose_jobs = {job["job_name"]: job for job in compose["scrape_configs"]}
+    project_jobs = {job["job_name"]: job for job in project["scrape_configs"]}
+    assert list(compose_jobs) == list(project_jobs)
+
+    ingest, settings = compose_ingest(compose_config, monkeypatch)
+    _, port = ingest_address(ingest["command"], settings)
+    for jobs, expected in ((compose_jobs, f"ingest:{port}"), (project_jobs, f"127.0.0.1:{INGEST_PORT}")):
+        targets = [target for config in jobs[INGEST_JOB]["static_configs"] for target in config["targets"]]
+        assert targets == [expected]
+
+    # The ingest's targets add `up` series and corridor_ingest_* series: no rule may read them.
+    worker_job = PROFILES["default"].worker_job
+    assert worker_job != INGEST_JOB
+    rules = [rule for group in rule_groups(RULE_DIRECTORIES) for rule in group["rules"]]
+    for rule in rules:
+        name = rule.get("alert", rule.get("record"))
+        selectors = re.findall(r"\bup\b(\{[^}]*\})?", rule["expr"])
+        assert all(selector == f'{{job="{worker_job}"}}' for selector in selectors), f"{name} reads `up` of other jobs"
+        assert "corridor_ingest_" not in rule["expr"], name
+    assert any(rule.get("alert") == "CorridorWorkerDown" for rule in rules)
 
 
 def test_compose_prometheus_config_passes_promtool(tmp_path):
@@ -362,7 +457,8 @@ def test_kustomize_renders_objects_that_validate_against_the_kubernetes_schemas(
         except kubernetes_validate.ValidationError as error:
             path = ".".join(str(part) for part in error.path)
             pytest.fail(f"{item['kind']}/{item['metadata']['name']}: {path}: {error.message}")
-    assert {"StatefulSet", "Service", "PodDisruptionBudget", "ConfigMap", "ServiceMonitor", "PrometheusRule"} <= kinds
+    assert {"StatefulSet", "Deployment", "Service", "PodDisruptionBudget", "ConfigMap", "ServiceMonitor",
+            "PrometheusRule"} <= kinds
 
 
 def test_prometheus_rule_holds_exactly_the_groups_of_the_rule_files(rendered):
@@ -387,7 +483,8 @@ def pod_spec(objects: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def container_environment(objects: list[dict[str, Any]], container: dict[str, Any]) -> dict[str, str]:
-    """The variables a container gets from its envFrom ConfigMaps and Secrets, and env."""
+    """The variables a container gets from its envFrom ConfigMaps and Secrets, and env; the values
+    of Secrets the objects do not hold (the base's) are left out."""
     environment: dict[str, str] = {}
     by_name = {(item["kind"], item["metadata"]["name"]): item for item in objects}
     for source in container.get("envFrom", []):
@@ -396,8 +493,41 @@ def container_environment(objects: list[dict[str, Any]], container: dict[str, An
         elif ("Secret", source["secretRef"]["name"]) in by_name:
             secret = by_name[("Secret", source["secretRef"]["name"])]
             environment.update({key: base64.b64decode(value).decode() for key, value in secret["data"].items()})
-    environment.update({variable["name"]: variable["value"] for variable in container.get("env", [])})
+    for variable in container.get("env", []):
+        if "value" in variable:
+            environment[variable["name"]] = variable["value"]
+            continue
+        reference = variable["valueFrom"]["secretKeyRef"]
+        if ("Secret", reference["name"]) in by_name:
+            value = by_name[("Secret", reference["name"])]["data"][reference["key"]]
+            environment[variable["name"]] = base64.b64decode(value).decode()
     return environment
+
+
+def pod_labels(workload: dict[str, Any]) -> dict[str, str]:
+    return workload["spec"]["template"]["metadata"]["labels"]
+
+
+def selecting(objects: list[dict[str, Any]], kind: str, labels: dict[str, str]) -> list[str]:
+    """The names of the Services or PodDisruptionBudgets whose selector matches pods with ``labels``."""
+    def selector(item: dict[str, Any]) -> dict[str, str]:
+        return item["spec"]["selector"] if kind == "Service" else item["spec"]["selector"]["matchLabels"]
+    return sorted(item["metadata"]["name"] for item in objects
+                  if item["kind"] == kind and selector(item).items() <= labels.items())
+
+
+def monitor_of(objects: list[dict[str, Any]], service_name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The one ServiceMonitor scraping the Service ``service_name``, and every Service it scrapes
+    (the operator names each one's job after the Service)."""
+    services = [item for item in objects if item["kind"] == "Service"]
+    found = []
+    for monitor in (item for item in objects if item["kind"] == "ServiceMonitor"):
+        scraped = [service for service in services
+                   if monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()]
+        if any(service["metadata"]["name"] == service_name for service in scraped):
+            found.append((monitor, scraped))
+    assert len(found) == 1, f"{len(found)} ServiceMonitors scrape the Service {service_name}"
+    return found[0]
 
 
 def test_statefulset_runs_corridor_verbs_with_valid_settings(rendered, monkeypatch):
@@ -435,35 +565,107 @@ def test_statefulset_keeps_rocksdb_state_on_its_volume_claim_and_probes_health(r
 
 def test_services_budget_and_monitor_select_the_worker_pods(rendered):
     statefulset = only(rendered, "StatefulSet")
-    pod_labels = statefulset["spec"]["template"]["metadata"]["labels"]
+    workers = pod_labels(statefulset)
+    worker_job = PROFILES["default"].worker_job
     services = {item["metadata"]["name"]: item for item in rendered if item["kind"] == "Service"}
     headless = services[statefulset["spec"]["serviceName"]]
     assert headless["spec"]["clusterIP"] == "None"
-    for service in services.values():
-        assert service["spec"]["selector"].items() <= pod_labels.items(), service["metadata"]["name"]
-    budget = only(rendered, "PodDisruptionBudget")
-    assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
-    monitor = only(rendered, "ServiceMonitor")
-    scraped = [service for service in services.values()
-               if monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()]
+    assert selecting(rendered, "Service", workers) == sorted([headless["metadata"]["name"], worker_job])
+    assert selecting(rendered, "PodDisruptionBudget", workers) == ["corridor-worker"]
+    monitor, scraped = monitor_of(rendered, worker_job)
     # The operator names the job after the Service: the job CorridorWorkerDown watches.
-    assert [service["metadata"]["name"] for service in scraped] == [PROFILES["default"].worker_job]
+    assert [service["metadata"]["name"] for service in scraped] == [worker_job]
     ports = {port["name"] for port in scraped[0]["spec"]["ports"]}
     assert {endpoint["port"] for endpoint in monitor["spec"]["endpoints"]} <= ports
 
 
-def test_dev_overlay_ships_an_example_kafka_secret(kubectl, monkeypatch):
+def ingest_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (container,) = only(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def test_ingest_deployment_runs_corridor_ingest_with_valid_settings_and_tokens_from_the_secret(rendered, monkeypatch):
+    container = ingest_container(rendered)
+    entrypoint = dockerfile_exec_form("ENTRYPOINT")
+    assert container.get("command", entrypoint) == entrypoint
+    args = container.get("args", dockerfile_exec_form("CMD"))
+    settings = check_settings(container_environment(rendered, container), monkeypatch)
+    host, _ = ingest_address(args, settings)
+    assert host == "0.0.0.0", "on the pod's loopback the Service would reach nothing"
+    assert any(source.get("secretRef", {}).get("name", "").startswith("corridor-kafka")
+               for source in container["envFrom"]), "the Kafka settings come from the Secret, as the workers'"
+    assert any(source.get("configMapRef", {}).get("name", "").startswith("corridor-settings")
+               for source in container["envFrom"])
+    (tokens,) = [variable for variable in container["env"] if variable["name"] == "CORRIDOR_INGEST_TOKENS"]
+    reference = tokens["valueFrom"]["secretKeyRef"]
+    assert reference["name"].startswith("corridor-ingest-tokens") and reference["key"] == "tokens"
+    # Without tokens the ingest refuses to start: a missing Secret should keep the pod from starting.
+    assert not reference.get("optional", False)
+    secrets = {item["metadata"]["name"] for item in rendered if item["kind"] == "Secret"}
+    if secrets:  # an overlay: the reference is to its generated Secret, and the tokens parse
+        assert reference["name"] in secrets
+        assert settings.ingest_tokens is not None and ingest_token_digests(settings.ingest_tokens)
+
+
+def test_ingest_deployment_is_stateless_non_root_and_probes_health_on_its_port(rendered, monkeypatch):
+    deployment = only(rendered, "Deployment")
+    spec = deployment["spec"]["template"]["spec"]
+    container = ingest_container(rendered)
+    settings = check_settings(container_environment(rendered, container), monkeypatch)
+    _, port = ingest_address(container.get("args", dockerfile_exec_form("CMD")), settings)
+    ports = {item["name"]: item["containerPort"] for item in container["ports"]}
+    assert port == INGEST_PORT == ports["http"]
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        http = container[probe]["httpGet"]
+        assert http["path"] == path and ports.get(http["port"], http["port"]) == INGEST_PORT, probe
+    assert not any("persistentVolumeClaim" in volume for volume in spec.get("volumes", [])), "the ingest keeps no state"
+    # The image's user, as the workers run.
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["runAsUser"] == pod_spec(rendered)["securityContext"]["runAsUser"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+    # Requests in flight wait up to the publish timeout, then the publisher flushes as long again.
+    assert spec["terminationGracePeriodSeconds"] > 2 * settings.publish_retry_timeout_s
+
+
+def test_ingest_service_budget_and_monitor_select_the_ingest_pods_not_the_workers(rendered):
+    deployment = only(rendered, "Deployment")
+    ingest, workers = pod_labels(deployment), pod_labels(only(rendered, "StatefulSet"))
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= ingest.items()
+    # Neither controller may count the other's pods as its own.
+    assert not deployment["spec"]["selector"]["matchLabels"].items() <= workers.items()
+    assert not only(rendered, "StatefulSet")["spec"]["selector"]["matchLabels"].items() <= ingest.items()
+    assert selecting(rendered, "Service", ingest) == [INGEST_JOB]
+    assert selecting(rendered, "PodDisruptionBudget", ingest) == ["corridor-ingest"]
+    (service,) = [item for item in rendered if item["kind"] == "Service" and item["metadata"]["name"] == INGEST_JOB]
+    (service_port,) = service["spec"]["ports"]
+    assert service_port["name"] == "http" and service_port["port"] == INGEST_PORT
+    assert service_port["targetPort"] in ("http", INGEST_PORT)
+    monitor, scraped = monitor_of(rendered, INGEST_JOB)
+    # Its own job, apart from the workers' (CorridorWorkerDown watches that one only).
+    assert [item["metadata"]["name"] for item in scraped] == [INGEST_JOB]
+    assert {endpoint["port"] for endpoint in monitor["spec"]["endpoints"]} == {"http"}
+    assert {endpoint.get("path", "/metrics") for endpoint in monitor["spec"]["endpoints"]} == {"/metrics"}
+
+
+def test_dev_overlay_ships_example_secrets_and_one_pod_of_each(kubectl, monkeypatch):
     objects = [document for document in yaml.safe_load_all(run([kubectl, "kustomize", str(K8S / "overlays/dev")]))
                if document]
-    secret = only(objects, "Secret")
-    assert secret["metadata"]["name"].startswith("corridor-kafka")
+    secrets = {item["metadata"]["name"].rsplit("-", 1)[0]: item for item in objects if item["kind"] == "Secret"}
+    assert set(secrets) == {"corridor-kafka", "corridor-ingest-tokens"}
     assert {item["metadata"].get("namespace") for item in objects if item["kind"] != "Namespace"} == {"corridor-dev"}
     assert only(objects, "StatefulSet")["spec"]["replicas"] == 1
-    values = {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
+    assert only(objects, "Deployment")["spec"]["replicas"] == 1
+    values = {key: base64.b64decode(value).decode() for key, value in secrets["corridor-kafka"]["data"].items()}
     settings = check_settings(values, monkeypatch)
     assert settings.kafka_bootstrap and settings.kafka_security_protocol == "SASL_SSL"
+    tokens = base64.b64decode(secrets["corridor-ingest-tokens"]["data"]["tokens"]).decode()
+    settings = check_settings({"CORRIDOR_INGEST_TOKENS": tokens}, monkeypatch)
+    assert settings.ingest_tokens is not None and ingest_token_digests(settings.ingest_tokens)
     base = [document for document in yaml.safe_load_all(run([kubectl, "kustomize", str(K8S / "base")])) if document]
     assert not [item for item in base if item["kind"] == "Secret"], "the base must not ship credentials"
+    # The ingest scales apart from the workers: two by default.
+    assert only(base, "Deployment")["spec"]["replicas"] == 2
 
 
 # The ConfigMap renderer
