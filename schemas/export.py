@@ -45,6 +45,11 @@ def family_json_schema(family: str) -> dict[str, Any]:
     }
 
 
+def family_schema_text(family: str) -> str:
+    """The JSON Schema document of a ``family`` message value as text, as ``export_schemas`` writes it."""
+    return json.dumps(family_json_schema(family), indent=2, ensure_ascii=False) + "\n"
+
+
 def export_schemas(directory: Path | str) -> list[Path]:
     """Write ``<topic>.json`` for every family into ``directory`` (created if missing); return the paths."""
     directory = Path(directory)
@@ -52,7 +57,6 @@ def export_schemas(directory: Path | str) -> list[Path]:
     paths = []
     for family in FAMILIES.values():
         path = directory / f"{family.topic}.json"
-        document = json.dumps(family_json_schema(family.name), indent=2, ensure_ascii=False)
-        path.write_text(document + "\n", encoding="utf-8")
+        path.write_text(family_schema_text(family.name), encoding="utf-8")
         paths.append(path)
     return paths

@@ -24,8 +24,10 @@ from schemas.families import FAMILIES, event_family
 class RejectReason(StrEnum):
     """Why a record or one of its events was rejected; declaration order is the priority."""
 
+    INVALID_WIRE_FORMAT = "invalid_wire_format"
     INVALID_UTF8 = "invalid_utf8"
     INVALID_JSON = "invalid_json"
+    INVALID_CLOUDEVENT = "invalid_cloudevent"
     TOO_LARGE = "too_large"
     EMPTY_BATCH = "empty_batch"
     TOO_MANY_EVENTS = "too_many_events"
@@ -128,6 +130,7 @@ _EVENT_TIME = attrgetter("event_time")
 _PRIORITY = {reason: rank for rank, reason in enumerate(RejectReason)}
 _JSON_WHITESPACE = b" \t\n\r"
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
 _Problem = tuple[RejectReason, FieldError]
 
 _REASON_BY_ERROR_TYPE: dict[str, RejectReason] = {
@@ -264,7 +267,7 @@ def _validate_items(family: str, raw: bytes, rules: ValidationRules, latest: dat
     if not isinstance(document, list):
         return _whole_record_error(
             RejectReason.NOT_AN_EVENT,
-            f"record is a JSON {_json_kind(document)}; expected an event object or an array of events",
+            f"record is a JSON {json_kind(document)}; expected an event object or an array of events",
             raw,
         )
     if not document:
@@ -279,7 +282,7 @@ def _validate_items(family: str, raw: bytes, rules: ValidationRules, latest: dat
         )
     events: list[BaseEvent] = []
     errors: list[RecordError] = []
-    for index, (item, item_text) in enumerate(zip(document, _array_item_texts(text), strict=True)):
+    for index, (item, item_text) in enumerate(zip(document, array_item_texts(text), strict=True)):
         outcome = _validate_item(family, item, item_text.encode(), index, rules, latest)
         if isinstance(outcome, RecordError):
             errors.append(outcome)
@@ -292,7 +295,7 @@ def _validate_item(
     family: str, item: Any, raw: bytes, index: int | None, rules: ValidationRules, latest: datetime
 ) -> BaseEvent | RecordError:
     if not isinstance(item, dict):
-        problem = FieldError("", f"is a JSON {_json_kind(item)}; expected an event object", "model_type")
+        problem = FieldError("", f"is a JSON {json_kind(item)}; expected an event object", "model_type")
         return _item_error(index, [(RejectReason.NOT_AN_EVENT, problem)], 1, raw)
     try:
         event = _MODELS[family].model_validate_json(raw)
@@ -408,18 +411,35 @@ def _whole_record_error(reason: RejectReason, message: str, raw: bytes, total: i
     return ValidationResult([], [RecordError(None, reason, message, (), raw)], total)
 
 
-def _array_item_texts(text: str) -> list[str]:
+def array_item_texts(text: str) -> list[str]:
     """The JSON text of each item of ``text``, a JSON array already known to parse."""
-    decoder = json.JSONDecoder()
     items: list[str] = []
     position = _skip_whitespace(text, _skip_whitespace(text, 0) + 1)
     while text[position] != "]":
-        _, end = decoder.raw_decode(text, position)
+        _, end = _DECODER.raw_decode(text, position)
         items.append(text[position:end])
         position = _skip_whitespace(text, end)
         if text[position] == ",":
             position = _skip_whitespace(text, position + 1)
     return items
+
+
+def object_member_texts(text: str) -> dict[str, str]:
+    """The JSON text of each member's value of ``text``, a JSON object already known to parse.
+
+    A name given twice keeps its last value, as ``json.loads`` does.
+    """
+    members: dict[str, str] = {}
+    position = _skip_whitespace(text, _skip_whitespace(text, 0) + 1)
+    while text[position] != "}":
+        name, end = _DECODER.raw_decode(text, position)
+        position = _skip_whitespace(text, _skip_whitespace(text, end) + 1)  # past the colon
+        _, end = _DECODER.raw_decode(text, position)
+        members[name] = text[position:end]
+        position = _skip_whitespace(text, end)
+        if text[position] == ",":
+            position = _skip_whitespace(text, position + 1)
+    return members
 
 
 def _skip_whitespace(text: str, position: int) -> int:
@@ -432,10 +452,13 @@ def _json_problem(error: ValueError | RecursionError) -> str:
         return f"{error.msg} at line {error.lineno} column {error.colno}"
     if isinstance(error, RecursionError):
         return "nested too deeply"
-    return str(error)
+    # The only other ValueError json.loads raises: an integer longer than int() converts. Its own
+    # message advises a Python setting, which is no help to a producer.
+    return f"a number has more than {sys.get_int_max_str_digits()} digits"
 
 
-def _json_kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """What a parsed JSON value is, as a message names it: null, boolean, string, array, object or number."""
     if value is None:
         return "null"
     if isinstance(value, bool):

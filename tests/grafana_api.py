@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import base64
 import copy
-import json
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
+
+from tests.fake_http import Answer, FakeHTTPService
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 UID = re.compile(r"[A-Za-z0-9_-]{1,40}")
@@ -49,15 +49,6 @@ DATASOURCE_KEYS = {"uid", "name", "type", "url", "access", "basicAuth", "basicAu
 DASHBOARD_SAVE_KEYS = {"dashboard", "folderUid", "folderId", "message", "overwrite"}
 
 
-class Answer(Exception):
-    """Ends a request with this status and JSON body."""
-
-    def __init__(self, status: int, body: Any) -> None:
-        super().__init__(status)
-        self.status = status
-        self.body = body
-
-
 @dataclass
 class Stored:
     model: dict[str, Any]
@@ -66,7 +57,7 @@ class Stored:
 
 
 @dataclass
-class FakeGrafana:
+class FakeGrafana(FakeHTTPService):
     """Grafana's HTTP API in memory; ``tokens`` and ``users`` map credentials to a basic role."""
 
     tokens: Mapping[str, str] = field(default_factory=lambda: {"admin-token": "Admin"})
@@ -102,47 +93,6 @@ class FakeGrafana:
         self.dashboards[model["uid"]] = Stored(stored, folder_uid, provisioned)
 
     # -- serving ---------------------------------------------------------------------
-
-    @contextmanager
-    def serving(self) -> Iterator[FakeGrafana]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                fake._handle(self)
-
-            do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-        thread.start()
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
-        try:
-            yield self
-        finally:
-            server.shutdown()
-            server.server_close()
-            thread.join()
-
-    def _handle(self, request: BaseHTTPRequestHandler) -> None:
-        length = int(request.headers.get("Content-Length") or 0)
-        raw = request.rfile.read(length) if length else b""
-        path = urlsplit(request.path).path
-        with self._lock:
-            self.requests.append((request.command, path))
-            try:
-                status, body = 200, self._route(request, path, raw)
-            except Answer as answer:
-                status, body = answer.status, answer.body
-        data = json.dumps(body).encode()
-        request.send_response(status)
-        request.send_header("Content-Type", "application/json")
-        request.send_header("Content-Length", str(len(data)))
-        request.end_headers()
-        request.wfile.write(data)
 
     def _route(self, request: BaseHTTPRequestHandler, path: str, raw: bytes) -> Any:
         method = request.command
@@ -189,17 +139,7 @@ class FakeGrafana:
         raise Answer(401, {"message": "Unauthorized"})
 
     def _payload(self, request: BaseHTTPRequestHandler, raw: bytes) -> dict[str, Any]:
-        content_type = request.headers.get("Content-Type", "")
-        if not content_type.startswith("application/json"):
-            self.violations.append(f"{request.command} {request.path}: Content-Type {content_type!r}, not JSON")
-        try:
-            payload = json.loads(raw)
-        except ValueError:
-            payload = None
-        if not isinstance(payload, dict):
-            self.violations.append(f"{request.command} {request.path}: the body is not a JSON object: {raw[:80]!r}")
-            raise Answer(400, {"message": "bad request data"})
-        return payload
+        return self._json_object(request, raw, ("application/json",), Answer(400, {"message": "bad request data"}))
 
     def _require(self, where: str, payload: Mapping[str, Any], required: set[str], allowed: set[str]) -> None:
         missing = sorted(required - payload.keys())

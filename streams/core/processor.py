@@ -1,21 +1,21 @@
 """Turns one Kafka record of a family into state updates and dead letters (no I/O).
 
 The worker calls :meth:`FamilyProcessor.process` for every record it consumes. The
-decision for a record depends only on the record (its bytes, offset and Kafka
+decision for a record depends only on the record (its bytes, headers, offset and Kafka
 timestamp) and the partition state before it, so replaying a partition gives the same
 state: this is what makes restarts exact without Kafka transactions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import compress
 from operator import attrgetter
 
 from schemas.common import BaseEvent
-from schemas.validation import FieldError, RejectReason, ValidationRules, validate_record
+from schemas.validation import FieldError, RejectReason, ValidationRules
 from streams.core.dedup import DedupIndex
 from streams.core.families import HISTOGRAM_BOUNDS_MS, MEASURED
 from streams.core.measures import BatchContributions, MeasureContext
@@ -30,6 +30,7 @@ from streams.core.series import (
 )
 from streams.core.state import PartitionState
 from streams.core.windows import WindowSpec, base_width, window_specs
+from streams.core.wire import Headers, validate_kafka_record
 from streams.settings import Settings
 
 DEDUP_BUCKET_SECONDS = 3600
@@ -94,15 +95,21 @@ class FamilyProcessor:
         )
 
     def process(
-        self, state: PartitionState, partition: int, offset: int, timestamp: float, raw: bytes
+        self, state: PartitionState, partition: int, offset: int, timestamp: float, raw: bytes,
+        headers: Headers | None = None,
     ) -> RecordOutcome:
         """Apply one record at ``offset`` unless the state already holds it."""
-        return self.process_many(state, partition, ((offset, timestamp, raw),))[0]
+        by_offset = {offset: headers} if headers else None
+        return self.process_many(state, partition, ((offset, timestamp, raw),), by_offset)[0]
 
     def process_many(
-        self, state: PartitionState, partition: int, records: Iterable[tuple[int, float, bytes]]
+        self, state: PartitionState, partition: int, records: Iterable[tuple[int, float, bytes]],
+        headers: Mapping[int, Headers] | None = None,
     ) -> list[RecordOutcome]:
         """Apply ``(offset, timestamp, value)`` records in order, exactly as ``process`` on each in turn would.
+
+        ``headers`` holds the headers of the records that carry any, by offset: they tell how a
+        value is framed (streams/core/wire.py).
 
         A record whose offset the state, or an earlier record of the batch, already holds is
         skipped. The records' events are deduplicated with one lookup and their contributions
@@ -127,7 +134,8 @@ class FamilyProcessor:
             # and "older than the dedup horizon" are measured from it, so replays decide alike and
             # no event younger than the horizon can outlive its dedup entry.
             clock = max(timestamp, watermark)
-            result = validate_record(family, raw, rules, reference_time=datetime.fromtimestamp(clock, UTC))
+            result = validate_kafka_record(family, raw, headers.get(record_offset) if headers else None, rules,
+                                           reference_time=datetime.fromtimestamp(clock, UTC))
             dead_letters: list[DeadLetter] = []
             if result.errors:
                 received += max(result.total, 1)
