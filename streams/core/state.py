@@ -7,10 +7,13 @@ the partition from any earlier offset skips what the checkpoint already holds.
 
 from __future__ import annotations
 
+import json
+import re
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -22,6 +25,25 @@ from streams.core.windows import RollingWindows, WindowSpec
 #: 2: dedup buckets stored as fixed-size chunks (streams/core/checkpoint.py).
 HEAD_FORMAT = 2
 _NEVER = float("-inf")
+
+
+#: A JSON number of 20 digits or more: an integer orjson may read back as a float (past 2**64 - 1).
+_LONG_NUMBER = re.compile(rb"[0-9]{20}")
+
+
+def _dump_head(doc: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(doc)
+    except TypeError:
+        # A total past 64 bits (three data-channel samples of 2**63 - 1 bytes are valid events):
+        # the standard library writes any integer, and _load_head reads it back exactly.
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _load_head(head: bytes) -> Any:
+    # orjson reads integers past 64 bits as floats; only a head holding such a number needs the
+    # standard library, several times slower on a big head.
+    return json.loads(head) if _LONG_NUMBER.search(head) else orjson.loads(head)
 
 
 @dataclass(slots=True)
@@ -83,6 +105,9 @@ class PartitionState:
     histogram_bounds_ms: Mapping[str, tuple[int, ...]]
     dedup: DedupIndex
     offset: int = -1
+    #: The Kafka cluster whose topic ``offset`` counts in (None: not known yet). A broker that keeps
+    #: nothing across a restart comes back as another cluster, with topics that start again at 0.
+    cluster: str | None = None
     watermark: float = 0.0
     counters: dict[str, Counter[Labels]] = field(default_factory=dict)
     windows: dict[str, RollingWindows] = field(default_factory=dict)
@@ -142,11 +167,12 @@ class PartitionState:
 
     def head_bytes(self, dedup_chunk_entries: int) -> bytes:
         """The checkpoint's head record: everything but the dedup buckets' contents."""
-        return orjson.dumps(
+        return _dump_head(
             {
                 "format": HEAD_FORMAT,
                 "dedup_chunk_entries": dedup_chunk_entries,
                 "offset": self.offset,
+                "cluster": self.cluster,
                 "watermark": self.watermark,
                 "counters": {m: [[*k, v] for k, v in c.items()] for m, c in self.counters.items()},
                 "windows": {m: w.to_state() for m, w in self.windows.items()},
@@ -179,7 +205,7 @@ class PartitionState:
         dedup_bucket_seconds: int,
     ) -> PartitionState:
         """Rebuild a partition's state from its head record and dedup buckets."""
-        doc = orjson.loads(head)
+        doc = _load_head(head)
         if doc.get("format") != HEAD_FORMAT:
             raise ValueError(f"unknown checkpoint format {doc.get('format')!r}")
         sizes = {int(k): int(v) for k, v in doc["dedup_sizes"].items()}
@@ -188,6 +214,7 @@ class PartitionState:
             histogram_bounds_ms=histogram_bounds_ms,
             dedup=DedupIndex.restore(dedup_horizon, dedup_bucket_seconds, dedup_buckets, sizes),
             offset=doc["offset"],
+            cluster=doc.get("cluster"),  # heads written before it was recorded have none
             watermark=doc["watermark"],
         )
         for metric, rows in doc["counters"].items():

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import logging
+import time
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -14,6 +17,11 @@ from streams.settings import Settings
 
 CREATED = "created"
 EXISTS = "exists"
+#: How long a readiness answer about the broker is reused (probes come every few seconds).
+BROKER_CHECK_TTL_S = 5.0
+BROKER_CHECK_TIMEOUT_S = 2.0
+
+log = logging.getLogger("corridor.kafka")
 
 
 def corridor_topics() -> list[str]:
@@ -31,9 +39,52 @@ async def list_topics(settings: Settings) -> dict[str, int]:
         await admin.close()
 
 
-async def ensure_topics(settings: Settings, topics: Mapping[str, int]) -> dict[str, str]:
+class BrokerProbe:
+    """Whether the cluster answers a metadata request (with the configured SASL/TLS), cached for a few seconds.
+
+    What /readyz of the workers and of the ingest asks: an answer is reused for
+    BROKER_CHECK_TTL_S, so frequent probes do not each open a connection.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._checked: tuple[float, bool] = (float("-inf"), False)
+
+    async def __call__(self) -> bool:
+        checked_at, answered = self._checked
+        if time.monotonic() - checked_at < BROKER_CHECK_TTL_S:
+            return answered
+        try:
+            await asyncio.wait_for(list_topics(self.settings), BROKER_CHECK_TIMEOUT_S)
+            answered = True
+        except Exception as exc:  # any failure to get an answer means: not ready
+            log.warning("readiness: the broker did not answer: %r", exc)
+            answered = False
+        self._checked = (time.monotonic(), answered)
+        return answered
+
+
+async def cluster_id(settings: Settings) -> str | None:
+    """The id of the cluster at the bootstrap address (None from a broker too old to say).
+
+    A real Kafka cluster keeps its id across restarts; the embedded broker takes a new one
+    at every start, because it starts empty.
+    """
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        cluster = (await admin.describe_cluster()).get("cluster_id")
+        return None if cluster is None else str(cluster)
+    finally:
+        await admin.close()
+
+
+async def ensure_topics(
+    settings: Settings, topics: Mapping[str, int], compacted: Collection[str] = ()
+) -> dict[str, str]:
     """Create each missing topic with its partition count; report ``created``, ``exists`` or a mismatch.
 
+    Topics named in ``compacted`` are created with ``cleanup.policy=compact`` (changelogs).
     A mismatch reads ``exists with N partitions, expected M``: it is reported, never
     repaired, because changing partitions moves keys and breaks faust's table/changelog
     pairing.
@@ -48,7 +99,11 @@ async def ensure_topics(settings: Settings, topics: Mapping[str, int]) -> dict[s
             # Explicit, not auto-created: the broker's default partition count would
             # differ from the one faust tables need.
             response = await admin.create_topics(
-                [NewTopic(name, topics[name], settings.topic_replication) for name in missing]
+                [
+                    NewTopic(name, topics[name], settings.topic_replication,
+                             topic_configs={"cleanup.policy": "compact"} if name in compacted else {})
+                    for name in missing
+                ]
             )
             for name, error_code, error_message in _topic_errors(response):
                 if error_code == 0:

@@ -11,6 +11,7 @@ import struct
 import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from types import TracebackType
 
@@ -52,6 +53,8 @@ class EmbeddedBroker:
         self.host = host
         self.schema_dir = schema_dir
         self.ready_timeout_s = ready_timeout_s
+        #: The cluster id of the running broker (a new one at each start).
+        self.cluster_id: str | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
 
@@ -76,9 +79,13 @@ class EmbeddedBroker:
         """Start the broker and return once it answers Kafka requests."""
         if self.running:
             return
+        # Memory storage: every start is a new, empty cluster, and its own cluster id lets
+        # clients tell (a worker then re-reads the recreated topics from their first offset).
+        self.cluster_id = f"corridor-{uuid.uuid4().hex}"
         command = [
             _broker_binary(),
             "broker",
+            "--cluster-id", self.cluster_id,
             "--listener-url", f"tcp://{self.host}:{self.port}",
             "--advertised-listener-url", f"tcp://{self.host}:{self.port}",
             "--storage-engine", "memory://tansu/",

@@ -18,12 +18,14 @@ import logging
 import secrets
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import faust
 from faust.types import TP, StoreT, TableT
+from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas.families import DEADLETTER_TOPIC, FAMILIES, FAMILY_NAMES
@@ -33,7 +35,8 @@ from streams.core.processor import DeadLetter, FamilyProcessor, RecordOutcome, r
 from streams.core.registry import Registry
 from streams.core.sequence import OffsetSequence
 from streams.core.state import PartitionState, StateView
-from streams.kafka.admin import list_topics
+from streams.core.wire import Headers
+from streams.kafka.admin import BROKER_CHECK_TIMEOUT_S, BrokerProbe, cluster_id, ensure_topics
 from streams.kafka.client import ssl_context
 from streams.settings import Settings
 from streams.worker.deadletter import dead_letter_headers, dead_letter_value
@@ -61,9 +64,12 @@ def _next_owner() -> str:
     return f"{_PROCESS_TOKEN}-{next(_ownerships)}"
 
 
-#: How long a /readyz answer about the broker is reused (probes come every few seconds).
-BROKER_CHECK_TTL_S = 5.0
-BROKER_CHECK_TIMEOUT_S = 2.0
+#: Waiting for a broker: attempts back off from the first to the last delay; one log line at
+#: most per interval says that the worker still waits.
+BROKER_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 5.0)
+BROKER_WAIT_LOG_INTERVAL_S = 30.0
+#: How often the worker looks whether a lost broker connection still awaits its cluster check.
+CLUSTER_CHECK_INTERVAL_S = 1.0
 
 
 @dataclass(slots=True)
@@ -155,6 +161,10 @@ class FamilyWorker:
         self.assigned: set[int] = set()
         #: Partitions revoked by the running rebalance, kept in case the group gives them back.
         self.released: dict[int, OwnedPartition] = {}
+        #: The cluster the broker is (see ``rebase``), and what checks it again before a checkpoint
+        #: write when a connection to the broker was lost.
+        self.cluster: str | None = None
+        self.check_cluster: Callable[[], Awaitable[None]] | None = None
 
     def committed(self, tp: TP) -> int | None:
         return committed_offset(self._consumer(), tp)
@@ -212,7 +222,53 @@ class FamilyWorker:
             last_checkpoint=time.monotonic(),
             chunk_counts={b: chunks_for(n) for b, n in sizes.items()},
         )
+        self._follow_cluster(partition, owned)
         return owned
+
+    def rebase(self, cluster: str) -> None:
+        """The broker is now ``cluster``, a new one: its topics and changelog start empty.
+
+        What the partitions counted stays counted (aggregates and dedup index are kept, so a
+        producer resending an event it could not confirm is not counted twice); their position
+        goes back to before the first record, so every record the new cluster holds is applied,
+        and the next checkpoint writes the whole state to the new changelog. Offsets committed
+        in the old topics mean nothing in the new ones and are dropped.
+        """
+        self.cluster = cluster
+        for partition, owned in self.partitions.items():
+            self._follow_cluster(partition, owned)
+
+    def _follow_cluster(self, partition: int, owned: OwnedPartition) -> None:
+        """Rebase ``owned`` if it was read in another cluster than the broker's (state from a checkpoint too)."""
+        state = owned.state
+        if state.cluster is None or self.cluster is None:
+            state.cluster = state.cluster or self.cluster  # not known until now: nothing to compare
+            return
+        if state.cluster == self.cluster:
+            return
+        log.warning("%s partition %d was read up to offset %d in cluster %s; the broker is now cluster %s, "
+                    "whose topic starts empty: reading it from its first record, totals kept",
+                    self.topic, partition, state.offset, state.cluster, self.cluster,
+                    extra={"topic": self.topic, "partition": partition, "offset": state.offset})
+        state.offset = -1
+        state.cluster = self.cluster
+        state.dedup.mark_durable({})  # the new changelog holds none of it
+        owned.sequence = OffsetSequence()
+        owned.chunk_counts = {}
+        if not owned.pending:
+            # Not in the new changelog yet: due for a checkpoint though no record was applied.
+            owned.pending, owned.pending_since = 1, time.monotonic()
+        self._consumer().forget_commits(TP(self.topic, partition))
+        self.checkpoint(partition, owned)
+        # The consumer would go on from its position in the old topic, past records of the new one.
+        asyncio.ensure_future(self._seek_to_start(partition))
+
+    async def _seek_to_start(self, partition: int) -> None:
+        try:
+            await self.seek(TP(self.topic, partition), 0)
+        except Exception as exc:
+            # Given up meanwhile: its next owner starts from the group's committed offsets, none yet.
+            log.warning("seek to the start of %s partition %d failed: %r", self.topic, partition, exc)
 
     def forget(self, partitions: set[int]) -> None:
         """Give partitions up (revoked); the next owner restores them from the changelog.
@@ -243,6 +299,7 @@ class FamilyWorker:
         sequence = owned.sequence
         held = owned.state.offset  # as it will be after the records taken so far
         run: list[tuple[int, float, bytes]] = []
+        headers: dict[int, Headers] = {}  # only of records that carry any: plain records pay nothing
         for record in records:
             offset = record.offset
             decision = sequence.decide(held, offset)
@@ -254,14 +311,16 @@ class FamilyWorker:
                 break  # records were passed over: the rest of the fetch waits for the seek back
             # A tombstone is a record without bytes: dead-lettered as unparseable.
             run.append((offset, record.timestamp / 1000.0, record.value or b""))
+            if record.headers:
+                headers[offset] = record.headers
             held = max(held, offset)
         if not run:
             return
         try:
-            outcomes = self.processor.process_many(owned.state, partition, run)
+            outcomes = self.processor.process_many(owned.state, partition, run, headers)
         except Exception:
             # The state is as it was: one record at a time finds the one at fault.
-            outcomes = [self._process_one(owned.state, partition, *item) for item in run]
+            outcomes = [self._process_one(owned.state, partition, *item, headers.get(item[0])) for item in run]
         accepted_times: list[float] = []
         for (offset, _, _), outcome in zip(run, outcomes, strict=True):
             if outcome.dead_letters:
@@ -276,9 +335,9 @@ class FamilyWorker:
             self.checkpoint(partition, owned)
 
     def _process_one(self, state: PartitionState, partition: int, offset: int, timestamp: float,
-                     raw: bytes) -> RecordOutcome:
+                     raw: bytes, headers: Headers | None) -> RecordOutcome:
         try:
-            return self.processor.process(state, partition, offset, timestamp, raw)
+            return self.processor.process(state, partition, offset, timestamp, raw, headers)
         except Exception as exc:
             # A record that breaks the processor must not stop the stream: it is dead-lettered.
             log.exception("failed to process record", extra={"topic": self.topic, "partition": partition,
@@ -340,13 +399,16 @@ class FamilyWorker:
         records, owned.pending = owned.pending, 0
         owned.writing_since, owned.pending_since = owned.pending_since, None
         owned.last_checkpoint = time.monotonic()
-        owned.writing = asyncio.ensure_future(self._write(owned, checkpoint, view, records))
+        owned.writing = asyncio.ensure_future(self._write(owned, checkpoint, view, records, owned.state.cluster))
         return owned.writing
 
-    async def _write(self, owned: OwnedPartition, checkpoint: Checkpoint, view: StateView, records: int) -> bool:
+    async def _write(self, owned: OwnedPartition, checkpoint: Checkpoint, view: StateView, records: int,
+                     cluster: str | None) -> bool:
         partition = checkpoint.partition
         try:
-            changelog_offset = await self.changelog.write(checkpoint)
+            if self.check_cluster is not None:
+                await self.check_cluster()
+            changelog_offset = await self.changelog.write(checkpoint) if owned.state.cluster == cluster else -1
         except Exception as exc:
             owned.pending += records
             owned.pending_since, owned.writing_since = owned.writing_since, None
@@ -357,6 +419,11 @@ class FamilyWorker:
         finally:
             owned.writing = None
         owned.writing_since = None
+        if owned.state.cluster != cluster:
+            # Planned before the broker came back as a new cluster (``rebase``): its offsets count
+            # in topics that are gone, so it moves nothing; the rebased state is due instead.
+            owned.pending += records
+            return False
         if self.partitions.get(partition) is not owned:
             # Revoked meanwhile: its next owner restores from the changelog. The revoked
             # partition's series still end with what is now durable (see ``forget``).
@@ -439,6 +506,11 @@ class CorridorApp:
             web_metrics_enabled=False,
             topic_disable_leader=True,
             consumer_auto_offset_reset="earliest",
+            # A RocksDB store remembers how far it read the changelog; after the broker came back as a
+            # new cluster, its changelog starts again below that. faust would refuse to start; the
+            # worker rebases such partitions itself (``FamilyWorker.rebase``), and never reads a
+            # changelog past its end in one cluster, where each checkpoint record is its own batch.
+            recovery_consistency_check=False,
         )
         self.delays = EventDelays(self.families)
         self.health = WorkerHealth(self.families)
@@ -455,7 +527,7 @@ class CorridorApp:
         #: Set once the first assignment's state is restored.
         self.restored = asyncio.Event()
         self._assigned_at = time.monotonic()
-        self._broker_check: tuple[float, bool] = (float("-inf"), False)
+        self.broker_reachable = BrokerProbe(settings)
         # faust's signal types do not admit coroutine receivers, which faust awaits all the same.
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
@@ -464,6 +536,18 @@ class CorridorApp:
         # interval late at most, not a whole one.
         self.app.timer(settings.checkpoint_interval_s / 4)(self._checkpoint_idle)
         self.app.before_drain = self._checkpoint_all
+        #: The cluster the broker is: a new one means its topics started again from nothing (``_check_cluster``).
+        self.cluster: str | None = None
+        #: Why the worker is not ready while no broker answers: at start, and while the cluster is
+        #: checked again after a lost connection.
+        self.waiting: str | None = "connecting to Kafka"
+        self._cluster_check = asyncio.Lock()
+        self.app.before_kafka = self._wait_for_broker
+        self.app.on_reconnect = self._check_cluster
+        # A broker that came back idle sends no record to check it on.
+        self.app.timer(CLUSTER_CHECK_INTERVAL_S)(self._check_cluster)
+        for worker in self.workers.values():
+            worker.check_cluster = self._check_cluster
 
     def _consumer(self) -> Consumer:
         consumer = self.app.consumer
@@ -511,19 +595,88 @@ class CorridorApp:
             worker.assigned - worker.partitions.keys() for worker in self.workers.values()
         )
 
-    async def broker_reachable(self) -> bool:
-        """Whether the cluster answered a metadata request (cached for a few seconds)."""
-        checked_at, answered = self._broker_check
-        if time.monotonic() - checked_at < BROKER_CHECK_TTL_S:
-            return answered
-        try:
-            await asyncio.wait_for(list_topics(self.settings), BROKER_CHECK_TIMEOUT_S)
-            answered = True
-        except Exception as exc:
-            log.warning("readiness: the broker did not answer: %r", exc)
-            answered = False
-        self._broker_check = (time.monotonic(), answered)
-        return answered
+    async def _wait_for_broker(self, waiter: Service) -> None:
+        """At start, before any Kafka client: wait until the cluster answers (the probes answer meanwhile)."""
+        started = time.monotonic()
+        cluster = await self._answering_cluster(waiter)
+        if waiter.should_stop:
+            return
+        self._set_cluster(cluster)
+        log.info("Kafka broker at %s answered after %.1fs (cluster %s)", self.settings.bootstrap,
+                 time.monotonic() - started, cluster)
+
+    async def _check_cluster(self) -> None:
+        """After a broker connection closed: is the broker still the cluster the partitions were read from?
+
+        A real Kafka cluster keeps its id, its topics and the group's offsets across restarts,
+        and nothing changes. A new cluster (the embedded broker restarted, keeping nothing) has
+        its topics created, and every partition is rebased (``FamilyWorker.rebase``).
+        """
+        async with self._cluster_check:
+            consumer = self._consumer()
+            closes = consumer.connection_closes
+            if not consumer.cluster_unchecked:
+                return
+            cluster = await self._answering_cluster(self.app)
+            if self.app.should_stop:
+                return
+            if cluster is not None and cluster != self.cluster:
+                log.warning("the Kafka broker at %s came back as a new cluster (%s, was %s): its topics start "
+                            "empty", self.settings.bootstrap, cluster, self.cluster)
+                while True:
+                    try:
+                        await self._create_topics()
+                        break
+                    except Exception as exc:
+                        log.error("creating the topics in the new cluster failed, trying again: %r", exc)
+                        await self.app.sleep(BROKER_RETRY_DELAYS_S[-1])
+                        if self.app.should_stop:
+                            return
+                self._set_cluster(cluster)
+            consumer.cluster_checked(closes)
+
+    def _set_cluster(self, cluster: str | None) -> None:
+        self.cluster = cluster
+        if cluster is not None:
+            for worker in self.workers.values():
+                worker.rebase(cluster)
+
+    async def _create_topics(self) -> None:
+        partitions = self.settings.topic_partitions
+        changelogs = [worker.changelog.table.changelog_topic.get_topic_name() for worker in self.workers.values()]
+        topics = dict.fromkeys([DEADLETTER_TOPIC, *(worker.topic for worker in self.workers.values()), *changelogs],
+                               partitions)
+        for topic, outcome in (await ensure_topics(self.settings, topics, compacted=changelogs)).items():
+            log.info("topic %s: %s", topic, outcome)
+
+    async def _answering_cluster(self, waiter: Service) -> str | None:
+        """The id of the cluster at the bootstrap address, asked until it answers or ``waiter`` stops."""
+        bootstrap = self.settings.bootstrap
+        started, logged_at = time.monotonic(), float("-inf")
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                # aiokafka logs every refused connection at ERROR: one line below says it all.
+                with _silenced("aiokafka"):
+                    cluster = await asyncio.wait_for(cluster_id(self.settings), BROKER_CHECK_TIMEOUT_S)
+                self.waiting = None
+                return cluster
+            except Exception as exc:
+                delay = BROKER_RETRY_DELAYS_S[min(attempt, len(BROKER_RETRY_DELAYS_S)) - 1]
+                reason = _describe(exc)
+                self.waiting = f"waiting for a Kafka broker at {bootstrap}: attempt {attempt} failed ({reason})"
+                if time.monotonic() - logged_at >= BROKER_WAIT_LOG_INTERVAL_S:
+                    logged_at = time.monotonic()
+                    log.warning(
+                        "waiting for a Kafka broker at %s: attempt %d failed after %.0fs (%s); next attempt in "
+                        "%gs, then every %gs. Check that the broker is running and reachable from this host, and "
+                        "CORRIDOR_KAFKA_BOOTSTRAP and its SASL/TLS settings",
+                        bootstrap, attempt, logged_at - started, reason, delay, BROKER_RETRY_DELAYS_S[-1],
+                    )
+                await waiter.sleep(delay)
+                if waiter.should_stop:
+                    return None
 
     def _add_family(self, family: str) -> None:
         settings = self.settings
@@ -587,6 +740,8 @@ class CorridorApp:
             return view.text("ok\n")  # answering at all shows the event loop is alive
 
         async def readyz(view: Any, request: Any) -> Any:
+            if self.waiting is not None:
+                return view.text(f"{self.waiting}\n", status=503)
             if self.restoring():
                 return view.text("restoring partition state\n", status=503)
             if not await self.broker_reachable():
@@ -596,6 +751,24 @@ class CorridorApp:
         self.app.page("/metrics")(metrics)
         self.app.page("/healthz")(healthz)
         self.app.page("/readyz")(readyz)
+
+
+@contextmanager
+def _silenced(logger: str) -> Iterator[None]:
+    def drop(record: logging.LogRecord) -> bool:
+        return False
+
+    target = logging.getLogger(logger)
+    target.addFilter(drop)
+    try:
+        yield
+    finally:
+        target.removeFilter(drop)
+
+
+def _describe(error: BaseException) -> str:
+    name, text = type(error).__name__, str(error)
+    return text if text.startswith(name) else f"{name}: {text}" if text else name
 
 
 def _store_url(store: str) -> str:

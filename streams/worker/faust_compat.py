@@ -10,13 +10,15 @@ import asyncio
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import faust
+from faust.app.base import BootStrategy as FaustBootStrategy
 from faust.streams import _current_event
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_kafka
 from faust.types import TP, Message, TopicT
+from mode import Service, ServiceT
 
 
 class Record(Protocol):
@@ -31,6 +33,9 @@ class Record(Protocol):
 
     @property
     def value(self) -> bytes | None: ...
+
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
 #: Takes one partition's records of one fetch, in offset order.
@@ -48,7 +53,24 @@ class _ConsumerThread(faust_kafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by the fetcher it builds when it starts
+        watch_connections(consumer._client, cast("Consumer", self.consumer).connection_closed)
         return consumer
+
+
+def watch_connections(client: Any, closed: Callable[[], None]) -> None:
+    """Call ``closed`` whenever one of ``client``'s broker connections closes.
+
+    aiokafka reconnects on its own and says nothing to its user; a closed connection is the
+    first sign that the broker may have restarted, possibly as a new cluster.
+    """
+    on_connection_closed = client._on_connection_closed
+
+    def on_close(conn: Any, reason: Any) -> None:
+        closed()
+        on_connection_closed(conn, reason)
+
+    # Read by every connection the client opens from now on.
+    client._on_connection_closed = on_close
 
 
 class Consumer(faust_kafka.Consumer):
@@ -80,6 +102,22 @@ class Consumer(faust_kafka.Consumer):
         self.batch_handlers: dict[str, BatchHandler] = {}
         #: Per partition, the offset a commit may move it to.
         self._committable: dict[TP, int] = {}
+        #: Broker connections closed (counted from the consumer's thread), and how many of those
+        #: closes the app has checked which cluster answers since. Until it has, no fetched record
+        #: is handed over and nothing is committed.
+        self.connection_closes = 0
+        self._closes_checked = 0
+
+    def connection_closed(self) -> None:
+        self.connection_closes += 1
+
+    @property
+    def cluster_unchecked(self) -> bool:
+        return self.connection_closes > self._closes_checked
+
+    def cluster_checked(self, closes: int) -> None:
+        """The app knows which cluster answered after the first ``closes`` closed connections."""
+        self._closes_checked = max(self._closes_checked, closes)
 
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -92,7 +130,15 @@ class Consumer(faust_kafka.Consumer):
         if offset > self._committable.get(tp, -1):
             self._committable[tp] = offset
 
+    def forget_commits(self, tp: TP) -> None:
+        """Drop what ``tp`` may be committed to and was committed to: both counted in a topic that is gone."""
+        self._committable.pop(tp, None)
+        self._committed_offset.pop(tp, None)
+
     def _filter_tps_with_pending_acks(self, topics: Any = None) -> Iterator[TP]:
+        if self.cluster_unchecked:
+            # Offsets of a cluster the broker may no longer be: committed once it is known.
+            return iter(())
         return (tp for tp in list(self._committable)
                 if topics is None or tp in topics or tp.topic in topics)
 
@@ -147,6 +193,12 @@ class Consumer(faust_kafka.Consumer):
     async def _deliver(self, records: Any, active: set[TP] | None, generation: int,
                        handlers: dict[str, BatchHandler], callback: Callable[[Message], Awaitable[Any]]) -> None:
         app = self.app
+        if self.cluster_unchecked and isinstance(app, App) and app.on_reconnect is not None:
+            # Records from a broker that came back must not be applied before the app knows
+            # whether it is the same cluster: a new one numbers its topics from 0 again.
+            await app.on_reconnect()
+            if self.cluster_unchecked:
+                return  # the worker is stopping
         for tp, batch in records.items():
             if not self.flow_active or app.consumer_generation_id != generation:
                 return  # overtaken by a rebalance: the rest is read again after it
@@ -173,12 +225,48 @@ class Transport(faust_kafka.Transport):
     Consumer = Consumer
 
 
-class App(faust.App):
-    """faust's App with the worker's consumer (:class:`Consumer`), topics consumed in batches,
-    and a hook that runs whenever faust waits for every consumed record to be acknowledged:
-    before a rebalance gives partitions up, and when the worker stops."""
+class _BeforeKafka(Service):
+    """Runs the app's ``before_kafka`` hook: started after the web server, before any Kafka client."""
 
+    def __init__(self, app: App, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.app = app
+
+    async def on_start(self) -> None:
+        if self.app.before_kafka is not None:
+            await self.app.before_kafka(self)
+
+
+class BootStrategy(FaustBootStrategy):
+    """faust's start order with the web server moved ahead of the Kafka clients, and the app's
+    ``before_kafka`` hook between them: faust starts its producer first, which fails at once when
+    no broker answers, and the probes must answer while the worker waits for one."""
+
+    app: App
+
+    def server(self) -> list[ServiceT]:
+        web = list(self.web_server())
+        services = [service for service in super().server() if service not in web]
+        producers = list(self.kafka_producer())
+        first = services.index(producers[0]) if producers else len(services)
+        return [*services[:first], *web, _BeforeKafka(self.app, loop=self.app.loop), *services[first:]]
+
+
+class App(faust.App):
+    """faust's App with the worker's consumer (:class:`Consumer`), topics consumed in batches, and hooks:
+
+    - ``before_drain`` runs whenever faust waits for every consumed record to be acknowledged:
+      before a rebalance gives partitions up, and when the worker stops;
+    - ``before_kafka`` runs once at start, with the web server up and no Kafka client started
+      yet (it is given a service whose ``sleep`` and ``should_stop`` follow the worker's stop);
+    - ``on_reconnect`` runs after a broker connection of the consumer closed, before the next
+      fetch is handed over.
+    """
+
+    BootStrategy = BootStrategy
     before_drain: Callable[[], Awaitable[None]] | None = None
+    before_kafka: Callable[[Service], Awaitable[None]] | None = None
+    on_reconnect: Callable[[], Awaitable[None]] | None = None
     _batch_topics: dict[str, tuple[TopicT, BatchHandler]] | None = None
 
     def consume_in_batches(self, topic: TopicT, handler: BatchHandler) -> None:

@@ -231,3 +231,63 @@ async def test_commits_move_only_to_what_the_worker_marked_and_forget_revoked_pa
     consumer.app._start_span_from_rebalancing = lambda name: contextlib.nullcontext()
     await consumer.on_partitions_revoked({ours})
     assert list(consumer._filter_tps_with_pending_acks()) == []
+
+
+def test_the_web_server_and_the_before_kafka_hook_start_ahead_of_every_kafka_client():
+    app = faust_compat.App(f"compat-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:1", store="memory://")
+    assert isinstance(app.boot_strategy, faust_compat.BootStrategy)
+    # faust starts the app's children in the order its boot strategy lists them.
+    assert "return self.boot_strategy.server()" in inspect.getsource(faust.App.on_init_dependencies)
+    assert "for child in self._children" in inspect.getsource(mode.Service._actually_start)
+    services = app.boot_strategy.server()
+    kinds = [type(service) for service in services]
+    first_kafka = min(services.index(app.producer), services.index(app.consumer))
+    assert services.index(app.web) < kinds.index(faust_compat._BeforeKafka) < first_kafka
+    assert set(map(id, services)) >= set(map(id, faust.App.BootStrategy(app).server()))
+
+
+async def test_the_before_kafka_hook_runs_when_its_service_starts():
+    app = faust_compat.App(f"compat-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:1", store="memory://")
+    seen = []
+
+    async def hook(waiter: mode.Service) -> None:
+        seen.append(waiter.should_stop)
+
+    app.before_kafka = hook
+    await faust_compat._BeforeKafka(app).on_start()
+    assert seen == [False]
+
+
+async def test_a_closed_connection_of_the_kafka_consumer_is_reported():
+    # aiokafka hands its client's close callback to every connection it opens.
+    assert "on_close=self._on_connection_closed," in inspect.getsource(aiokafka.AIOKafkaClient._get_conn)
+    assert list(inspect.signature(aiokafka.AIOKafkaClient._on_connection_closed).parameters) == [
+        "self", "conn", "reason"]
+    consumer = Drain().consumer
+    kafka_consumer = consumer._thread._create_worker_consumer(consumer.transport)
+    assert not consumer.cluster_unchecked
+    kafka_consumer._client._on_connection_closed(object(), aiokafka.conn.CloseReason.CONNECTION_BROKEN)
+    assert consumer.cluster_unchecked and consumer.connection_closes == 1
+
+
+async def test_after_a_closed_connection_nothing_is_delivered_or_committed_before_the_cluster_is_checked():
+    drain = Drain()
+    consumer = drain.consumer
+    ours = TP("corridor.a", 0)
+    consumer.commit_up_to(ours, 8)
+    consumer.connection_closed()
+    assert list(consumer._filter_tps_with_pending_acks()) == []
+    checks = []
+
+    async def check() -> None:
+        checks.append(list(drain.batches))
+        consumer.cluster_checked(consumer.connection_closes)
+
+    drain.app.on_reconnect = check
+    await drain.run({ours: fetched("corridor.a", 0, 0, 1)}, {ours: fetched("corridor.a", 0, 2)})
+    assert checks == [[]] and drain.batches == [(0, [0, 1]), (0, [2])]
+    assert consumer._filter_committable_offsets(consumer._filter_tps_with_pending_acks()) == {ours: 8}
+    # Commits of a topic that is gone are forgotten, the group's included.
+    consumer._committed_offset[ours] = 8
+    consumer.forget_commits(ours)
+    assert list(consumer._filter_tps_with_pending_acks()) == [] and consumer._committed_offset.get(ours) is None

@@ -30,7 +30,7 @@ def record(offset: int) -> SimpleNamespace:
         "event_id": f"e{offset}", "event_time": datetime.fromtimestamp(NOW - 60, UTC).isoformat(),
         "source": "probe", "link_id": "CQ-SG-1", "direction": "cn_to_sg", "interval_seconds": 60, "bytes": 10,
     }
-    return SimpleNamespace(offset=offset, timestamp=int(NOW * 1000), value=orjson.dumps(event))
+    return SimpleNamespace(offset=offset, timestamp=int(NOW * 1000), value=orjson.dumps(event), headers=())
 
 
 def records(*offsets: int) -> list[SimpleNamespace]:
@@ -50,6 +50,10 @@ class StubConsumer:
     def commit_up_to(self, tp: TP, offset: int) -> None:
         assert tp == TP(TOPIC, 0)
         self.committable.append(offset)
+
+    def forget_commits(self, tp: TP) -> None:
+        self._committed_offset[tp] = None
+        self.committable.append(-1)  # marks where what could be committed was dropped
 
 
 def worker_with(consumer: StubConsumer) -> FamilyWorker:
@@ -126,16 +130,16 @@ async def test_a_record_that_breaks_the_processor_is_dead_lettered_and_the_rest_
     processor = worker.processor
     process, process_many = processor.process, processor.process_many
 
-    def breaks_on_offset_1(state, partition, offset, timestamp, raw):
+    def breaks_on_offset_1(state, partition, offset, timestamp, raw, headers=None):
         if offset == 1:
             raise RuntimeError("a bug")
-        return process(state, partition, offset, timestamp, raw)
+        return process(state, partition, offset, timestamp, raw, headers)
 
-    def breaks_on_batches(state, partition, batch):
+    def breaks_on_batches(state, partition, batch, headers=None):
         batch = list(batch)
         if len(batch) > 1:
             raise RuntimeError("a bug somewhere in the batch")  # before touching the state
-        return process_many(state, partition, batch)
+        return process_many(state, partition, batch, headers)
 
     processor.process, processor.process_many = breaks_on_offset_1, breaks_on_batches
     with caplog.at_level(logging.ERROR, logger="corridor.worker"):
@@ -282,3 +286,92 @@ async def test_a_partition_given_back_unchanged_keeps_its_series_and_one_advance
     owned = ours.partitions[0]
     assert owned.owner not in (first, theirs.released[0].owner) and owned.pinned
     assert owned.exported.offset == 2 and owned.state.offset == 3
+
+
+def renamed(fetched: list[SimpleNamespace], prefix: str) -> list[SimpleNamespace]:
+    """The records with event ids of their own (``record`` names each event after its offset)."""
+    return [SimpleNamespace(**{**vars(r), "value": r.value.replace(f'"e{r.offset}"'.encode(),
+                                                                   f'"{prefix}{r.offset}"'.encode())})
+            for r in fetched]
+
+
+async def test_a_broker_back_as_a_new_cluster_rebases_partitions_keeping_their_totals():
+    changelog = MemoryChangelog()
+    consumer = StubConsumer(committed=None)
+    worker = worker_with(consumer)
+    worker.changelog = changelog
+    worker.rebase("cluster-a")
+    worker.handle_batch(0, records(0, 1, 2, 3, 4))
+    owned = worker.partitions[0]
+    assert await worker.checkpoint(0, owned) is True and consumer.committable == [5]
+
+    worker.rebase("cluster-b")  # the broker came back empty: its topic starts again at offset 0
+    await settle()
+    state = owned.state
+    assert (state.offset, state.cluster) == (-1, "cluster-b") and consumer.seeks == [0]
+    # Offsets of the old topic are dropped, and the rebased state is written to the new changelog at once.
+    assert consumer.committable == [5, -1, 0]
+    # Offsets 0-2 of the new topic: one event re-sent by its producer, two new ones.
+    worker.handle_batch(0, [*records(0), *renamed(records(1, 2), "new-")])
+    assert state.offset == 2
+    assert state.counters["events_accepted"][()] == 7 and state.counters["events_duplicate"][()] == 1
+    while owned.writing is not None:
+        await owned.writing
+    assert await worker.checkpoint(0, owned) is True and consumer.committable[-1] == 3
+    # The new changelog holds the whole state, dedup index included, under the new cluster.
+    restored = worker_with(StubConsumer(committed=None))
+    restored.changelog = changelog
+    restored.rebase("cluster-b")
+    again = restored.load(0).state
+    assert (again.offset, again.cluster) == (2, "cluster-b")
+    assert again.counters == state.counters and len(again.dedup) == len(state.dedup) == 7
+
+
+async def test_a_checkpoint_of_another_cluster_is_rebased_when_loaded():
+    changelog = MemoryChangelog()
+    old = worker_with(StubConsumer(committed=None))
+    old.changelog = changelog
+    old.rebase("cluster-a")
+    old.handle_batch(0, records(0, 1, 2))
+    assert await old.checkpoint(0, old.partitions[0]) is True
+
+    consumer = StubConsumer(committed=3)
+    worker = worker_with(consumer)
+    worker.changelog = changelog
+    worker.rebase("cluster-b")
+    owned = worker.load(0)
+    assert (owned.state.offset, owned.state.cluster) == (-1, "cluster-b")
+    assert owned.state.counters["events_accepted"][()] == 3
+    assert consumer._committed_offset[TP(TOPIC, 0)] is None and consumer.seeks == []
+    # Written to the new changelog at once, whole: the dedup index included.
+    assert owned.writing is not None and await owned.writing is True
+    assert consumer.seeks == [0] and consumer.committable == [-1, 0]
+    again = worker_with(StubConsumer(committed=None))
+    again.changelog = changelog
+    again.rebase("cluster-b")
+    state = again.load(0).state
+    assert (state.offset, state.cluster, len(state.dedup)) == (-1, "cluster-b", 3)
+
+
+async def test_a_checkpoint_planned_before_the_cluster_changed_moves_nothing_when_confirmed():
+    consumer = StubConsumer(committed=None)
+    worker = worker_with(consumer)
+    release = asyncio.Event()
+
+    class SlowChangelog(MemoryChangelog):
+        async def write(self, checkpoint) -> int:
+            await release.wait()
+            return await super().write(checkpoint)
+
+    worker.changelog = SlowChangelog()
+    worker.rebase("cluster-a")
+    worker.handle_batch(0, records(0, 1))
+    owned = worker.partitions[0]
+    stale = worker.checkpoint(0, owned)
+    await settle()
+    worker.rebase("cluster-b")
+    release.set()
+    assert stale is not None and await stale is False
+    assert consumer.committable == [-1] and worker.changelog.data == {}
+    assert owned.pending, "the rebased state is still due"
+    assert await worker.checkpoint(0, owned) is True and consumer.committable == [-1, 0]
