@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from streams.kafka.broker import stop_process
 from streams.settings import Settings
 
 TOOLS = ("prometheus", "promtool", "alertmanager", "amtool")
@@ -121,11 +122,6 @@ class ServerProcess:
 
     def stop(self) -> None:
         """Stop the process this object started (and nothing else)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(self.stop_timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, self.stop_timeout_s)
         self.process = None

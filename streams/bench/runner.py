@@ -24,7 +24,6 @@ import contextlib
 import os
 import platform
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -78,7 +77,7 @@ from streams.bench.report import (
     Throughput,
 )
 from streams.kafka.admin import create_topics
-from streams.kafka.broker import BrokerError, EmbeddedBroker
+from streams.kafka.broker import BrokerError, EmbeddedBroker, stop_process
 from streams.kafka.client import client_options
 from streams.settings import Settings
 
@@ -546,14 +545,8 @@ class _Worker:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(WORKER_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            stop_process(process, WORKER_STOP_TIMEOUT_S)
 
     def check_alive(self) -> None:
         code = self.process.poll() if self.process is not None else None

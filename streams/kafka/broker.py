@@ -35,6 +35,17 @@ _CLIENT_ID = b"corridor-probe"
 _API_VERSIONS_REQUEST = struct.pack(f">hhih{len(_CLIENT_ID)}s", 18, 0, _CORRELATION_ID, len(_CLIENT_ID), _CLIENT_ID)
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float, sig: int = signal.SIGTERM) -> int:
+    """Send ``sig`` to a child this program started, SIGKILL it after ``timeout_s``; its exit code once reaped."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            return process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.wait()
+
+
 class BrokerError(RuntimeError):
     """The embedded broker could not start or stopped unexpectedly."""
 
@@ -120,15 +131,10 @@ class EmbeddedBroker:
     def stop(self) -> None:
         """Interrupt the broker, SIGKILL it after a grace period, and reap it."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
+        if process is not None:
             # On SIGTERM Tansu waits for every client to disconnect; SIGINT (its Ctrl-C)
             # stops it at once, and memory storage has nothing to flush.
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(_STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process, _STOP_GRACE_S, signal.SIGINT)
         if self._workdir is not None:
             self._workdir.cleanup()
             self._workdir = None
