@@ -6,7 +6,6 @@ import asyncio
 import os
 import random
 import time
-from collections import Counter
 
 import orjson
 import pytest
@@ -17,8 +16,8 @@ from schemas.families import FAMILIES
 from tests.integration.workers import (
     RECEIVED,
     Samples,
-    WorkerProcess,
     by_partition,
+    drain,
     drained,
     expected_received,
     parse_samples,
@@ -34,15 +33,6 @@ from tests.integration.workers import (
 from tests.replay import PARTITIONS, Record, ReplayData, expected_metrics, iso, mismatches, partition_of
 
 pytestmark = pytest.mark.integration
-
-def drain(worker: WorkerProcess, want: Counter, message: str) -> tuple[float, Samples]:
-    """Wait until the worker received every event; its samples and their time; then stop it."""
-    try:
-        wait_for(lambda: drained([worker], want), timeout=120, message=message)
-        return window_safe_now(worker)
-    finally:
-        worker.stop()
-
 
 def assert_exact(samples: Samples, records, scrape_time: float, context: str = "") -> None:
     problems = mismatches(samples, expected_metrics(records, scrape_time))

@@ -31,7 +31,7 @@ from streams.kafka.admin import create_topics
 from streams.kafka.broker import EmbeddedBroker
 from tests.hostile import http_bodies
 from tests.integration.conftest import CORRIDOR, broker_settings_for, free_port, read_topic
-from tests.integration.workers import drained, expected_received, wait_for, window_safe_now, worker_for
+from tests.integration.workers import drain, drained, expected_received, wait_for, window_safe_now, worker_for
 from tests.replay import Record, ReplayData, expected_metrics, iso, mismatches
 from tests.unit.ingest.hostile_answers import INGEST_MAX_BODY_BYTES, expected_answer
 
@@ -242,12 +242,7 @@ def test_accepted_events_are_counted_exactly_once_by_a_worker_despite_a_retried_
         assert f'corridor_ingest_events_accepted_total{{family="{family}"}} 80.0' in metrics
 
     worker = worker_for(fresh_broker, tmp_path, "w", app_id="corridor-ingest").start()
-    try:
-        wait_for(lambda: drained([worker], expected_received(records)), timeout=120,
-                 message="the worker to receive every delivered event")
-        scrape_time, samples = window_safe_now(worker)
-    finally:
-        worker.stop()
+    scrape_time, samples = drain(worker, expected_received(records), "the worker to receive every delivered event")
     expected = expected_metrics(records, scrape_time)
     for family in FAMILY_NAMES:
         assert expected[("corridor_events_accepted_total", (("stream", family),))] == 40
@@ -305,12 +300,7 @@ def test_the_hostile_corpus_is_refused_by_the_ingest_and_only_its_valid_events_r
     print(f"{len(bodies)} bodies, {sum(accepted.values())} accepted events: {dict(accepted)}")
 
     worker = worker_for(fresh_broker, tmp_path, "w", app_id="corridor-ingest-hostile").start()
-    try:
-        wait_for(lambda: drained([worker], accepted), timeout=60,
-                 message="the worker to receive every accepted event")
-        scrape_time, samples = window_safe_now(worker)
-    finally:
-        worker.stop()
+    scrape_time, samples = drain(worker, accepted, "the worker to receive every accepted event", timeout=60)
     assert asyncio.run(read_topic(fresh_broker.bootstrap, DEADLETTER_TOPIC)) == []
     reference = expected_metrics(records, scrape_time)
     for family in FAMILY_NAMES:

@@ -26,7 +26,7 @@ from schemas.export import family_json_schema
 from schemas.families import DEADLETTER_TOPIC, FAMILIES, FAMILY_NAMES
 from streams.worker.deadletter import parse_dead_letter_headers
 from tests.integration.conftest import read_topic
-from tests.integration.workers import drained, expected_received, wait_for, window_safe_now, worker_for
+from tests.integration.workers import drain, expected_received, worker_for
 from tests.replay import Record, ReplayData, expected_metrics, mismatches
 
 pytestmark = pytest.mark.integration
@@ -153,12 +153,7 @@ def test_confluent_and_cloudevents_records_count_exactly_like_plain_json(fresh_b
     records = [s.record for s in sent]
     asyncio.run(publish(fresh_broker.bootstrap, sent))
     worker = worker_for(fresh_broker, tmp_path, "interop").start()
-    try:
-        wait_for(lambda: drained([worker], expected_received(records)), timeout=180,
-                 message="the worker to receive every event")
-        scrape_time, samples = window_safe_now(worker)
-    finally:
-        worker.stop()
+    scrape_time, samples = drain(worker, expected_received(records), "the worker to receive every event", timeout=180)
     problems = mismatches(samples, expected_metrics(records, scrape_time))
     assert not problems, f"{len(problems)} samples differ, e.g. {problems[:8]}"
 

@@ -225,6 +225,15 @@ def worker_for(broker, tmp_path, name: str, store: str = "memory://", app_id: st
     return worker
 
 
+def drain(worker: WorkerProcess, want: Counter, message: str, timeout: float = 120) -> tuple[float, Samples]:
+    """Wait until the worker received every event; its samples and their time; then stop it."""
+    try:
+        wait_for(lambda: drained([worker], want), timeout=timeout, message=message)
+        return window_safe_now(worker)
+    finally:
+        worker.stop()
+
+
 def drained(workers: list[WorkerProcess], want: Counter):
     """Summed samples once the live workers together received every event, else None."""
     scrapes = [w.scrape() for w in workers if w.alive()]
