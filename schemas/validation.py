@@ -110,6 +110,11 @@ class ValidationRules:
             max_age=settings.dedup_horizon,
         )
 
+    def without_size_limit(self) -> ValidationRules:
+        """The same rules for JSON that is not a record as it arrived (a request body, a decoded
+        CloudEvent), whose size was checked where it arrived."""
+        return replace(self, max_record_bytes=sys.maxsize)
+
 
 #: Field errors kept for one event; its message still counts the others.
 MAX_FIELD_ERRORS = 20

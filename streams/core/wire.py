@@ -19,7 +19,6 @@ item's own JSON text.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -116,7 +115,8 @@ def validate_kafka_record(
 @lru_cache(maxsize=8)
 def _without_size_limit(rules: ValidationRules) -> ValidationRules:
     # The record was within the size limit; the attributes written into it do not count.
-    return replace(rules, max_record_bytes=sys.maxsize)
+    # Cached: a worker's rules do not change, and this runs for every CloudEvent record.
+    return rules.without_size_limit()
 
 
 def decode(value: bytes, headers: Headers | None = None) -> Decoded:

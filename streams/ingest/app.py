@@ -8,11 +8,9 @@ for. A 202 is sent only once the broker confirmed every accepted event.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -75,7 +73,7 @@ class IngestService:
         # A body is split into records by the publisher, so the record size limit applies to
         # each event (the publisher checks it), not to the body; the event count still bounds
         # the work one request can ask for.
-        self.body_rules = replace(ValidationRules.from_settings(settings), max_record_bytes=sys.maxsize)
+        self.body_rules = ValidationRules.from_settings(settings).without_size_limit()
         self.publisher: EventPublisher | None = None
 
     async def ingest(self, family: str, request: Request, credentials: HTTPAuthorizationCredentials | None) -> Response:
