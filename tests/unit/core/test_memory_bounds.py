@@ -3,18 +3,20 @@
 A partition state is fed the same traffic (the same routes, links and days of event time) once
 with every simulated event copied k times and once copied 2k times under new ids, expiring as
 the worker does at each checkpoint: the same label sets and the same window buckets, twice the
-events. Everything the processing leaves allocated, apart from the dedup index (whose bytes
-per event tests/unit/core/test_dedup.py bounds) and pydantic's process-wide cache of JSON
-strings (bounded by pydantic-core), must stay the same, and no validated event may outlive
-its batch.
+events. Everything the processing leaves allocated through the project's code, apart from the
+dedup index (whose bytes per event tests/unit/core/test_dedup.py bounds) and pydantic's
+process-wide cache of JSON strings (bounded by pydantic-core), must stay the same, and no
+validated event may outlive its batch.
 """
 
 from __future__ import annotations
 
 import gc
 import math
+import os
 import tracemalloc
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -34,6 +36,14 @@ ENVELOPE = 50  # small envelopes: a batch's own buckets, dropped at its expiry, 
 #: Allocations made through these files are not the state's: the index is measured on its own,
 #: and pydantic-core keeps a bounded cache of the strings it parsed.
 NOT_STATE = ("streams/core/dedup.py", "pydantic/type_adapter.py")
+#: Only what the code under test allocates counts: threads other tests left behind allocate too.
+ROOT = Path(__file__).resolve().parents[3]
+UNDER_TEST = (str(ROOT / "streams") + os.sep, str(ROOT / "schemas") + os.sep)
+#: What a measurement may differ by with no event held: objects that outlive a run without growing
+#: with its events (floats, a dict's spare room) show or not as the allocator reuses freed blocks,
+#: which it does differently from run to run: up to 18 KB seen over 5,000 events more (3.6 bytes
+#: each). A float held per event, the smallest leak there is, would add 24 bytes each.
+NOISE_BYTES_PER_EVENT = 8
 #: Frames kept per allocation: enough to see through numpy's functions to the caller.
 FRAMES = 8
 
@@ -74,7 +84,8 @@ def retained(family: str, events: list[dict[str, Any]]) -> int:
     assert state.counters["events_accepted"][()] == len(events)
     assert not [thing for thing in gc.get_objects() if isinstance(thing, BaseEvent)], "a validated event outlived"
     return sum(stat.size for stat in snapshot.statistics("traceback")
-               if not any(frame.filename.endswith(NOT_STATE) for frame in stat.traceback))
+               if any(frame.filename.startswith(UNDER_TEST) for frame in stat.traceback)
+               and not any(frame.filename.endswith(NOT_STATE) for frame in stat.traceback))
 
 
 @pytest.mark.parametrize("family", FAMILY_NAMES)
@@ -84,6 +95,6 @@ def test_twice_the_events_on_the_same_keys_and_buckets_take_no_more_memory_outsi
     copies = math.ceil(FEWER / len(events))
     fewer = retained(family, copied(events, copies))
     more = retained(family, copied(events, 2 * copies))
-    # Nothing held per event: under a byte for each event more (a leak of the smallest object,
-    # or a dict entry per event, would be 30 to 100). Less is the allocator's doing.
-    assert more - fewer < len(events) * copies, (fewer, more)
+    # Nothing held per event: under NOISE_BYTES_PER_EVENT for each event more, a third of the
+    # smallest object a leak could hold per event. Less is the allocator's doing.
+    assert more - fewer < NOISE_BYTES_PER_EVENT * len(events) * copies, (fewer, more)
