@@ -77,7 +77,7 @@ def simulated_events(config: SimulationConfig, duration: timedelta, drops: Seque
 
     def cut(source: int, drop: Drop) -> Iterator[tuple[float, int, int, Event]]:
         scenario = replace(config, scenario=Scenario.DROP, drop_route=drop.route, drop_fraction=drop.fraction,
-                           drop_after=drop.at, families=("shipments",))
+                           drop_after=drop.at, drop_for=drop.lasting, families=("shipments",))
         for number, (family, event) in enumerate(generate(scenario, min(drop.end, duration))):
             moment = seconds(event)
             if event["route"] == drop.route and moment >= drop.at.total_seconds():

@@ -34,6 +34,13 @@ from streams.sim.simulator import Scenario
     show_default=True,
     help="drop: simulated seconds after the start when the drop begins.",
 )
+@click.option(
+    "--drop-for",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="drop: simulated seconds the drop lasts (departures after it are booked and depart as usual). "
+    "Default: the route stays cut.",
+)
 def simulate_command(
     scenario: str,
     speed: float,
@@ -42,6 +49,7 @@ def simulate_command(
     drop_route: str,
     drop_fraction: float,
     drop_after: float,
+    drop_for: float | None,
 ) -> None:
     """Publish simulated corridor traffic (all four families) to the broker, then print what was sent.
 
@@ -69,6 +77,7 @@ def simulate_command(
             drop_route=drop_route,
             drop_fraction=drop_fraction,
             drop_after=timedelta(seconds=drop_after),
+            drop_for=None if drop_for is None else timedelta(seconds=drop_for),
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None

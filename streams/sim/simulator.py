@@ -60,6 +60,7 @@ class SimulationConfig:
     drop_route: str = "CNCKG-CNQZH-SGSIN"
     drop_fraction: float = 0.8
     drop_after: timedelta = timedelta(days=6)
+    drop_for: timedelta | None = None  # None: the route stays cut
     families: tuple[str, ...] = FAMILY_NAMES
 
     def __post_init__(self) -> None:
@@ -69,6 +70,8 @@ class SimulationConfig:
             raise ValueError("drop_fraction must be within 0..1")
         if self.drop_route not in {route.name for route in _ROUTES}:
             raise ValueError(f"unknown drop_route {self.drop_route!r}")
+        if self.drop_for is not None and self.drop_for <= timedelta(0):
+            raise ValueError("drop_for must be positive (or None: the route stays cut)")
         if unknown := set(self.families) - set(FAMILY_NAMES):
             raise ValueError(f"unknown families {sorted(unknown)}")
         object.__setattr__(self, "scenario", Scenario(self.scenario))
@@ -350,16 +353,18 @@ def _shipments(run: _Run) -> Iterator[_Timed]:
 
 
 class _Cut:
-    """The drop: removes a share of one route's departing TEU from a moment on, exactly rather than by chance."""
+    """The drop: removes a share of one route's departing TEU from a moment on (for a while, or for good),
+    exactly rather than by chance. Only departures within the cut are called off: bookings for later ones stand."""
 
     def __init__(self, config: SimulationConfig) -> None:
         self.route, self.fraction = config.drop_route, config.drop_fraction
         self.after = config.drop_after.total_seconds()
+        self.until = math.inf if config.drop_for is None else self.after + config.drop_for.total_seconds()
         self.offered = self.kept = 0.0
 
     def removes(self, shipment: _Shipment) -> bool:
         """Whether the shipment is called off; the kept TEU stays within half a shipment of the kept share."""
-        if shipment.cancelled or shipment.route.name != self.route or shipment.departure < self.after:
+        if shipment.cancelled or shipment.route.name != self.route or not self.after <= shipment.departure < self.until:
             return False
         teu = shipment.fields["teu"]
         self.offered += teu

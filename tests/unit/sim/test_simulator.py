@@ -183,6 +183,41 @@ def test_drop_cuts_the_chosen_route_after_the_moment_and_nothing_else(baseline_w
     assert len(cancelled_at_drop) > 10
 
 
+def test_a_drop_that_lasts_calls_off_only_the_departures_within_it(baseline_week: Events) -> None:
+    config = SimulationConfig(
+        Scenario.DROP,
+        seed=SEED,
+        start=START,
+        drop_route="CNCKG-LAVTE",
+        drop_fraction=0.5,
+        drop_after=timedelta(days=2),
+        drop_for=timedelta(days=1),
+        families=("shipments",),
+    )
+    cut_from, cut_until = START + config.drop_after, START + config.drop_after + timedelta(days=1)
+    dropped = list(generate(config, WEEK))
+
+    def number(event: dict[str, Any]) -> str:  # the ids' tags differ between scenarios, their numbers do not
+        return str(event["shipment_id"]).rsplit("-", 1)[1]
+
+    def departures(events: Events) -> dict[str, datetime]:
+        return {number(e): moment(e) for e in of(events, "shipments", milestone="departed", route="CNCKG-LAVTE")}
+
+    usual, kept = departures(baseline_week), departures(dropped)
+    called_off = set(usual) - set(kept)
+    assert set(kept) <= set(usual)
+    assert called_off and all(cut_from <= usual[shipment] < cut_until for shipment in called_off)
+    within = [shipment for shipment, at in usual.items() if cut_from <= at < cut_until]
+    assert len(called_off) == pytest.approx(len(within) / 2, abs=3)  # half the TEU: about half the shipments
+    # Every called-off booking was cancelled within two hours of the cut; no other booking was.
+    usually_cancelled = {number(e) for e in of(baseline_week, "shipments", milestone="cancelled")}
+    cancelled = {number(e): moment(e) for e in of(dropped, "shipments", milestone="cancelled")}
+    extra = {shipment: at for shipment, at in cancelled.items() if shipment not in usually_cancelled}
+    assert set(extra) <= called_off
+    assert all(cut_from <= at <= cut_from + timedelta(hours=2) for at in extra.values())
+    assert len(extra) > 10
+
+
 def test_financing_over_a_simulated_year_is_of_the_usd_11_26_bn_order() -> None:
     config = SimulationConfig(Scenario.BASELINE, seed=SEED, start=START, families=("finance",))
     deals = of(list(generate(config, timedelta(days=365))), "finance")
@@ -266,6 +301,7 @@ def test_every_simulated_event_passes_validation(baseline_week: Events, covid_we
         ({"start": datetime(2020, 4, 1)}, "timezone-aware"),
         ({"drop_route": "CNCKG-XXXXX"}, "drop_route"),
         ({"drop_fraction": 1.5}, "drop_fraction"),
+        ({"drop_for": timedelta(0)}, "drop_for"),
         ({"families": ("weather",)}, "families"),
     ],
 )
