@@ -24,7 +24,8 @@ from streams.alerting.thresholds import Thresholds
 UID = "corridor-overview"
 TEU = "corridor_route_mode_window:corridor_shipment_teu_window:sum"
 SELECTED = 'corridor=~"$corridor", route=~"$route", mode=~"$mode"'
-ALERTS = ("CorridorVolumeDrop", "CorridorVolumeAnomaly", "CorridorRouteVanished", "CorridorStreamSilent")
+ALERTS = ("CorridorVolumeDrop", "CorridorVolumeAnomaly", "CorridorRouteVanished", "CorridorBookingsCancelled",
+          "CorridorStreamSilent")
 
 
 def build(t: Thresholds) -> dict[str, Any]:
@@ -32,6 +33,7 @@ def build(t: Thresholds) -> dict[str, Any]:
     drop_window = t.volume_drop_window["shipments"]
     drop_fraction = t.volume_drop_fraction["shipments"]
     runbooks = runbook_links(t, ALERTS[:3])
+    window = duration(t.cancellations_window_s)
     board = (
         new_dashboard(UID, "Corridor overview",
                       "Sea-rail, rail and road freight on the New International Land-Sea Trade Corridor: rolling TEU "
@@ -85,5 +87,14 @@ def build(t: Thresholds) -> dict[str, Any]:
         .with_panel(bars("Hourly TEU by route, now", "The last hour's rolling TEU per route.",
                          [Query(f'sum by (route) ({TEU}{{{SELECTED}, window="1h"}})', "{{route}}")], "none",
                          width=8))
+        .with_panel(graph(f"Bookings cancelled and taken, last {window}",
+                          f"Per route: bookings cancelled and new bookings in the {window} up to each moment (as "
+                          f"processed). CorridorBookingsCancelled fires when a route cancels more than it books, "
+                          f"at least {t.cancellations_min}: its departures are being called off.",
+                          [Query(f'sum by (route) (increase(corridor_shipments_total{{{SELECTED}, '
+                                 f'milestone="cancelled"}}[{window}]))', "{{route}} cancelled"),
+                           Query(f'sum by (route) (increase(corridor_shipments_total{{{SELECTED}, '
+                                 f'milestone="booked"}}[{window}]))', "{{route}} booked")],
+                          "none", width=24, runbooks=runbook_links(t, ["CorridorBookingsCancelled"])))
     )
     return to_model(board)

@@ -85,6 +85,14 @@ class Thresholds(BaseModel):
         50, gt=0, description="TEU the route carried in that window for its silence to count"
     )
     route_vanished_for_s: int = Field(900, gt=0, description="for: of CorridorRouteVanished")
+    cancellations_window_s: int = Field(
+        3600, gt=0, description="window over which a route's cancelled and booked shipments are counted"
+    )
+    cancellations_min: int = Field(10, ge=1, description="fewest cancelled bookings in the window that may alert")
+    cancellations_per_booking: float = Field(
+        1.0, gt=0, description="CorridorBookingsCancelled fires when the cancellations exceed this many per booking"
+    )
+    cancellations_for_s: int = Field(300, gt=0, description="for: of CorridorBookingsCancelled")
     weekly_flights_schedule: dict[str, int] = Field(
         default_factory=lambda: {"CKG-SIN": 14},
         description="per flight route: flights a week the timetable operates (14 before 2020; 2 in 2020)",
@@ -133,6 +141,9 @@ PROFILES: dict[str, Thresholds] = {
         route_vanished_previous_window="1h",
         route_vanished_min_previous=1,
         route_vanished_for_s=5,
+        cancellations_window_s=300,
+        cancellations_min=1,
+        cancellations_for_s=5,
         weekly_flights_for_s=5,
         throughput_min_baseline_bytes_per_s=1,
         throughput_drop_for_s=5,

@@ -1,12 +1,14 @@
 """Alerts of the volume area: drops against last week, the seasonal band, vanished routes,
-flights below the timetable, data-channel throughput.
+bursts of cancelled bookings, flights below the timetable, data-channel throughput.
 
 Every expression reads the workers' event-time rolling windows (``*_window`` gauges, which
 each worker sums over the partitions it owns) summed over the workers first, so a
 rebalance, a crash or a restart neither fires nor hides an alert; the seasonal band reads
 the recording rules of ``deploy/prometheus/rules/corridor-baselines.yml``. Baselines are
 the same window one period (a week) earlier, which carries the same weekday and hour:
-nights and weekends compare with nights and weekends.
+nights and weekends compare with nights and weekends. Cancelled bookings are counted from
+the shipment totals (processing time), as docs/semantics.md says counters must be read:
+``sum(increase(...))`` over the workers' series.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from streams.core.families import (
     DATACHANNEL_BYTES_WINDOW,
     FINANCE_USD_WINDOW,
     FLIGHTS_OPERATED_WINDOW,
+    SHIPMENT_EVENTS,
     SHIPMENT_TEU_WINDOW,
 )
 from streams.core.windows import parse_window
@@ -93,6 +96,7 @@ def rules(thresholds: Thresholds) -> list[Rule]:
         *volume_drop(thresholds),
         volume_anomaly(thresholds),
         route_vanished(thresholds),
+        bookings_cancelled(thresholds),
         weekly_flights_below_schedule(thresholds),
         datachannel_throughput_drop(thresholds),
     ]
@@ -190,6 +194,48 @@ def route_vanished(t: Thresholds) -> Rule:
             f"{SHIPMENTS.subject}: no TEU departed for {duration(silent)} (event time), after "
             f"{SHIPMENTS.query(previous, silent)} TEU in the {previous} before. The route is cut, or its "
             "departures no longer reach the corridor: see the runbook."
+        ),
+        thresholds=t,
+    )
+
+
+def bookings_cancelled(t: Thresholds) -> Rule:
+    """A route cancelling more bookings than it takes: its departures are being called off.
+
+    A cut route (a train, a sailing, a border crossing withdrawn) cancels the bookings of the
+    departures it will not make within hours, long before those departures would have left;
+    usually a route cancels a few bookings in a hundred. Comparing with the route's own
+    bookings in the same window keeps a backlog replayed after an outage (bookings and
+    cancellations together) from firing it."""
+    window = duration(t.cancellations_window_s)
+    by = SHIPMENTS.grouping
+
+    def counted(milestone: str) -> str:
+        return f'sum by ({by}) (increase({SHIPMENT_EVENTS.name}_total{{milestone="{milestone}"}}[{window}]))'
+
+    cancelled, booked = counted("cancelled"), counted("booked")
+    per = t.cancellations_per_booking
+    expr = (
+        f"{cancelled}\n>= {t.cancellations_min}\n"
+        f"and on ({by})\n{cancelled}\n> {per:g} * {booked}"
+    )
+    route = ",".join(f'{label}="%s"' for label in SHIPMENTS.by)
+    arguments = " ".join(f"$labels.{label}" for label in SHIPMENTS.by)
+    selector = f'{SHIPMENT_EVENTS.name}_total{{milestone="booked",{route}}}'
+    bookings = (f"{{{{ with printf `sum(increase({selector}[{window}]))` {arguments} | query }}}}"
+                "{{ . | first | value | humanize }}{{ end }}")
+    ratio = "more cancellations than bookings" if per == 1 else f"over {per:g} cancellations per booking"
+    return alert(
+        "CorridorBookingsCancelled",
+        expr,
+        for_=duration(t.cancellations_for_s),
+        severity="ticket",
+        summary=f"{SHIPMENTS.subject}: {ratio} in the last {window}: departures are being called off.",
+        description=(
+            f"{SHIPMENTS.subject}: {{{{ $value | humanize }}}} bookings cancelled in the last {window} (as "
+            f"processed), against {bookings} new bookings: {ratio} for {duration(t.cancellations_for_s)} "
+            f"(fewer than {t.cancellations_min} cancellations never alert). A route whose departures are cut "
+            "cancels their bookings: its departed TEU will fall in the next hours and days."
         ),
         thresholds=t,
     )

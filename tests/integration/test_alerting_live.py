@@ -224,6 +224,9 @@ def test_pipeline_alerts_silence_the_volume_alerts_they_cause(alertmanager_bin, 
     expected = {  # alert -> whether it is silenced
         "a silent finance": (labels("CorridorStreamSilent", "a", stream="finance"), True),
         "a route anomaly": (labels("CorridorVolumeAnomaly", "a", corridor="ILSTC", route="CNCKG-SGSIN"), True),
+        # Cancellations are counted when processed: a worker down or stalled hides them, never makes them.
+        "a cancellations": (labels("CorridorBookingsCancelled", "a", corridor="ILSTC", route="CNCKG-VNHAN"), False),
+        "b cancellations": (labels("CorridorBookingsCancelled", "b", corridor="ILSTC", route="CNCKG-LAVTE"), False),
         "b silent shipments": (labels("CorridorStreamSilent", "b", stream="shipments"), True),
         "b shipments drop": (labels("CorridorVolumeDrop", "b", stream="shipments", route="CNQZH-SGSIN"), True),
         "b route vanished": (labels("CorridorRouteVanished", "b", corridor="ILSTC", route="CNCKG-LAVTE"), True),

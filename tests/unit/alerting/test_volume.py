@@ -13,7 +13,7 @@ from streams.alerting.thresholds import PROFILES, Thresholds
 
 RULES = Path(__file__).resolve().parents[3] / "deploy" / "prometheus" / "rules"
 NAMES = {
-    "CorridorVolumeDrop", "CorridorVolumeAnomaly", "CorridorRouteVanished",
+    "CorridorVolumeDrop", "CorridorVolumeAnomaly", "CorridorRouteVanished", "CorridorBookingsCancelled",
     "CorridorWeeklyFlightsBelowSchedule", "CorridorDataChannelThroughputDrop",
 }
 
@@ -76,11 +76,26 @@ def test_route_vanished_needs_a_silence_longer_than_its_window():
     assert 'corridor_shipment_teu_window{window="24h"} offset 6h) >= 50' in rule["expr"]
 
 
+def test_bookings_cancelled_compares_a_routes_cancellations_with_its_own_bookings_in_one_window():
+    changed = PROFILES["default"].model_copy(update={
+        "cancellations_window_s": 1800, "cancellations_min": 25, "cancellations_per_booking": 2.0,
+        "cancellations_for_s": 600,
+    })
+    rule = volume.bookings_cancelled(changed)
+    cancelled = 'sum by (corridor, route, mode) (increase(corridor_shipments_total{milestone="cancelled"}[30m]))'
+    booked = 'sum by (corridor, route, mode) (increase(corridor_shipments_total{milestone="booked"}[30m]))'
+    # increase() per series, then the sum: a partition moving to another owner starts a new series.
+    assert rule["expr"] == f"{cancelled}\n>= 25\nand on (corridor, route, mode)\n{cancelled}\n> 2 * {booked}"
+    assert rule["for"] == "10m"
+    assert "over 2 cancellations per booking" in rule["annotations"]["summary"]
+    assert "fewer than 25 cancellations never alert" in rule["annotations"]["description"]
+
+
 def test_the_test_profile_is_short():
     test = PROFILES["test"]
     assert test.volume_period_s <= 600
     assert max(test.volume_drop_for_s, test.volume_anomaly_for_s, test.route_vanished_for_s,
-               test.weekly_flights_for_s, test.throughput_drop_for_s) <= 60
+               test.weekly_flights_for_s, test.throughput_drop_for_s, test.cancellations_for_s) <= 60
     assert set(test.volume_drop_window.values()) == {"5m"}
 
 
