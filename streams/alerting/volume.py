@@ -83,6 +83,18 @@ VOLUMES = {
 SHIPMENTS = VOLUMES["shipments"]
 
 
+#: Label matchers of one shipment route in a description's query, filled in from the alert's labels.
+ROUTE = ",".join(f'{label}="%s"' for label in SHIPMENTS.by)
+
+
+def _route_query(expression: str, times: int = 1) -> str:
+    """A description template printing ``expression``'s value for the alert's route; ``expression`` holds
+    :data:`ROUTE` ``times`` times."""
+    arguments = " ".join([" ".join(f"$labels.{label}" for label in SHIPMENTS.by)] * times)
+    return (f"{{{{ with printf `{expression}` {arguments} | query }}}}"
+            "{{ . | first | value | humanize }}{{ end }}")
+
+
 def _human(number: float) -> str:
     """A threshold as people read it: 100, 5M, 100G."""
     for size, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
@@ -145,15 +157,8 @@ def volume_anomaly(t: Thresholds) -> Rule:
         f"{SUM_6H}\n< {on}\n({floor})\n"
         f"and {on}\n{SEASONAL_6H} >= {t.volume_anomaly_min_expected:g}"
     )
-    route = ",".join(f'{label}="%s"' for label in SHIPMENTS.by)
-    arguments = " ".join(f"$labels.{label}" for label in SHIPMENTS.by)
-
-    def printed(expression: str, times: int = 1) -> str:
-        return (f"{{{{ with printf `{expression}` {' '.join([arguments] * times)} | query }}}}"
-                "{{ . | first | value | humanize }}{{ end }}")
-
-    expected = printed(f"{SEASONAL_6H}{{{route}}}")
-    spread = printed(f"{ZSCORE_SPREAD}{{{route}}} * sqrt({SEASONAL_6H}{{{route}}})", times=2)
+    expected = _route_query(f"{SEASONAL_6H}{{{ROUTE}}}")
+    spread = _route_query(f"{ZSCORE_SPREAD}{{{ROUTE}}} * sqrt({SEASONAL_6H}{{{ROUTE}}})", times=2)
     return alert(
         "CorridorVolumeAnomaly",
         expr,
@@ -219,11 +224,7 @@ def bookings_cancelled(t: Thresholds) -> Rule:
         f"{cancelled}\n>= {t.cancellations_min}\n"
         f"and on ({by})\n{cancelled}\n> {per:g} * {booked}"
     )
-    route = ",".join(f'{label}="%s"' for label in SHIPMENTS.by)
-    arguments = " ".join(f"$labels.{label}" for label in SHIPMENTS.by)
-    selector = f'{SHIPMENT_EVENTS.name}_total{{milestone="booked",{route}}}'
-    bookings = (f"{{{{ with printf `sum(increase({selector}[{window}]))` {arguments} | query }}}}"
-                "{{ . | first | value | humanize }}{{ end }}")
+    bookings = _route_query(f'sum(increase({SHIPMENT_EVENTS.name}_total{{milestone="booked",{ROUTE}}}[{window}]))')
     ratio = "more cancellations than bookings" if per == 1 else f"over {per:g} cancellations per booking"
     return alert(
         "CorridorBookingsCancelled",
