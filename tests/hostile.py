@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from schemas.common import utc_iso
-from schemas.families import FAMILIES
+from schemas.families import FAMILIES, event_family
 from schemas.samples import sample_event
 from streams.settings import Settings
 
@@ -107,9 +107,9 @@ class _Builder:
     def event(self, family: str, name: str, number: int = 0, **overrides: Any) -> dict[str, Any]:
         """A valid event of ``family`` a minute before ``now``, with a deterministic event_id."""
         at = self.now - timedelta(minutes=1)
-        fields: dict[str, Any] = {"event_id": f"hostile-{name}-{number}", "event_time": utc_iso(at)}
-        if family == "flights":  # the example's times follow the wall clock; these follow ``now``
-            fields |= {"scheduled_time": utc_iso(at - timedelta(minutes=15)), "actual_time": utc_iso(at)}
+        # The family's example at ``at``, never the wall clock: the corpus is the same for the same ``now``.
+        fields: dict[str, Any] = event_family(family).example(at)
+        fields |= {"event_id": f"hostile-{name}-{number}", "event_time": utc_iso(at)}
         if family == "shipments":
             fields["shipment_id"] = f"ILSTC-{name}"
         if family == "finance":
