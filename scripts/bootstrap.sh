@@ -13,19 +13,18 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[${EXTRAS}]"
 
-# Prometheus for the tests: the binaries of Debian's `prometheus` (prometheus, promtool) and
-# `prometheus-alertmanager` (alertmanager, amtool) packages, fetched with `apt-get download`
-# and unpacked with `dpkg-deb -x` into .tools/ (gitignored). The packages are never
-# installed, so no service is added to the machine, and nothing here starts, stops or signals
-# any process: a Prometheus already running on the machine is left alone. The tests start
-# their own Prometheus from .tools/bin on free loopback ports (see
-# tests/integration/prometheus.py for the order in which they look for it). The .debs are
-# kept in .tools/debs, so the versions stay the same until `rm -rf .tools`.
+# Prometheus for the tests: the binaries of Debian's `prometheus` package (prometheus, promtool),
+# fetched with `apt-get download` and unpacked with `dpkg-deb -x` into .tools/ (gitignored). The
+# package is never installed, so no service is added to the machine, and nothing here starts,
+# stops or signals any process: a Prometheus already running on the machine is left alone. The
+# tests start their own Prometheus from .tools/bin on free loopback ports (see
+# tests/integration/prometheus.py for the order in which they look for it). The .debs are kept
+# in .tools/debs, so the versions stay the same until `rm -rf .tools`.
 # The binaries are Go programs linked against libc only (Debian 12's libc is new enough).
 TOOLS=.tools
-PACKAGES="prometheus prometheus-alertmanager"
+PACKAGES="prometheus"
 # tool name in .tools/bin -> path inside the unpacked packages
-TOOL_PATHS="prometheus:usr/bin/prometheus promtool:usr/bin/promtool alertmanager:usr/bin/prometheus-alertmanager amtool:usr/bin/amtool"
+TOOL_PATHS="prometheus:usr/bin/prometheus promtool:usr/bin/promtool"
 
 tools_ready() {
   local entry
@@ -92,6 +91,42 @@ if [ "${WITH_PROMETHEUS:-1}" = 1 ] && ! tools_ready; then
   else
     echo "could not unpack Prometheus into $TOOLS/ (see above; 'rm -rf $TOOLS' starts over);" \
       "the Prometheus tests will not find it there" >&2
+  fi
+fi
+
+# Alertmanager and amtool for the tests, built from their Go module (github.com/prometheus/alertmanager
+# at ALERTMANAGER_VERSION) with the machine's Go into .tools/bin; the module and build caches stay in
+# .tools/go. Debian's prometheus-alertmanager cannot serve here: its binary reads its default
+# notification template from /usr/share/prometheus/alertmanager/, where only an installed package
+# puts it. The upstream build carries its templates inside.
+ALERTMANAGER_VERSION=v0.28.1
+
+alertmanager_ready() {
+  "$TOOLS/bin/alertmanager" --version 2>&1 | grep -q "version ${ALERTMANAGER_VERSION#v} " &&
+    "$TOOLS/bin/amtool" --version >/dev/null 2>&1
+}
+
+build_alertmanager() {
+  local go_root
+  mkdir -p "$TOOLS/go" "$TOOLS/bin"
+  go_root=$(cd "$TOOLS/go" && pwd)
+  GOPATH="$go_root" GOMODCACHE="$go_root/mod" GOCACHE="$go_root/cache" GOBIN="$(cd "$TOOLS/bin" && pwd)" \
+    GOFLAGS="-buildvcs=false -modcacherw" GOTOOLCHAIN=local \
+    go install -ldflags "-X github.com/prometheus/common/version.Version=${ALERTMANAGER_VERSION#v}" \
+    "github.com/prometheus/alertmanager/cmd/alertmanager@$ALERTMANAGER_VERSION" \
+    "github.com/prometheus/alertmanager/cmd/amtool@$ALERTMANAGER_VERSION" || return 1
+  alertmanager_ready
+}
+
+if [ "${WITH_PROMETHEUS:-1}" = 1 ] && ! alertmanager_ready; then
+  if ! command -v go >/dev/null 2>&1; then
+    echo "go not found: Alertmanager not built into $TOOLS/bin; the Alertmanager tests need" \
+      "CORRIDOR_ALERTMANAGER_BIN (and CORRIDOR_AMTOOL_BIN) or alertmanager on PATH" >&2
+  elif build_alertmanager; then
+    echo "Alertmanager built into $TOOLS/bin: $("$TOOLS/bin/alertmanager" --version 2>&1 | head -n 1)"
+  else
+    echo "could not build Alertmanager into $TOOLS/bin (see above; 'rm -rf $TOOLS/go' starts over);" \
+      "the Alertmanager tests will not find it there" >&2
   fi
 fi
 
