@@ -130,6 +130,43 @@ if [ "${WITH_PROMETHEUS:-1}" = 1 ] && ! alertmanager_ready; then
   fi
 fi
 
+# Apache Kafka for the tests (tests/kafka_cluster.py): the broker's jars, as scripts/kafka/pom.xml
+# names them, copied from Maven Central into .tools/kafka/libs with the machine's Maven; its local
+# repository is .tools/m2, so nothing is written outside the project. The copy is made again only
+# when the pom changes (a stamp holds the pom's checksum). Java runs them: Debian's openjdk-17.
+KAFKA_LIBS=$TOOLS/kafka/libs
+KAFKA_POM=scripts/kafka/pom.xml
+
+kafka_ready() {
+  [ -f "$TOOLS/kafka/pom.sha256" ] && [ "$(cat "$TOOLS/kafka/pom.sha256")" = "$(sha256sum <"$KAFKA_POM")" ] &&
+    compgen -G "$KAFKA_LIBS/kafka_2.13-*.jar" >/dev/null
+}
+
+copy_kafka() {
+  rm -rf "$KAFKA_LIBS.new"
+  mkdir -p "$TOOLS/kafka"
+  mvn -q -B -Dstyle.color=never -f "$KAFKA_POM" -Dmaven.repo.local="$PWD/$TOOLS/m2" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$PWD/$KAFKA_LIBS.new" || return 1
+  rm -rf "$KAFKA_LIBS"
+  mv "$KAFKA_LIBS.new" "$KAFKA_LIBS"
+  sha256sum <"$KAFKA_POM" >"$TOOLS/kafka/pom.sha256"
+}
+
+if [ "${WITH_KAFKA:-1}" = 1 ] && ! kafka_ready; then
+  if ! command -v mvn >/dev/null 2>&1; then
+    echo "mvn not found: Apache Kafka not copied into $KAFKA_LIBS; the Kafka tests need it (install Debian's" \
+      "maven, or set CORRIDOR_KAFKA_LIBS to a folder of Kafka's jars)" >&2
+  elif copy_kafka; then
+    echo "Apache Kafka copied into $KAFKA_LIBS: $(basename "$(compgen -G "$KAFKA_LIBS/kafka_2.13-*.jar")")"
+  else
+    echo "could not copy Apache Kafka into $KAFKA_LIBS (see above; 'rm -rf $TOOLS/kafka $TOOLS/m2' starts over);" \
+      "the Kafka tests will not find it there" >&2
+  fi
+fi
+if [ "${WITH_KAFKA:-1}" = 1 ] && ! command -v java >/dev/null 2>&1 && [ ! -x "${JAVA_HOME:-/nonexistent}/bin/java" ]; then
+  echo "java not found: the Kafka tests need a Java 17 runtime (Debian's openjdk-17-jre-headless)" >&2
+fi
+
 # docker-compose for the tests of deploy/compose/ (`docker-compose config` needs no Docker
 # engine): Debian's `docker-compose` package and the python3-* packages it depends on,
 # fetched and unpacked the same way into .tools/compose (never installed), run by the

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         None, description="host:port[,host:port]; unset means the embedded broker on 127.0.0.1:broker_port"
     )
     broker_port: int = Field(9092, ge=1, le=65535, description="port of the embedded broker")
+    broker_flavor: Literal["auto", "kafka", "embedded"] = Field(
+        "auto",
+        description="which broker answers: its profile of producer batching, restore check and rebasing "
+        "(streams/kafka/profile.py); auto asks the broker",
+    )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None

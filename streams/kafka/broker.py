@@ -226,12 +226,35 @@ def _request_frame() -> bytes:
     return struct.pack(">i", len(_API_VERSIONS_REQUEST)) + _API_VERSIONS_REQUEST
 
 
-def _split_bootstrap(bootstrap: str) -> list[tuple[str, int]]:
+def split_bootstrap(bootstrap: str) -> list[tuple[str, int]]:
     addresses = []
     for address in bootstrap.split(","):
         host, _, port = address.strip().rpartition(":")
         addresses.append((host.strip("[]") or "127.0.0.1", int(port)))
     return addresses
+
+
+def offered_api_keys(host: str, port: int, timeout: float = _PROBE_TIMEOUT_S) -> set[int]:
+    """The API keys the broker at ``host:port`` offers, from its whole ApiVersions v0 answer; OSError when
+    none comes (a refused or closed connection, a timeout, an answer that is not one)."""
+    with socket.create_connection((host, port), timeout=timeout) as conn:
+        conn.sendall(_request_frame())
+        (size,) = struct.unpack(">i", _receive(conn, 4))
+        reply = _receive(conn, size)
+    if not _parse_api_versions_reply(struct.pack(">i", size) + reply):
+        raise ConnectionError(f"{host}:{port} sent no ApiVersions answer")
+    (count,) = struct.unpack(">i", reply[6:10])
+    return {struct.unpack(">h", reply[10 + 6 * i:12 + 6 * i])[0] for i in range(count)}
+
+
+def _receive(conn: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("the broker closed the connection")
+        data += chunk
+    return data
 
 
 def _answers(host: str, port: int, timeout: float = _PROBE_TIMEOUT_S) -> bool:
@@ -252,7 +275,7 @@ def _answers(host: str, port: int, timeout: float = _PROBE_TIMEOUT_S) -> bool:
 
 async def broker_answers(bootstrap: str, timeout: float = _PROBE_TIMEOUT_S) -> bool:
     """True when some ``host:port`` of ``bootstrap`` answers a Kafka ApiVersions request."""
-    for host, port in _split_bootstrap(bootstrap):
+    for host, port in split_bootstrap(bootstrap):
         # The blocking probe in a thread: one implementation for this and EmbeddedBroker.start.
         if await asyncio.to_thread(_answers, host, port, timeout):
             return True
@@ -281,5 +304,7 @@ __all__ = [
     "broker_answers",
     "check_schema_dir",
     "embedded_schema_dir",
+    "offered_api_keys",
+    "split_bootstrap",
     "wait_until_ready",
 ]

@@ -31,6 +31,7 @@ from schemas.common import BaseEvent
 from schemas.families import FAMILIES
 from schemas.validation import RecordError, ValidationResult, ValidationRules, validate_object, validate_record
 from streams.kafka.client import client_options
+from streams.kafka.profile import BrokerProfile, broker_profile
 from streams.sdk import aiokafka_compat
 from streams.settings import Settings, get_settings
 
@@ -353,13 +354,15 @@ class Publisher:
         loop = asyncio.get_running_loop()
         async with self._connecting:
             while self._producer is None:
-                producer = self._new_producer()
+                producer: AIOKafkaProducer | None = None
                 try:
                     async with asyncio.timeout_at(deadline):
+                        producer = self._new_producer(await broker_profile(self.settings))
                         await producer.start()
                     self._producer = producer
-                except (KafkaError, OSError, TimeoutError) as exc:
-                    await producer.stop()
+                except (KafkaError, OSError, TimeoutError) as exc:  # ProfileUnknown is an OSError
+                    if producer is not None:
+                        await producer.stop()
                     retriable = isinstance(exc, OSError) or getattr(exc, "retriable", False)
                     if not retriable or loop.time() + _RETRY_BACKOFF_S >= deadline:
                         raise
@@ -367,11 +370,12 @@ class Publisher:
                     await asyncio.sleep(_RETRY_BACKOFF_S)
             return self._producer
 
-    def _new_producer(self) -> AIOKafkaProducer:
+    def _new_producer(self, profile: BrokerProfile) -> AIOKafkaProducer:
         envelope_room = self.settings.publish_batch_bytes + 64 * 1024
-        # Asks for its producer id with InitProducerId v3 where offered: the embedded
-        # broker refuses aiokafka's v0, so an idempotent producer could not start on it.
-        return aiokafka_compat.Producer(
+        # The embedded broker refuses aiokafka's InitProducerId v0, so an idempotent producer
+        # could not start on it: the compat producer asks with v3 (streams/kafka/profile.py).
+        producer_class = aiokafka_compat.Producer if profile.init_producer_id_v3 else AIOKafkaProducer
+        return producer_class(
             **client_options(self.settings),
             client_id="corridor-publisher",
             enable_idempotence=True,

@@ -7,6 +7,7 @@ upgrade removes or renames it.
 from __future__ import annotations
 
 import asyncio
+import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from typing import Any, Protocol, cast
 
 import faust
 from faust.app.base import BootStrategy as FaustBootStrategy
+from faust.exceptions import AlreadyConfiguredWarning
 from faust.streams import _current_event
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_kafka
@@ -55,6 +57,16 @@ class _ConsumerThread(faust_kafka.AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by the fetcher it builds when it starts
         watch_connections(consumer._client, cast("Consumer", self.consumer).connection_closed)
         return consumer
+
+
+def set_producer_batch_size(app: faust.App, max_batch_size: int) -> None:
+    """Set the largest produce batch (bytes) of ``app``'s producer, which faust built from the
+    settings already; read when the producer starts its aiokafka producer."""
+    with warnings.catch_warnings():
+        # faust warns that the producer was built with the old value: it is set there too.
+        warnings.simplefilter("ignore", AlreadyConfiguredWarning)
+        app.conf.producer_max_batch_size = max_batch_size
+    app.producer.max_batch_size = max_batch_size
 
 
 def watch_connections(client: Any, closed: Callable[[], None]) -> None:
@@ -107,9 +119,13 @@ class Consumer(faust_kafka.Consumer):
         #: is handed over and nothing is committed.
         self.connection_closes = 0
         self._closes_checked = 0
+        #: Whether a closed connection waits for that check; off for a broker that keeps its log across
+        #: restarts (Apache Kafka), where a reconnect is never to another cluster.
+        self.watch_clusters = True
 
     def connection_closed(self) -> None:
-        self.connection_closes += 1
+        if self.watch_clusters:
+            self.connection_closes += 1
 
     @property
     def cluster_unchecked(self) -> bool:

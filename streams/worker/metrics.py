@@ -81,6 +81,8 @@ class WorkerStatus:
     restore_seconds: float
     #: Seconds the oldest applied record of each (stream, partition) has waited for a checkpoint.
     checkpoint_age: Mapping[tuple[str, int], float]
+    #: The kind of broker the worker found (streams/kafka/profile.py); ``unknown`` until one answered.
+    broker: str = "unknown"
 
 
 class StatusSource(Protocol):
@@ -275,7 +277,7 @@ class WorkerCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         status = self.status_source.status()
         build = InfoMetricFamily("corridor_build", "Version of the corridor worker and what it runs on.")
-        build.add_metric([], {"version": _version(), "python": platform.python_version()})
+        build.add_metric([], {"version": _version(), "python": platform.python_version(), "broker": status.broker})
         yield build
         delay = HistogramMetricFamily(
             "corridor_event_delay_seconds", "Processing time minus event time of accepted events.",

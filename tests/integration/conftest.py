@@ -1,4 +1,10 @@
-"""Integration fixtures: one real embedded broker per session, fresh topics per test, a plain reader."""
+"""Integration fixtures: real brokers (the embedded one, Apache Kafka), fresh topics per test, a plain reader.
+
+``broker`` (one per session) and ``fresh_broker`` (one per test) are the embedded broker
+unless a test asks for Apache Kafka with :data:`ON_BOTH_BROKERS` / :data:`ON_BOTH_FRESH_BROKERS`,
+which run it once on each. Apache Kafka is a single KRaft node of ``tests/kafka_cluster.py``
+(``kafka_cluster3`` has three); when Java or its jars are missing the test fails with the fix.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,16 @@ from streams.alerting.tools import free_port
 from streams.kafka.admin import create_topics, ensure_topics
 from streams.kafka.broker import EmbeddedBroker
 from streams.settings import Settings
+from tests.kafka_cluster import KafkaCluster, KafkaMissing
+
+#: What ``broker`` and ``fresh_broker`` are: both have ``bootstrap``, ``start()`` and ``stop()``.
+AnyBroker = EmbeddedBroker | KafkaCluster
+#: The brokers a test meant to behave the same on both runs on.
+BROKER_KINDS = ("embedded", "kafka")
+#: Runs the test once with ``broker`` the session's embedded broker, once with the session's Apache Kafka.
+ON_BOTH_BROKERS = pytest.mark.parametrize("broker", BROKER_KINDS, indirect=True)
+#: Runs the test once on a fresh embedded broker, once on a fresh Apache Kafka node.
+ON_BOTH_FRESH_BROKERS = pytest.mark.parametrize("fresh_broker", BROKER_KINDS, indirect=True)
 
 #: The installed ``corridor`` entry point, for running the CLI as a subprocess.
 CORRIDOR = [str(Path(sys.executable).with_name("corridor"))]
@@ -60,12 +76,38 @@ async def read_topic(
         await consumer.stop()
 
 
+def started_broker(kind: str, workdir: Path) -> AnyBroker:
+    """A started broker of ``kind`` (``embedded`` or ``kafka``) on free loopback ports, with the corridor topics."""
+    if kind == "embedded":
+        broker: AnyBroker = EmbeddedBroker(port=free_port())
+        broker.start()
+    else:
+        try:
+            broker = KafkaCluster(1, workdir=workdir).start()
+        except KafkaMissing as exc:  # never skipped: the test command provides Kafka (scripts/bootstrap.sh)
+            pytest.fail(str(exc), pytrace=False)
+    try:
+        asyncio.run(create_topics(broker_settings_for(broker.bootstrap)))
+    except BaseException:
+        stop_broker(broker)
+        raise
+    return broker
+
+
+def stop_broker(broker: AnyBroker) -> None:
+    if isinstance(broker, KafkaCluster):
+        broker.close()
+    else:
+        broker.stop()
+
+
 @pytest.fixture(scope="session")
-def broker() -> Iterator[EmbeddedBroker]:
-    """The embedded broker on a free port, with the corridor topics created."""
-    with EmbeddedBroker(port=free_port()) as embedded:
-        asyncio.run(create_topics(broker_settings_for(embedded.bootstrap)))
-        yield embedded
+def broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnyBroker]:
+    """The session's embedded broker (or, under :data:`ON_BOTH_BROKERS`, Apache Kafka), with the corridor topics."""
+    kind = getattr(request, "param", "embedded")
+    started = started_broker(kind, tmp_path_factory.mktemp(f"{kind}-broker"))
+    yield started
+    stop_broker(started)
 
 
 @pytest.fixture
@@ -93,11 +135,25 @@ def group_id() -> str:
 
 
 @pytest.fixture
-def fresh_broker() -> Iterator[EmbeddedBroker]:
-    """A broker of the test's own (the corridor topic names are fixed), with the topics created."""
-    with EmbeddedBroker(port=free_port()) as embedded:
-        asyncio.run(create_topics(broker_settings_for(embedded.bootstrap)))
-        yield embedded
+def fresh_broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnyBroker]:
+    """A broker of the test's own (the corridor topic names are fixed), with the topics created: embedded, or
+    under :data:`ON_BOTH_FRESH_BROKERS` also a fresh Apache Kafka node."""
+    kind = getattr(request, "param", "embedded")
+    started = started_broker(kind, tmp_path_factory.mktemp(f"{kind}-broker"))
+    yield started
+    stop_broker(started)
+
+
+@pytest.fixture
+def kafka_cluster3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    """Three Apache Kafka KRaft nodes of the test's own: replication factor 3, ``min.insync.replicas=2``."""
+    try:
+        cluster = KafkaCluster(3, workdir=tmp_path_factory.mktemp("kafka3"))
+    except KafkaMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    with cluster:
+        asyncio.run(create_topics(broker_settings_for(cluster.bootstrap, topic_replication=3)))
+        yield cluster
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import time
 import orjson
 import pytest
 
+from tests.integration.conftest import ON_BOTH_FRESH_BROKERS
 from tests.integration.workers import (
     RECEIVED,
     drained,
@@ -41,6 +42,7 @@ def single_event_records(n_events: int, seed: int, first_id: int = 0) -> list[Re
     return out
 
 
+@ON_BOTH_FRESH_BROKERS
 def test_single_event_records_are_exact_across_a_scale_out_and_a_sigkill(fresh_broker, tmp_path):
     records = single_event_records(30_000, seed=61)
     asyncio.run(produce(fresh_broker.bootstrap, records))

@@ -12,6 +12,7 @@ import aiokafka.protocol.transaction
 from aiokafka import AIOKafkaProducer
 
 import streams.sdk
+from streams.kafka.profile import PROFILES, BrokerFlavor
 from streams.sdk import producer
 from streams.settings import Settings
 
@@ -51,6 +52,7 @@ ISOLATION_CHECK = textwrap.dedent(
 
     before = snapshot()
     import streams.sdk
+    from streams.kafka.profile import PROFILES, BrokerFlavor
     from streams.sdk.producer import Publisher
     from streams.settings import Settings
 
@@ -58,7 +60,7 @@ ISOLATION_CHECK = textwrap.dedent(
 
 
     async def main():
-        sdk = Publisher(Settings(kafka_bootstrap="127.0.0.1:1"))._new_producer()
+        sdk = Publisher(Settings(kafka_bootstrap="127.0.0.1:1"))._new_producer(PROFILES[BrokerFlavor.EMBEDDED])
         plain = aiokafka.AIOKafkaProducer(bootstrap_servers="127.0.0.1:1", enable_idempotence=True)
         try:
             assert type(sdk._sender) is not Sender
@@ -84,7 +86,7 @@ def test_importing_and_using_the_sdk_changes_nothing_in_aiokafka() -> None:
 
 
 async def test_aiokafka_keeps_its_own_init_producer_id_request_after_an_sdk_producer_was_made() -> None:
-    sdk = producer.Publisher(Settings(kafka_bootstrap="127.0.0.1:1"))._new_producer()
+    sdk = producer.Publisher(Settings(kafka_bootstrap="127.0.0.1:1"))._new_producer(PROFILES[BrokerFlavor.EMBEDDED])
     plain = AIOKafkaProducer(bootstrap_servers="127.0.0.1:1", enable_idempotence=True)
     try:
         assert aiokafka.producer.sender.InitProducerIdRequest is aiokafka.protocol.transaction.InitProducerIdRequest

@@ -104,10 +104,11 @@ def test_the_worker_collector_reports_build_restore_checkpoint_age_and_only_know
         restoring={"shipments": 2, "finance": 0},
         restore_seconds=4.5,
         checkpoint_age={("shipments", 0): 1.25},
+        broker="kafka",
     )
     registry = build_registry(WorkerCollector(Status(status), EventDelays(FAMILIES), health), process=True)
     value = registry.get_sample_value
-    build = {"version": metadata.version("corridor-monitor"), "python": platform.python_version()}
+    build = {"version": metadata.version("corridor-monitor"), "python": platform.python_version(), "broker": "kafka"}
     assert value("corridor_build_info", build) == 1
     assert value("corridor_consumer_lag", {"topic": "corridor.shipments.v1", "partition": "0"}) == 5
     assert value("corridor_consumer_lag", {"topic": "corridor.shipments.v1", "partition": "1"}) == 0
