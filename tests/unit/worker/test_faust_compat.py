@@ -291,3 +291,29 @@ async def test_after_a_closed_connection_nothing_is_delivered_or_committed_befor
     consumer._committed_offset[ours] = 8
     consumer.forget_commits(ours)
     assert list(consumer._filter_tps_with_pending_acks()) == [] and consumer._committed_offset.get(ours) is None
+
+
+async def test_a_consumer_that_does_not_watch_clusters_delivers_and_commits_after_a_closed_connection():
+    drain = Drain()
+    consumer = drain.consumer
+    consumer.watch_clusters = False  # Apache Kafka: a reconnect is to the same cluster
+    ours = TP("corridor.a", 0)
+    consumer.commit_up_to(ours, 8)
+    consumer.connection_closed()
+    assert not consumer.cluster_unchecked
+
+    async def check() -> None:
+        raise AssertionError("no cluster check is due")
+
+    drain.app.on_reconnect = check
+    await drain.run({ours: fetched("corridor.a", 0, 0, 1)})
+    assert drain.batches == [(0, [0, 1])]
+    assert consumer._filter_committable_offsets(consumer._filter_tps_with_pending_acks()) == {ours: 8}
+
+
+def test_the_producer_batch_size_is_read_where_faust_builds_the_kafka_producer():
+    app = faust.App(f"compat-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:1", producer_max_batch_size=16_384)
+    producer = app.producer  # faust builds it from the settings before the worker knows the broker
+    faust_compat.set_producer_batch_size(app, 1)
+    assert app.conf.producer_max_batch_size == 1
+    assert producer._settings_default()["max_batch_size"] == 1
