@@ -12,10 +12,12 @@ import asyncio
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.alerting.tools import free_port
 from streams.kafka.admin import create_topics, ensure_topics
@@ -47,6 +49,17 @@ def broker_settings_for(bootstrap: str, **overrides: object) -> Settings:
     return Settings(**(defaults | overrides))  # type: ignore[arg-type]
 
 
+async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
+    """The partition numbers of ``topic``, as the cluster's metadata has them."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+        return [entry["partition"] for entry in described["partitions"]]
+    finally:
+        await admin.close()
+
+
 async def read_topic(
     bootstrap: str, topic: str, idle_s: float = 0.5, timeout_s: float = 20.0
 ) -> list[ConsumerRecord[bytes, bytes]]:
@@ -58,13 +71,12 @@ async def read_topic(
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
-        await consumer.topics()  # loads the cluster metadata partitions_for_topic reads
-        partitions = consumer.partitions_for_topic(topic) or set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        partitions = await topic_partitions(bootstrap, topic)
         consumer.assign([TopicPartition(topic, partition) for partition in sorted(partitions)])
         await consumer.seek_to_beginning()
         records: list[ConsumerRecord[bytes, bytes]] = []
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
         while loop.time() < deadline:
             batch = await consumer.getmany(timeout_ms=int(idle_s * 1000))
             if not batch:
@@ -99,6 +111,26 @@ def stop_broker(broker: AnyBroker) -> None:
         broker.close()
     else:
         broker.stop()
+
+
+@contextmanager
+def own_broker(kind: str, tmp_path: Path) -> Iterator[AnyBroker]:
+    """A broker of ``kind`` on ports of its own, not started yet; stopped (and its files removed) at the end."""
+    if kind == "embedded":
+        embedded = EmbeddedBroker(port=free_port())
+        try:
+            yield embedded
+        finally:
+            embedded.stop()
+        return
+    try:
+        cluster = KafkaCluster(1, workdir=tmp_path / "kafka")
+    except KafkaMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
 
 
 @pytest.fixture(scope="session")

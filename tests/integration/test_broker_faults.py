@@ -1,8 +1,10 @@
 """Broker faults: a worker started before its broker, a broker restarted under a running worker and
 publisher, and publishing while the broker stays down.
 
-Each test runs a broker of its own on a fixed port (it stops and starts it), and the embedded
-broker keeps nothing across a restart: it comes back as a new, empty cluster.
+Each test runs a broker of its own on fixed ports (it stops and starts it), the embedded broker
+or, where the behaviour is meant to be the same, also Apache Kafka. The embedded broker keeps
+nothing across a restart: it comes back as a new, empty cluster. Apache Kafka keeps its log,
+the changelogs and the group's offsets: it comes back as the same cluster.
 """
 
 from __future__ import annotations
@@ -26,7 +28,15 @@ from schemas.samples import sample_event
 from streams.kafka.admin import cluster_id, create_topics
 from streams.kafka.broker import EmbeddedBroker
 from streams.sdk import DELIVERED, INVALID, UNDELIVERED, Publisher
-from tests.integration.conftest import CORRIDOR, broker_settings_for, free_port, read_topic
+from tests.integration.conftest import (
+    BROKER_KINDS,
+    CORRIDOR,
+    AnyBroker,
+    broker_settings_for,
+    free_port,
+    own_broker,
+    read_topic,
+)
 from tests.integration.workers import (
     drained,
     expected_received,
@@ -36,6 +46,7 @@ from tests.integration.workers import (
     window_safe_now,
     worker_for,
 )
+from tests.kafka_cluster import KafkaCluster
 from tests.replay import Record, ReplayData, expected_metrics, mismatches
 
 pytestmark = pytest.mark.integration
@@ -75,17 +86,21 @@ async def test_each_start_of_the_embedded_broker_is_a_new_cluster():
     assert len(set(ids)) == 2
 
 
-def test_a_worker_started_before_its_broker_waits_then_runs(tmp_path):
-    port = free_port()
-    broker = EmbeddedBroker(port=port)
+@pytest.mark.parametrize("kind", BROKER_KINDS)
+def test_a_worker_started_before_its_broker_waits_then_runs(tmp_path, kind):
+    with own_broker(kind, tmp_path) as broker:
+        worker_started_before_its_broker(broker, tmp_path)
+
+
+def worker_started_before_its_broker(broker: AnyBroker, tmp_path: Path) -> None:
     worker = worker_for(broker, tmp_path, "w").start()
     try:
-        wait_for(lambda: f"waiting for a Kafka broker at 127.0.0.1:{port}" in worker.log_path.read_text(),
+        wait_for(lambda: f"waiting for a Kafka broker at {broker.bootstrap}" in worker.log_path.read_text(),
                  timeout=60, interval=0.2, message="the worker to say it waits for the broker")
         assert worker.alive()
         assert worker.probe("/healthz") == 200
         assert worker.probe("/readyz") == 503
-        assert f"waiting for a Kafka broker at 127.0.0.1:{port}" in readyz_text(worker)
+        assert f"waiting for a Kafka broker at {broker.bootstrap}" in readyz_text(worker)
         line = next(line for line in worker.log_path.read_text().splitlines() if "waiting for a Kafka broker" in line)
         assert "attempt 1 failed" in line and "next attempt in" in line and "CORRIDOR_KAFKA_BOOTSTRAP" in line
 
@@ -106,7 +121,6 @@ def test_a_worker_started_before_its_broker_waits_then_runs(tmp_path):
         assert "Traceback" not in log
     finally:
         worker.stop()
-        broker.stop()
 
 
 class RecentEvents(ReplayData):
@@ -172,10 +186,14 @@ class PublishingLoop:
         return sum(1 for counts in self.rounds[start:] if set(counts) == {status})
 
 
+@pytest.mark.parametrize("kind", BROKER_KINDS)
 @pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
-def test_a_worker_and_a_publisher_carry_on_across_a_broker_restart(tmp_path, store):
-    port = free_port()
-    broker = EmbeddedBroker(port=port)
+def test_a_worker_and_a_publisher_carry_on_across_a_broker_restart(tmp_path, store, kind):
+    with own_broker(kind, tmp_path) as broker:
+        carry_on_across_a_broker_restart(broker, tmp_path, store)
+
+
+def carry_on_across_a_broker_restart(broker: AnyBroker, tmp_path: Path, store: str) -> None:
     broker.start()
     settings = broker_settings_for(broker.bootstrap, publish_retry_timeout_s=2.0)
     asyncio.run(create_topics(settings))
@@ -188,7 +206,8 @@ def test_a_worker_and_a_publisher_carry_on_across_a_broker_restart(tmp_path, sto
         wait_for(lambda: loop.rounds_after(0, DELIVERED) >= 8, timeout=120, message="rounds delivered")
 
         # The embedded broker loses what it acknowledged and no consumer read yet (memory only):
-        # it is stopped once the worker read everything, so that the totals can be checked exactly.
+        # it is stopped once the worker read everything, so that the totals can be checked exactly
+        # (Apache Kafka would keep it; the same steps serve both).
         loop.pause()
         before = loop.delivered()
         wait_for(lambda: drained([worker], expected_received(before)), timeout=120,
@@ -202,7 +221,7 @@ def test_a_worker_and_a_publisher_carry_on_across_a_broker_restart(tmp_path, sto
         wait_for(lambda: worker.probe("/readyz") == 503, timeout=30, interval=0.2,
                  message="/readyz to say that no broker answers")
 
-        broker.start()  # same port, a new and empty cluster
+        broker.start()  # same port: the embedded broker a new and empty cluster, Apache Kafka the same one
         asyncio.run(create_topics(settings))
         restarted = len(loop.rounds)
         wait_for(lambda: loop.rounds_after(restarted, DELIVERED) >= 8, timeout=120,
@@ -222,11 +241,15 @@ def test_a_worker_and_a_publisher_carry_on_across_a_broker_restart(tmp_path, sto
         assert exact(worker, counted) == []
         wait_for(lambda: worker.probe("/readyz") == 200, timeout=30, interval=0.2, message="/readyz ready again")
         assert worker.alive()
-        assert "came back as a new cluster" in worker.log_path.read_text()
+        log = worker.log_path.read_text()
+        if isinstance(broker, KafkaCluster):
+            # The same cluster: no partition is read again from its first record.
+            assert "came back as a new cluster" not in log and "reading it from its first record" not in log
+        else:
+            assert "came back as a new cluster" in log
     finally:
         loop.stop()
         worker.kill()
-        broker.stop()
 
 
 async def republish(settings, records: list[Record]) -> Counter:
@@ -265,11 +288,15 @@ def test_publish_reports_every_line_undelivered_when_no_broker_answers(tmp_path:
     assert all("KafkaConnectionError" in error["message"] for error in summary["errors"] if error["line"] != 4)
 
 
-def test_publish_reports_the_lines_sent_after_the_broker_stopped(tmp_path: Path):
+@pytest.mark.parametrize("kind", BROKER_KINDS)
+def test_publish_reports_the_lines_sent_after_the_broker_stopped(tmp_path: Path, kind: str):
+    with own_broker(kind, tmp_path) as broker:
+        lines_sent_after_the_broker_stopped(broker)
+
+
+def lines_sent_after_the_broker_stopped(broker: AnyBroker) -> None:
     from streams.cli.records import CHUNK_EVENTS
 
-    port = free_port()
-    broker = EmbeddedBroker(port=port)
     broker.start()
     try:
         asyncio.run(create_topics(broker_settings_for(broker.bootstrap)))

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.families import FAMILIES
+from tests.integration.conftest import ON_BOTH_FRESH_BROKERS
 from tests.integration.workers import (
     RECEIVED,
     Samples,
@@ -40,6 +41,7 @@ def assert_exact(samples: Samples, records, scrape_time: float, context: str = "
 
 
 @pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+@ON_BOTH_FRESH_BROKERS
 def test_sigkill_at_three_random_points_leaves_exact_totals(fresh_broker, tmp_path, store):
     seed = int(os.environ.get("CORRIDOR_TEST_SEED") or random.randrange(1 << 30))
     rng = random.Random(seed)

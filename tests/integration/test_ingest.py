@@ -30,8 +30,17 @@ from schemas.samples import sample_event
 from streams.kafka.admin import create_topics
 from streams.kafka.broker import EmbeddedBroker
 from tests.hostile import http_bodies
-from tests.integration.conftest import CORRIDOR, broker_settings_for, free_port, read_topic
+from tests.integration.conftest import (
+    BROKER_KINDS,
+    CORRIDOR,
+    AnyBroker,
+    broker_settings_for,
+    free_port,
+    own_broker,
+    read_topic,
+)
 from tests.integration.workers import drain, drained, expected_received, wait_for, window_safe_now, worker_for
+from tests.kafka_cluster import KafkaCluster
 from tests.replay import Record, ReplayData, expected_metrics, iso, mismatches
 from tests.unit.ingest.hostile_answers import INGEST_MAX_BODY_BYTES, expected_answer
 
@@ -309,22 +318,33 @@ def test_the_hostile_corpus_is_refused_by_the_ingest_and_only_its_valid_events_r
     assert not problems, f"{len(problems)} samples differ, e.g. {problems[:8]}"
 
 
-def test_broker_down_is_503_naming_the_undelivered_events_and_a_retry_delivers_them_once(tmp_path: Path) -> None:
-    port = free_port()
-    bootstrap = f"127.0.0.1:{port}"
+@pytest.mark.parametrize("kind", BROKER_KINDS)
+def test_broker_down_is_503_naming_the_undelivered_events_and_a_retry_delivers_them_once(
+    tmp_path: Path, kind: str
+) -> None:
+    with own_broker(kind, tmp_path) as broker:
+        broker_down_is_503_and_a_retry_delivers_once(broker, tmp_path)
+
+
+def broker_down_is_503_and_a_retry_delivers_once(broker: AnyBroker, tmp_path: Path) -> None:
+    bootstrap = broker.bootstrap
     settings = broker_settings_for(bootstrap)
     events = recent_events(seed=43, per_family=6)["datachannel"]
     before, during = events[:1], events[1:]
     body = [*during[:2], {**during[2], "bytes": -1}, *during[2:]]
-    broker = EmbeddedBroker(port=port)
     ingest = IngestProcess(bootstrap, tmp_path / "ingest.log", {"CORRIDOR_PUBLISH_RETRY_TIMEOUT_S": "2"})
     worker = worker_for(broker, tmp_path, "w", app_id="corridor-ingest")
+    # What was delivered before the outage and is still there after it: Apache Kafka keeps its log,
+    # the embedded broker forgets everything.
+    kept = before if isinstance(broker, KafkaCluster) else []
     records: list[Record] = []
     try:
         broker.start()
         asyncio.run(create_topics(settings))
         ingest.start()
+        sent_at = time.time()
         assert ingest.post("datachannel", before).status == 202  # connected before the outage
+        records += delivered_records("datachannel", kept, sent_at)
         broker.stop()
         down = ingest.post("datachannel", body)
         assert down.status == 503
@@ -333,7 +353,7 @@ def test_broker_down_is_503_naming_the_undelivered_events_and_a_retry_delivers_t
         assert all("send it again" in error["message"] for error in down.body["errors"][1:])
         wait_for(lambda: ingest.get("/readyz") == 503, timeout=30, message="/readyz to see the broker gone")
 
-        broker.start()  # memory storage: a new, empty broker, so only what is sent from now on counts
+        broker.start()  # embedded: memory storage, a new and empty broker; Apache Kafka: the same cluster
         asyncio.run(create_topics(settings))
         wait_for(lambda: ingest.get("/readyz") == 200, timeout=60, message="the ingest to see the broker again")
         for _ in range(2):  # the retry, and a second one from a client that lost the answer
@@ -353,9 +373,8 @@ def test_broker_down_is_503_naming_the_undelivered_events_and_a_retry_delivers_t
     finally:
         worker.stop()
         ingest.stop()
-        broker.stop()
     expected = expected_metrics(records, scrape_time)
-    assert expected[("corridor_events_accepted_total", (("stream", "datachannel"),))] == 5
+    assert expected[("corridor_events_accepted_total", (("stream", "datachannel"),))] == len(during) + len(kept)
     problems = mismatches(samples, expected)
     assert not problems, f"{len(problems)} samples differ, e.g. {problems[:8]}"
 

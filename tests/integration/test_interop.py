@@ -25,7 +25,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext, Se
 from schemas.export import family_json_schema
 from schemas.families import DEADLETTER_TOPIC, FAMILIES, FAMILY_NAMES
 from streams.worker.deadletter import parse_dead_letter_headers
-from tests.integration.conftest import read_topic
+from tests.integration.conftest import ON_BOTH_FRESH_BROKERS, read_topic
 from tests.integration.workers import drain, expected_received, worker_for
 from tests.replay import Record, ReplayData, expected_metrics, mismatches
 
@@ -144,6 +144,7 @@ async def publish(bootstrap: str, sent: list[Sent]) -> None:
         await producer.stop()
 
 
+@ON_BOTH_FRESH_BROKERS
 def test_confluent_and_cloudevents_records_count_exactly_like_plain_json(fresh_broker, tmp_path):
     replay = ReplayData(time.time(), seed=83)
     sent = in_every_form(with_single_events(replay.build(6_000))) + rejected_on_the_wire(replay)

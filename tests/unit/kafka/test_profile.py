@@ -113,3 +113,13 @@ def test_an_unknown_flavor_is_refused_naming_the_setting(monkeypatch: pytest.Mon
     monkeypatch.setenv("CORRIDOR_BROKER_FLAVOR", "redpanda")
     with pytest.raises(ValueError, match="broker_flavor"):
         Settings()
+
+
+def test_the_family_and_dead_letter_topics_take_a_record_at_the_workers_limit() -> None:
+    from streams.kafka.admin import RECORD_ROOM_BYTES, corridor_topics, topic_configs
+
+    settings = Settings(max_record_bytes=2_000_000)
+    for topic in corridor_topics():
+        assert topic_configs(settings, topic) == {"max.message.bytes": str(2_000_000 + RECORD_ROOM_BYTES)}
+    assert topic_configs(settings, "corridor-monitor-state-shipments-changelog",
+                         compacted=["corridor-monitor-state-shipments-changelog"]) == {"cleanup.policy": "compact"}
