@@ -2,13 +2,14 @@
 .PHONY: run test install lint unit integration soak clean
 
 install:
-	WITH_PROMETHEUS=0 EXTRAS=rocksdb,dashboards ./scripts/bootstrap.sh
+	WITH_PROMETHEUS=0 WITH_KAFKA=0 EXTRAS=rocksdb,dashboards ./scripts/bootstrap.sh
 
 run: install
 	.venv/bin/corridor run
 
-# Unpacks Prometheus into .tools/ (no package installed, no service touched) and requires the
-# Prometheus tests to run: a missing binary fails them instead of skipping them.
+# Puts Prometheus, Alertmanager, docker-compose and Apache Kafka into .tools/ (no package installed,
+# no service touched) and requires the Prometheus tests to run: a missing binary fails them instead
+# of skipping them (the Kafka tests never skip).
 test:
 	./scripts/bootstrap.sh
 	$(MAKE) --no-print-directory lint
@@ -30,7 +31,7 @@ integration:
 
 # Rounds of replay + SIGKILL on both stores, checked exactly (not part of `make test`).
 soak:
-	WITH_PROMETHEUS=0 ./scripts/bootstrap.sh
+	WITH_PROMETHEUS=0 WITH_KAFKA=0 ./scripts/bootstrap.sh
 	.venv/bin/python -m tests.soak $(SOAK_ARGS)
 
 clean:

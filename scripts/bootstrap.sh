@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Creates .venv with the project and what the tests need, and unpacks Prometheus's binaries
-# and docker-compose into .tools/ (WITH_PROMETHEUS=0 skips them). Safe to run again; fast once
+# Creates .venv with the project and what the tests need, and puts the test servers into .tools/:
+# Prometheus, Alertmanager and docker-compose (WITH_PROMETHEUS=0 skips them) and Apache Kafka
+# (WITH_KAFKA=0 skips it). Nothing is installed on the machine. Safe to run again; fast once
 # everything is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
