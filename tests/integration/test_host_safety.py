@@ -1,8 +1,9 @@
 """`make test` and `.ci/run` are harmless to the machine they run on.
 
 Nothing in the setup stops, signals, starts or installs a service: Prometheus comes from
-Debian's packages unpacked into .tools/ (scripts/bootstrap.sh), and a Prometheus already
-running on the machine keeps running through it.
+Debian's packages unpacked into .tools/ (scripts/bootstrap.sh), Alertmanager is built from its
+Go module and Apache Kafka's jars are copied from Maven Central, both into .tools/ too, and a
+Prometheus already running on the machine keeps running through it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 BOOTSTRAP = PROJECT_ROOT / "scripts" / "bootstrap.sh"
 TOOLS = ("prometheus", "promtool", "alertmanager", "amtool")
-PACKAGES = ("prometheus", "prometheus-alertmanager")
+PACKAGES = ("prometheus",)
 
 #: What the setup files may never contain: process killers and service or package managers.
 FORBIDDEN = {
@@ -104,7 +105,8 @@ def project_copy(root: Path) -> Path:
     into .venv) meets a stub interpreter, so the test neither reinstalls the shared venv nor
     needs PyPI. The Prometheus and docker-compose parts are real: they unpack the .debs
     scripts/bootstrap.sh keeps in .tools/debs (linked, not downloaded again) into this copy's
-    .tools/.
+    .tools/. So are the Alertmanager build and the Kafka copy, from the Go module cache and the
+    Maven repository of the project's .tools/ (linked: the same versions, nothing downloaded again).
     """
     cached = {package: sorted((PROJECT_ROOT / ".tools" / "debs").glob(f"{package}_*.deb")) for package in PACKAGES}
     if not all(cached.values()):
@@ -116,6 +118,12 @@ def project_copy(root: Path) -> Path:
     (root / ".tools" / "debs").mkdir(parents=True)
     for deb in sorted((PROJECT_ROOT / ".tools" / "debs").glob("*.deb")):
         (root / ".tools" / "debs" / deb.name).symlink_to(deb)
+    (root / "scripts" / "kafka").mkdir()
+    shutil.copy2(PROJECT_ROOT / "scripts" / "kafka" / "pom.xml", root / "scripts" / "kafka" / "pom.xml")
+    for cache in ("go", "m2"):
+        if not (PROJECT_ROOT / ".tools" / cache).is_dir():
+            missing(f"no .tools/{cache} yet: run ./scripts/bootstrap.sh or make test first")
+        (root / ".tools" / cache).symlink_to(PROJECT_ROOT / ".tools" / cache)
     return root
 
 
@@ -126,7 +134,8 @@ def test_running_prometheus_survives_bootstrap(prometheus_bin, tmp_path):
     try:
         project = project_copy(tmp_path / "project")
         log = tmp_path / "forbidden.log"
-        env = {key: value for key, value in os.environ.items() if key not in ("WITH_PROMETHEUS", "PYTHON", "EXTRAS")}
+        env = {key: value for key, value in os.environ.items()
+               if key not in ("WITH_PROMETHEUS", "WITH_KAFKA", "PYTHON", "EXTRAS")}
         env["PATH"] = guard_path(tmp_path / "guard", log)
 
         def bootstrap() -> subprocess.CompletedProcess[str]:
@@ -143,6 +152,8 @@ def test_running_prometheus_survives_bootstrap(prometheus_bin, tmp_path):
         first = bootstrap()  # unpacks the packages
         assert "Prometheus unpacked into .tools/bin" in first.stdout, first.stdout + first.stderr
         assert "docker-compose unpacked into .tools/bin" in first.stdout, first.stdout + first.stderr
+        assert "Alertmanager built into .tools/bin" in first.stdout, first.stdout + first.stderr
+        assert "Apache Kafka copied into .tools/kafka/libs" in first.stdout, first.stdout + first.stderr
         for tool in TOOLS:
             version = subprocess.run([str(project / ".tools" / "bin" / tool), "--version"], capture_output=True,
                                      text=True, timeout=60, check=False)
@@ -155,7 +166,7 @@ def test_running_prometheus_survives_bootstrap(prometheus_bin, tmp_path):
 
         unpacked = (project / ".tools" / "root").stat()
         second = bootstrap()  # everything there: checks the binaries, changes nothing
-        assert "unpacked" not in second.stdout + second.stderr
+        assert not re.search(r"unpacked|built|copied", second.stdout + second.stderr), second.stdout + second.stderr
         assert (project / ".tools" / "root").stat().st_ino == unpacked.st_ino
         assert_host_untouched()
     finally:
