@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, cast
 
 import faust
@@ -72,22 +73,90 @@ BROKER_WAIT_LOG_INTERVAL_S = 30.0
 CLUSTER_CHECK_INTERVAL_S = 1.0
 
 
+class ExportPhase(Enum):
+    """Where a partition's series stands in one period of ownership (see ``PartitionExport``)."""
+
+    STARTING = "starting"  # the restored view, held; confirmed views wait
+    STARTING_REVOKED = "starting-revoked"  # revoked while STARTING: the restored view finishes its hold
+    LIVE = "live"  # each confirmed view as it comes
+    ENDING = "ending"  # revoked: the final view, held; views confirmed late wait their turn
+    GONE = "gone"  # revoked, and no longer shown
+
+
+@dataclass(slots=True)
+class PartitionExport:
+    """What the metrics show of a partition during one period of ownership: its series.
+
+    A moved partition's new series must begin where the previous owner's ended, and end where
+    the next owner's begins, each end sampled by every scraper; else ``increase()`` misses
+    what moved with it. So the restored view is shown for ``hold_s`` (two scrape intervals)
+    from when the partition was taken, and the final view (its last confirmed checkpoint) for
+    ``hold_s`` from when it first shows: after the restored view's hold if it was revoked
+    during it.
+    """
+
+    #: The ``owner`` label: a new value each time the partition is taken.
+    owner: str
+    #: What the metrics show: the restored state at first, then views of confirmed checkpoints.
+    shown: StateView
+    #: ``shown`` is held until then (while STARTING, STARTING_REVOKED or ENDING).
+    hold_until: float
+    hold_s: float
+    phase: ExportPhase = ExportPhase.STARTING
+    #: The view of the last confirmed checkpoint, waiting for the hold on ``shown`` to end.
+    waiting: StateView | None = None
+
+    @property
+    def latest(self) -> StateView:
+        """The view of the last confirmed checkpoint (the restored state if none was confirmed)."""
+        return self.waiting if self.waiting is not None else self.shown
+
+    def confirmed(self, view: StateView) -> None:
+        """A checkpoint was confirmed: shown at once while LIVE, else once the hold on ``shown`` ends."""
+        if self.phase is ExportPhase.LIVE:
+            self.shown = view
+        else:
+            self.waiting = view
+
+    def revoked(self, now: float) -> None:
+        """LIVE -> ENDING, the final view held from now; STARTING -> STARTING_REVOKED."""
+        if self.phase is ExportPhase.LIVE:
+            self.phase, self.hold_until = ExportPhase.ENDING, now + self.hold_s
+        elif self.phase is ExportPhase.STARTING:
+            self.phase = ExportPhase.STARTING_REVOKED
+
+    def given_back(self) -> None:
+        """Taken again with nothing applied elsewhere meanwhile: the series goes on where it was.
+
+        STARTING_REVOKED -> STARTING (the restored view finishes its hold); ENDING or GONE -> LIVE.
+        """
+        if self.phase is ExportPhase.STARTING_REVOKED:
+            self.phase = ExportPhase.STARTING
+        else:
+            self.phase, self.shown, self.waiting = ExportPhase.LIVE, self.latest, None
+
+    def advance(self, now: float, *, checkpointing: bool) -> None:
+        """Once the hold on ``shown`` is over: STARTING -> LIVE, showing the latest confirmed view;
+        STARTING_REVOKED or ENDING -> ENDING, showing a view confirmed meanwhile, held in its turn;
+        with none to show and no checkpoint in flight (it may change the final view) -> GONE."""
+        if now < self.hold_until or self.phase in (ExportPhase.LIVE, ExportPhase.GONE):
+            return
+        if self.phase is ExportPhase.STARTING:
+            self.phase, self.shown, self.waiting = ExportPhase.LIVE, self.latest, None
+        elif self.waiting is not None:
+            self.phase, self.shown, self.waiting = ExportPhase.ENDING, self.waiting, None
+            self.hold_until = now + self.hold_s
+        elif not checkpointing:
+            self.phase = ExportPhase.GONE
+
+
 @dataclass(slots=True)
 class OwnedPartition:
     """A source partition this worker owns: its state and the records no checkpoint holds yet."""
 
     state: PartitionState
-    #: Labels this period of ownership in the metrics (a new value each time the partition is taken).
-    owner: str
-    #: What the metrics show: the view of the last confirmed checkpoint (at first, the restored state).
-    exported: StateView
-    #: The restored view is held until ``hold_until`` (two scrape intervals), so that every scraper
-    #: sees the new series start where the previous owner's ended; confirmed views wait in ``next_export``.
-    pinned: bool = True
-    next_export: StateView | None = None
-    #: Revoked, and still shown until ``hold_until`` (see ``FamilyWorker.forget``).
-    lingering: bool = False
-    hold_until: float = 0.0
+    #: What the metrics show of it; still shown a while once revoked (see ``FamilyWorker.forget``).
+    export: PartitionExport
     #: Records applied (or skipped as held) since the last checkpoint started: not committable yet.
     pending: int = 0
     #: When the oldest of the ``pending`` records was applied, and of the checkpoint being written.
@@ -150,7 +219,7 @@ class FamilyWorker:
         self.changelog = Changelog(table)
         self.dead_letters = dead_letters
         self.interval = settings.checkpoint_interval_s
-        #: How long a moved partition's first and last views are held (see ``OwnedPartition``).
+        #: How long a moved partition's first and last views are held (see ``PartitionExport``).
         self.hold_s = 2 * settings.scrape_interval_s
         self.clock = clock
         self.delays = delays
@@ -159,8 +228,9 @@ class FamilyWorker:
         self.partitions: dict[int, OwnedPartition] = {}
         #: Partitions of the family topic the consumer group gave this worker.
         self.assigned: set[int] = set()
-        #: Partitions revoked by the running rebalance, kept in case the group gives them back.
-        self.released: dict[int, OwnedPartition] = {}
+        #: Revoked partitions by (partition, owner): shown until their series end, and the latest
+        #: of each kept in case the group gives it back.
+        self.released: dict[tuple[int, str], OwnedPartition] = {}
         #: The cluster the broker is (see ``rebase``), and what checks it again before a checkpoint
         #: write when a connection to the broker was lost.
         self.cluster: str | None = None
@@ -178,19 +248,12 @@ class FamilyWorker:
 
     def exported(self, now: float) -> list[ExportedPartition]:
         """What the metrics show at ``now`` (monotonic): each owned partition's view, and revoked
-        partitions' final views while they are held."""
-        for owned in self.partitions.values():
-            if owned.pinned and now >= owned.hold_until:
-                owned.pinned = False
-                if owned.next_export is not None:
-                    owned.exported, owned.next_export = owned.next_export, None
-        for owned in self.released.values():
-            # A checkpoint still in flight may change the final view: held on until it is settled.
-            if owned.lingering and now >= owned.hold_until and owned.writing is None:
-                owned.lingering = False
-        shown = [ExportedPartition(p, owned.owner, owned.exported) for p, owned in self.partitions.items()]
-        shown += [ExportedPartition(p, owned.owner, owned.exported, revoked=True)
-                  for p, owned in self.released.items() if owned.lingering]
+        partitions' views until their series end."""
+        for owned in [*self.partitions.values(), *self.released.values()]:
+            owned.export.advance(now, checkpointing=owned.writing is not None)
+        shown = [ExportedPartition(p, owned.export.owner, owned.export.shown) for p, owned in self.partitions.items()]
+        shown += [ExportedPartition(p, owned.export.owner, owned.export.shown, revoked=True)
+                  for (p, _), owned in self.released.items() if owned.export.phase is not ExportPhase.GONE]
         return sorted(shown, key=lambda part: part.partition)
 
     def checkpoint_ages(self, now: float) -> dict[int, float]:
@@ -213,13 +276,18 @@ class FamilyWorker:
         if state is None:
             state = self.processor.new_state()
         sizes = state.dedup.bucket_sizes()
-        previous = self.released.pop(partition, None)  # given back: no longer shown as revoked
-        # Given back with nothing applied since its last export: its series go on as they were.
-        kept = previous is not None and previous.exported.offset == state.offset
+        previous = next((owned for (p, _), owned in reversed(self.released.items()) if p == partition), None)
+        if previous is not None and previous.export.latest.offset == state.offset:
+            # Given back with nothing applied since its last confirmed view: its series go on as they were.
+            del self.released[partition, previous.export.owner]
+            export = previous.export
+            export.given_back()
+        else:
+            # Series of an earlier ownership still end on their own (see ``forget``).
+            export = PartitionExport(_next_owner(), state.view(), hold_until=time.monotonic() + self.hold_s,
+                                     hold_s=self.hold_s)
         owned = self.partitions[partition] = OwnedPartition(
-            state, owner=previous.owner if previous is not None and kept else _next_owner(),
-            exported=state.view(), pinned=not kept, hold_until=time.monotonic() + self.hold_s,
-            last_checkpoint=time.monotonic(),
+            state, export, last_checkpoint=time.monotonic(),
             chunk_counts={b: chunks_for(n) for b, n in sizes.items()},
         )
         self._follow_cluster(partition, owned)
@@ -273,23 +341,23 @@ class FamilyWorker:
     def forget(self, partitions: set[int]) -> None:
         """Give partitions up (revoked); the next owner restores them from the changelog.
 
-        Each one's final view (its last checkpoint) is still shown for two scrape intervals:
-        its series ends where the next owner's begins, so what was applied after the previous
-        scrape is not lost to ``increase()``.
+        Each one's final view (its last checkpoint) is still shown for two scrape intervals,
+        after its restored view finished its own hold: its series ends where the next owner's
+        begins, so what was applied after the previous scrape is not lost to ``increase()``.
         """
         for partition in partitions:
             owned = self.partitions.pop(partition, None)
             if owned is not None:
-                if owned.next_export is not None:
-                    owned.exported, owned.next_export = owned.next_export, None
-                owned.lingering = True
-                owned.hold_until = time.monotonic() + self.hold_s
-                self.released[partition] = owned
+                owned.export.revoked(time.monotonic())
+                self.released[partition, owned.export.owner] = owned
 
     def assign(self, partitions: set[int]) -> None:
-        """The group's new assignment: revoked partitions it does not give back are let go once shown."""
+        """The group's new assignment: revoked partitions are let go once their series ended, but for
+        the latest ownership of each partition it gives back."""
         self.assigned = partitions
-        self.released = {p: owned for p, owned in self.released.items() if p in partitions or owned.lingering}
+        latest = {p: owned for (p, _), owned in self.released.items()}
+        self.released = {(p, owner): owned for (p, owner), owned in self.released.items()
+                         if owned.export.phase is not ExportPhase.GONE or (p in partitions and latest[p] is owned)}
 
     def handle_batch(self, partition: int, records: Sequence[Record]) -> None:
         """Apply one fetch of a partition's records, in offset order, and dead-letter what they rejected."""
@@ -426,16 +494,13 @@ class FamilyWorker:
             return False
         if self.partitions.get(partition) is not owned:
             # Revoked meanwhile: its next owner restores from the changelog. The revoked
-            # partition's series still end with what is now durable (see ``forget``).
-            if owned.lingering:
-                owned.exported = view
-                owned.hold_until = time.monotonic() + self.hold_s
+            # partition's series still end with what is now durable (see ``forget``), unless
+            # it was taken again meanwhile and its series are the new ownership's.
+            if self.released.get((partition, owned.export.owner)) is owned:
+                owned.export.confirmed(view)
             return False
         self.changelog.store(checkpoint, changelog_offset)
-        if owned.pinned:
-            owned.next_export = view
-        else:
-            owned.exported = view
+        owned.export.confirmed(view)
         owned.state.dedup.mark_durable(checkpoint.dedup_sizes)
         owned.chunk_counts = checkpoint.chunk_counts
         # The next record to read after a restart is the first one the checkpoint does not hold.

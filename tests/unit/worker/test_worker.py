@@ -16,7 +16,7 @@ from streams.core.processor import FamilyProcessor
 from streams.core.registry import Registry
 from streams.core.sequence import HOLE_CONFIRMATIONS
 from streams.settings import Settings
-from streams.worker.app import FamilyWorker
+from streams.worker.app import ExportPhase, FamilyWorker
 from streams.worker.deadletter import SOURCE_OFFSET
 from streams.worker.metrics import EventDelays, WorkerHealth
 
@@ -204,10 +204,10 @@ async def test_metrics_show_the_restored_state_until_a_scrape_then_only_confirme
     worker.handle_batch(0, records(0, 1, 2))
     owned = worker.partitions[0]
     (exported,) = worker.exported(time.monotonic())
-    assert exported.view.offset == -1 and exported.owner == owned.owner  # the restored (empty) state
+    assert exported.view.offset == -1 and exported.owner == owned.export.owner  # the restored (empty) state
     assert await worker.checkpoint(0, owned) is True
-    assert worker.exported(owned.hold_until - 0.1)[0].view.offset == -1, "held for two scrape intervals"
-    assert worker.exported(owned.hold_until)[0].view.offset == 2
+    assert worker.exported(owned.export.hold_until - 0.1)[0].view.offset == -1, "held for two scrape intervals"
+    assert worker.exported(owned.export.hold_until)[0].view.offset == 2
     worker.handle_batch(0, records(3, 4))
     assert worker.exported(time.monotonic())[0].view.offset == 2, "applied but not yet durable: not exported"
     assert await worker.checkpoint(0, owned) is True
@@ -223,7 +223,7 @@ async def test_a_refused_checkpoint_exports_nothing_new_and_its_age_keeps_growin
     worker.changelog = FlakyChangelog()
     worker.handle_batch(0, records(0))
     owned = worker.partitions[0]
-    worker.exported(owned.hold_until)
+    worker.exported(owned.export.hold_until)
     started = owned.pending_since
     assert started is not None
     assert await worker.checkpoint(0, owned) is False
@@ -262,20 +262,20 @@ async def test_a_partition_given_back_unchanged_keeps_its_series_and_one_advance
     ours.changelog = theirs.changelog = changelog
     ours.handle_batch(0, records(0))
     assert await ours.checkpoint(0, ours.partitions[0]) is True
-    ours.exported(ours.partitions[0].hold_until)
-    first = ours.partitions[0].owner
+    ours.exported(ours.partitions[0].export.hold_until)
+    first = ours.partitions[0].export.owner
 
     ours.forget({0})  # an eager rebalance revokes everything, then gives the partition back
     ours.assign({0})
     ours.handle_batch(0, records(1))
-    assert ours.partitions[0].owner == first and not ours.partitions[0].pinned
+    assert ours.partitions[0].export.owner == first and ours.partitions[0].export.phase is ExportPhase.LIVE
     assert await ours.checkpoint(0, ours.partitions[0]) is True
 
     ours.forget({0})
     ours.assign(set())
     (shown,) = ours.exported(time.monotonic())  # revoked: its final view is held a while
     assert (shown.partition, shown.owner, shown.view.offset) == (0, first, 1)
-    assert ours.exported(ours.released[0].hold_until) == []
+    assert ours.exported(ours.released[0, first].export.hold_until) == []
     ours.assign(set())
     assert ours.released == {}
     theirs.handle_batch(0, records(2))  # another worker owned it meanwhile and moved it on
@@ -284,8 +284,95 @@ async def test_a_partition_given_back_unchanged_keeps_its_series_and_one_advance
     ours.assign({0})
     ours.handle_batch(0, records(3))
     owned = ours.partitions[0]
-    assert owned.owner not in (first, theirs.released[0].owner) and owned.pinned
-    assert owned.exported.offset == 2 and owned.state.offset == 3
+    ((_, theirs_owner),) = theirs.released
+    assert owned.export.owner not in (first, theirs_owner)
+    assert owned.export.phase is ExportPhase.STARTING
+    assert owned.export.shown.offset == 2 and owned.state.offset == 3
+
+
+def shown(worker: FamilyWorker, now: float) -> list[tuple[int, bool]]:
+    """(offset of the view, revoked) of each series the metrics show at ``now``."""
+    return [(part.view.offset, part.revoked) for part in worker.exported(now)]
+
+
+async def test_a_partition_revoked_while_its_restored_view_is_held_shows_it_to_the_end_then_its_final_view():
+    worker = worker_with(StubConsumer(committed=None))
+    worker.changelog = ConfirmingChangelog()
+    worker.handle_batch(0, records(0, 1, 2))  # taken with nothing restored: offset -1
+    owned = worker.partitions[0]
+    assert await worker.checkpoint(0, owned) is True
+    restored_until = owned.export.hold_until
+    worker.forget({0})  # the crashed member's session expired: a second rebalance moves it on
+    worker.assign(set())
+    assert shown(worker, restored_until - 0.1) == [(-1, True)], "every scraper saw the series begin"
+    assert shown(worker, restored_until) == [(2, True)]
+    assert shown(worker, restored_until + worker.hold_s - 0.1) == [(2, True)], "and end"
+    assert shown(worker, restored_until + worker.hold_s) == []
+
+
+async def test_a_checkpoint_confirmed_after_revocation_shows_once_the_restored_view_was_held():
+    worker = worker_with(StubConsumer(committed=None))
+    release = asyncio.Event()
+
+    class SlowChangelog(ConfirmingChangelog):
+        async def write(self, checkpoint) -> int:
+            await release.wait()
+            return await super().write(checkpoint)
+
+    worker.changelog = SlowChangelog()
+    worker.handle_batch(0, records(0, 1))
+    owned = worker.partitions[0]
+    writing = worker.checkpoint(0, owned)
+    await settle()
+    worker.forget({0})
+    worker.assign(set())
+    release.set()
+    assert writing is not None and await writing is False, "revoked: it lets nothing be committed"
+    restored_until = owned.export.hold_until
+    assert shown(worker, restored_until - 0.1) == [(-1, True)]
+    assert shown(worker, restored_until) == [(1, True)], "what is durable ends the series"
+    assert shown(worker, restored_until + worker.hold_s - 0.1) == [(1, True)]
+    assert shown(worker, restored_until + worker.hold_s) == []
+
+
+async def test_a_partition_given_back_while_its_restored_view_is_held_goes_on_holding_it():
+    changelog = MemoryChangelog()
+    worker = worker_with(StubConsumer(committed=None))
+    worker.changelog = changelog
+    worker.handle_batch(0, records(0))
+    owned = worker.partitions[0]
+    assert await worker.checkpoint(0, owned) is True
+    worker.forget({0})  # an eager rebalance, giving it back unchanged
+    worker.assign({0})
+    worker.handle_batch(0, records(1))
+    again = worker.partitions[0]
+    assert again.export is owned.export and again.export.phase is ExportPhase.STARTING
+    assert await worker.checkpoint(0, again) is True
+    assert shown(worker, owned.export.hold_until - 0.1) == [(-1, False)]
+    assert shown(worker, owned.export.hold_until) == [(1, False)]
+
+
+async def test_a_partition_taken_back_after_another_worker_moved_it_on_still_ends_its_earlier_series():
+    changelog = MemoryChangelog()
+    consumer = StubConsumer(committed=None)
+    ours, theirs = worker_with(consumer), worker_with(consumer)
+    ours.changelog = theirs.changelog = changelog
+    ours.handle_batch(0, records(0))
+    ours.exported(ours.partitions[0].export.hold_until)
+    assert await ours.checkpoint(0, ours.partitions[0]) is True
+    ours.forget({0})  # a first rebalance moves it on ...
+    ours.assign(set())
+    ((_, first),) = ours.released
+    theirs.handle_batch(0, records(1))
+    assert await theirs.checkpoint(0, theirs.partitions[0]) is True
+    theirs.forget({0})  # ... and a second one, before a scrape, gives it back
+    ours.assign({0})
+    ours.handle_batch(0, records(2))
+    now = time.monotonic()
+    assert [(part.owner == first, part.view.offset, part.revoked) for part in ours.exported(now)] == [
+        (False, 1, False), (True, 0, True)
+    ], "the new series shows its restored view, the earlier one still its final view"
+    assert shown(ours, ours.released[0, first].export.hold_until) == [(1, False)]
 
 
 def renamed(fetched: list[SimpleNamespace], prefix: str) -> list[SimpleNamespace]:
