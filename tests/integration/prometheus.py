@@ -118,17 +118,19 @@ class PrometheusServer:
         """Whether the process this object started still runs."""
         return self.server is not None and self.server.process is not None and self.server.process.poll() is None
 
-    def query(self, expression: str) -> list[dict]:
-        """The result vector of an instant query."""
-        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expression})
+    def query(self, expression: str, at: float | None = None) -> list[dict]:
+        """The result of an instant query (a vector, or a matrix for a range selector), at ``at``
+        (Unix seconds) or now."""
+        params = {"query": expression} if at is None else {"query": expression, "time": f"{at:.3f}"}
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode(params)
         with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - http on loopback
             body = json.load(response)
         if body.get("status") != "success":
             raise AssertionError(f"query {expression!r} failed: {body}")
         return body["data"]["result"]
 
-    def scalar(self, expression: str) -> float | None:
-        result = self.query(expression)
+    def scalar(self, expression: str, at: float | None = None) -> float | None:
+        result = self.query(expression, at)
         return float(result[0]["value"][1]) if result else None
 
     def stop(self) -> None:

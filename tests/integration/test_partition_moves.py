@@ -1,9 +1,10 @@
 """Counters stay right under PromQL when partitions move: a crash, a graceful restart, a scale-out.
 
 Two worker ports, one real Prometheus scraping both every second. After a first load is
-drained and scraped, a partition move happens while more events arrive; then
-``sum(increase(...))`` over a window spanning the move must equal what was accepted in it
-(within increase()'s extrapolation), and no state-derived series may ever fall.
+drained and scraped, a partition move happens while more events arrive. Over a window
+spanning the move, the rise the samples show, summed over every series, must be exactly
+what was accepted in it; ``sum(increase(...))`` must lie between that and the most its
+extrapolation can add to those samples; and no state-derived series may ever fall.
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ import math
 import time
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from schemas.families import FAMILY_NAMES
+from streams.settings import Settings
 from tests.integration.prometheus import PrometheusServer
 from tests.integration.workers import (
+    WorkerProcess,
     drained,
     expected_received,
     produce,
@@ -27,10 +32,13 @@ from tests.replay import Record, ReplayData, expected_metrics
 
 pytestmark = pytest.mark.integration
 
-#: increase() extrapolates each series towards the window's edges by up to half a scrape
-#: interval (docs/semantics.md); the acceptance bound for a sum over a move.
-TOLERANCE = 0.10
 EXTRA_EVENTS = 5_000
+#: Longer than the workers' holds (two scrape intervals of a second) and a scrape: this long after
+#: the last move, every series that began or ended at a move showed both its ends to Prometheus.
+SETTLED_S = 4
+#: How far increase() may extend a series towards each edge of its window, in average sample
+#: intervals (Prometheus' extrapolatedRate: up to the edge if it is closer than 1.1 of them).
+EXTRAPOLATION_REACH = 1.1
 
 
 def totals(records: list[Record]) -> dict[str, float]:
@@ -40,6 +48,45 @@ def totals(records: list[Record]) -> dict[str, float]:
         metric: sum(v for (name, _), v in expected.items() if name == metric)
         for metric in ("corridor_events_accepted_total", "corridor_shipment_teu_total")
     }
+
+
+def owned_partitions(worker: WorkerProcess) -> set[tuple[str, str]]:
+    """(stream, partition) of each partition the worker owns (each has a checkpoint age)."""
+    text = worker.metrics_text() if worker.alive() else None
+    if text is None:
+        return set()
+    return {(sample.labels["stream"], sample.labels["partition"])
+            for family in text_string_to_metric_families(text) for sample in family.samples
+            if sample.name == "corridor_checkpoint_age_seconds"}
+
+
+def settled(workers: list[WorkerProcess]) -> bool:
+    """Whether every partition is owned by exactly one of the workers, and each owns some: no
+    member is still to join or to be found dead, so no partition moves any more."""
+    owned = [owned_partitions(worker) for worker in workers]
+    every = {(family, str(p)) for family in FAMILY_NAMES for p in range(Settings().topic_partitions)}
+    return all(owned) and sum(map(len, owned)) == len(every) and set().union(*owned) == every
+
+
+def sampled_rise(samples: list[list]) -> float:
+    """What one series' samples ([time, "value"] pairs) rose by: last less first (it never falls)."""
+    return float(samples[-1][1]) - float(samples[0][1]) if samples else 0.0
+
+
+def increase_bound(samples: list[list], start: float, end: float) -> float:
+    """The most ``increase()`` over (start, end] can make of one series' samples there.
+
+    increase() is the sampled rise stretched by its average slope towards the window's edges:
+    at each edge by the distance to it if that is under 1.1 average sample intervals, else by
+    half an interval, and less where the counter would go below zero. So never further than
+    the edge, nor than 1.1 intervals. A series with one sample has no increase.
+    """
+    if len(samples) < 2:
+        return 0.0
+    first, last = float(samples[0][0]), float(samples[-1][0])
+    sampled = last - first
+    reach = EXTRAPOLATION_REACH * sampled / (len(samples) - 1)
+    return sampled_rise(samples) * (sampled + min(first - start, reach) + min(end - last, reach)) / sampled
 
 
 def more_records(seed: int) -> list[Record]:
@@ -68,11 +115,13 @@ def test_increase_over_a_partition_move_is_what_was_accepted(move, prometheus_bi
             return all(prometheus.scalar(f"sum({m})") == pytest.approx(v, rel=1e-9) for m, v in want.items())
 
         wait_for(lambda: drained(before, expected_received(first)), timeout=180, message="the first load to drain")
+        wait_for(lambda: settled(before), timeout=60, message="the group to settle")
+        time.sleep(SETTLED_S)
         wait_for(lambda: scraped(want_first), timeout=60, message="Prometheus to see the first load")
+        # Every series now shows all of the first load, and nothing more arrives before the move:
+        # the window starts here, so every sample in it is taken after the first load was.
         window_start = time.time()
-        # increase() extrapolates every series towards the window's edges by its average slope:
-        # a series that ends at the move errs by about half a scrape over its length in the window.
-        time.sleep(10)
+        time.sleep(SETTLED_S)  # samples of every series before the move
 
         extra = more_records(seed=32)
         if move == "crash":
@@ -89,15 +138,31 @@ def test_increase_over_a_partition_move_is_what_was_accepted(move, prometheus_bi
         want_all = totals(first + extra)
         wait_for(lambda: drained([a, b], expected_received(first + extra)), timeout=180,
                  message="both workers to drain the second load")
+        # The window ends once the group settled (the crashed member's session expired too), and
+        # every series that began or ended at a move was sampled to its end.
+        wait_for(lambda: settled([a, b]), timeout=60, message="the group to settle after the move")
+        time.sleep(SETTLED_S)
         wait_for(lambda: scraped(want_all), timeout=60, message="Prometheus to see the second load")
-        time.sleep(20)  # likewise for the series that begin at the move
-        window = math.ceil(time.time() - window_start)
+        at = round(time.time(), 3)
+        window = math.floor(at - window_start)  # so that the window (at - window, at] starts after window_start
 
         for metric, total in want_all.items():
             accepted = total - want_first[metric]
-            seen = prometheus.scalar(f"sum(increase({metric}[{window}s]))")
-            print(f"{move}: sum(increase({metric}[{window}s])) = {seen:.1f}, accepted {accepted:.1f}")
-            assert seen == pytest.approx(accepted, rel=TOLERANCE), (metric, seen, accepted)
+            # Exact, without extrapolation: a partition's count is on one series until its move and
+            # on the next one from the value the first ended at (the holds show both ends to every
+            # scraper), so the series' rises add up to what was accepted. The worker killed in the
+            # crash case had been idle and scraped: its series lose nothing.
+            series = prometheus.query(f"{metric}[{window}s]", at)
+            rise = prometheus.scalar(f"sum(max_over_time({metric}[{window}s]) - min_over_time({metric}[{window}s]))",
+                                     at)
+            # increase() only ever stretches a series' rise towards the window's edges.
+            seen = prometheus.scalar(f"sum(increase({metric}[{window}s]))", at)
+            bound = sum(increase_bound(s["values"], at - window, at) for s in series)
+            print(f"{move}: {metric} over {window}s, {len(series)} series: accepted {accepted:.1f}, "
+                  f"sampled rise {rise:.1f}, increase() {seen:.1f}, at most {bound:.1f}")
+            assert rise == pytest.approx(accepted, rel=1e-9, abs=1e-6), (metric, rise, accepted)
+            assert sum(sampled_rise(s["values"]) for s in series) == pytest.approx(rise, rel=1e-9, abs=1e-6)
+            assert rise * (1 - 1e-9) <= seen <= bound * (1 + 1e-9), (metric, rise, seen, bound)
         whole_test = math.ceil(time.time() - started)
         names = [row["metric"]["__name__"] for row in prometheus.query('group by (__name__) ({owner!=""})')]
         assert "corridor_shipment_teu_total" in names and "corridor_flight_delay_seconds_bucket" in names
