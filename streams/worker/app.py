@@ -39,9 +39,17 @@ from streams.core.state import PartitionState, StateView
 from streams.core.wire import Headers
 from streams.kafka.admin import BROKER_CHECK_TIMEOUT_S, BrokerProbe, cluster_id, ensure_topics
 from streams.kafka.client import ssl_context
+from streams.kafka.profile import PROFILES, BrokerFlavor, BrokerProfile, ProfileUnknown, broker_profile
 from streams.settings import Settings
 from streams.worker.deadletter import dead_letter_headers, dead_letter_value
-from streams.worker.faust_compat import App, Consumer, Record, acting_for, committed_offset
+from streams.worker.faust_compat import (
+    App,
+    Consumer,
+    Record,
+    acting_for,
+    committed_offset,
+    set_producer_batch_size,
+)
 from streams.worker.metrics import (
     CorridorCollector,
     EventDelays,
@@ -556,9 +564,8 @@ class CorridorApp:
             broker_session_timeout=settings.session_timeout_s,
             broker_heartbeat_interval=settings.heartbeat_interval_s,
             broker_commit_interval=settings.checkpoint_interval_s,
-            # One record per produce batch: the embedded broker reports end offsets
-            # from the last batch's base offset, which would cut changelog recovery short.
-            producer_max_batch_size=1,
+            # Apache Kafka's profile; the embedded broker's replaces it once it answers (``_use_profile``).
+            producer_max_batch_size=PROFILES[BrokerFlavor.KAFKA].producer_max_batch_size,
             producer_linger_ms=0,
             web_bind=settings.web_host,
             web_port=settings.web_port,
@@ -571,12 +578,10 @@ class CorridorApp:
             web_metrics_enabled=False,
             topic_disable_leader=True,
             consumer_auto_offset_reset="earliest",
-            # A RocksDB store remembers how far it read the changelog; after the broker came back as a
-            # new cluster, its changelog starts again below that. faust would refuse to start; the
-            # worker rebases such partitions itself (``FamilyWorker.rebase``), and never reads a
-            # changelog past its end in one cluster, where each checkpoint record is its own batch.
-            recovery_consistency_check=False,
+            recovery_consistency_check=PROFILES[BrokerFlavor.KAFKA].recovery_consistency_check,
         )
+        #: What the broker that answers needs (streams/kafka/profile.py); known once it answered.
+        self.profile: BrokerProfile | None = None
         self.delays = EventDelays(self.families)
         self.health = WorkerHealth(self.families)
         self.dead_letters = self.app.topic(DEADLETTER_TOPIC, key_serializer="raw", value_serializer="raw",
@@ -641,6 +646,7 @@ class CorridorApp:
             restoring=restoring,
             restore_seconds=now - self._assigned_at if any(restoring.values()) else 0.0,
             checkpoint_age=ages,
+            broker=self.profile.flavor if self.profile is not None else "unknown",
         )
 
     def consumer_lag(self) -> dict[tuple[str, int], int]:
@@ -663,12 +669,39 @@ class CorridorApp:
     async def _wait_for_broker(self, waiter: Service) -> None:
         """At start, before any Kafka client: wait until the cluster answers (the probes answer meanwhile)."""
         started = time.monotonic()
-        cluster = await self._answering_cluster(waiter)
-        if waiter.should_stop:
-            return
-        self._set_cluster(cluster)
-        log.info("Kafka broker at %s answered after %.1fs (cluster %s)", self.settings.bootstrap,
-                 time.monotonic() - started, cluster)
+        while True:
+            cluster = await self._answering_cluster(waiter)
+            if waiter.should_stop:
+                return
+            try:
+                profile = await broker_profile(self.settings)
+                break
+            except ProfileUnknown as exc:  # gone again between the two questions: asked again
+                log.warning("%s", exc)
+                await waiter.sleep(BROKER_RETRY_DELAYS_S[0])
+        self._use_profile(profile)
+        if profile.rebase_new_cluster:
+            self._set_cluster(cluster)
+        effective = self.broker_settings()
+        log.info("Kafka broker at %s answered after %.1fs (cluster %s): %s", self.settings.bootstrap,
+                 time.monotonic() - started, cluster, ", ".join(f"{k} {v}" for k, v in effective.items()),
+                 extra=effective)
+
+    def broker_settings(self) -> dict[str, object]:
+        """What the worker runs with for the broker that answered, read back from faust and the consumer."""
+        return {
+            "broker": self.profile.flavor.value if self.profile is not None else "unknown",
+            "producer_max_batch_size": self.app.producer.max_batch_size,
+            "recovery_consistency_check": self.app.conf.recovery_consistency_check,
+            "rebase_new_cluster": self._consumer().watch_clusters,
+        }
+
+    def _use_profile(self, profile: BrokerProfile) -> None:
+        """Set what differs between brokers before any Kafka client starts (streams/kafka/profile.py)."""
+        self.profile = profile
+        set_producer_batch_size(self.app, profile.producer_max_batch_size)
+        self.app.conf.recovery_consistency_check = profile.recovery_consistency_check
+        self._consumer().watch_clusters = profile.rebase_new_cluster
 
     async def _check_cluster(self) -> None:
         """After a broker connection closed: is the broker still the cluster the partitions were read from?
@@ -677,6 +710,8 @@ class CorridorApp:
         and nothing changes. A new cluster (the embedded broker restarted, keeping nothing) has
         its topics created, and every partition is rebased (``FamilyWorker.rebase``).
         """
+        if self.profile is None or not self.profile.rebase_new_cluster:
+            return  # not answered yet, or a broker that keeps its log: a restart is the same cluster
         async with self._cluster_check:
             consumer = self._consumer()
             closes = consumer.connection_closes
