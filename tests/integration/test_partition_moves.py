@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.families import FAMILY_NAMES
 from streams.settings import Settings
+from tests.integration.conftest import ON_BOTH_FRESH_BROKERS
 from tests.integration.prometheus import PrometheusServer
 from tests.integration.workers import (
     WorkerProcess,
@@ -95,6 +96,7 @@ def more_records(seed: int) -> list[Record]:
     return data.build(EXTRA_EVENTS)
 
 
+@ON_BOTH_FRESH_BROKERS
 @pytest.mark.parametrize("move", ["crash", "graceful-restart", "scale-out"])
 def test_increase_over_a_partition_move_is_what_was_accepted(move, prometheus_bin, fresh_broker, tmp_path):
     started = time.time()
