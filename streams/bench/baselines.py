@@ -8,9 +8,10 @@ CPU time the process (all its threads) used meanwhile. Before that it prints
 ``{"counted": n}`` lines as it goes, and ``{"error": "..."}`` (exit 1) when ``N`` events did
 not arrive within ``--timeout`` seconds.
 
-- ``aiokafka``: a plain consumer (partitions assigned by hand, no group) in a ``getmany``
-  loop; every record validated with pydantic's ``TypeAdapter`` of the family's model (one
-  event, or a list for an envelope) and every event counted per family and key in a dict.
+- ``aiokafka``: a plain consumer (the ``--partitions`` of each topic assigned by hand, no
+  group) in a ``getmany`` loop; every record validated with pydantic's ``TypeAdapter`` of the
+  family's model (one event, or a list for an envelope) and every event counted per family
+  and key in a dict.
 - ``faust``: a faust app with one agent per topic that only counts (``async for value in
   stream``): faust's per-message stream path, memory store, no web server.
 """
@@ -77,7 +78,7 @@ def emit(line: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-async def aiokafka_loop(bootstrap: str, expect: int, timeout_s: float) -> bool:
+async def aiokafka_loop(bootstrap: str, partitions: int, expect: int, timeout_s: float) -> bool:
     """The plain consumer loop; True when it counted ``expect`` events in time."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from pydantic import TypeAdapter
@@ -91,9 +92,9 @@ async def aiokafka_loop(bootstrap: str, expect: int, timeout_s: float) -> bool:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer.topics()  # loads the metadata partitions_for_topic reads
-        consumer.assign([TopicPartition(topic, partition) for topic in families
-                         for partition in sorted(consumer.partitions_for_topic(topic) or ())])
+        # Partitions named, not read from the consumer's metadata: Apache Kafka answers its first
+        # metadata request (for no topic in particular) without any topic.
+        consumer.assign([TopicPartition(topic, partition) for topic in families for partition in range(partitions)])
         await consumer.seek_to_beginning()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -125,7 +126,7 @@ def faust_agents(bootstrap: str, expect: int, timeout_s: float, app_id: str, gro
     with tempfile.TemporaryDirectory(prefix="corridor-bench-faust-") as datadir:
         app = faust.App(
             app_id,
-            broker=f"kafka://{bootstrap}",
+            broker=[f"kafka://{host}" for host in bootstrap.split(",")],
             store="memory://",
             datadir=datadir,
             web_enabled=False,
@@ -170,13 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("kind", choices=("aiokafka", "faust"))
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--expect", type=int, required=True, help="events to count before stopping")
+    parser.add_argument("--partitions", type=int, default=4, help="aiokafka: partitions of each family topic")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for them")
     parser.add_argument("--app-id", default="corridor-bench-faust", help="faust: app id and consumer group")
     parser.add_argument("--group-timeouts", default="3,6,1",
                         help="faust: rebalance, session and heartbeat seconds of the consumer group")
     args = parser.parse_args(argv)
     if args.kind == "aiokafka":
-        done = asyncio.run(aiokafka_loop(args.bootstrap, args.expect, args.timeout))
+        done = asyncio.run(aiokafka_loop(args.bootstrap, args.partitions, args.expect, args.timeout))
         if not done:
             emit({"error": f"fewer than {args.expect} events arrived in {args.timeout:g}s"})
     else:

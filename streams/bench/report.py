@@ -43,6 +43,8 @@ RATIOS = {
     "ratio_single_to_aiokafka_single": (PIPELINE_SINGLE, BASELINE_AIOKAFKA_SINGLE),
     ROUTES_RATIO: (PIPELINE_ROUTES_MANY, PIPELINE_ROUTES_FEW),
 }
+#: How the notes name the broker kinds of ``streams.kafka.profile``.
+BROKER_NAMES = {"kafka": "Apache Kafka", "embedded": "embedded"}
 COLUMNS = ("measured", "events", "seconds", "events/s", "CPU s", "events/CPU s", "vs aiokafka loop", "vs faust agent")
 
 
@@ -100,6 +102,16 @@ class Throughput:
 
 
 @dataclass(frozen=True, slots=True)
+class BrokerKind:
+    """The broker a run measured on, as the worker tells it (``streams.kafka.profile``)."""
+
+    flavor: str  #: ``kafka`` or ``embedded``
+    nodes: int  #: brokers the cluster lists
+    bootstrap: str | None  #: the cluster given with ``--bootstrap``; None: fresh embedded brokers
+    partitions: int  #: of each corridor topic
+
+
+@dataclass(frozen=True, slots=True)
 class Latency:
     """Event-to-metric latency at a fixed rate: from an event's send to the first /metrics that counts it."""
 
@@ -123,6 +135,7 @@ class BenchReport:
     event_json_bytes: float | None = None  # mean size of one event's JSON
     throughput: dict[str, Throughput] = field(default_factory=dict)
     latency: Latency | None = None
+    broker: BrokerKind | None = None
     environment: dict[str, Any] = field(default_factory=dict)
 
     def eps(self, key: str) -> float | None:
@@ -174,6 +187,10 @@ class BenchReport:
             "latency_rate_eps": latency.rate if latency else None,
             "latency_events": latency.events if latency else None,
             "event_json_bytes": round(self.event_json_bytes, 1) if self.event_json_bytes is not None else None,
+            "broker": self.broker.flavor if self.broker else None,
+            "broker_nodes": self.broker.nodes if self.broker else None,
+            "bootstrap": self.broker.bootstrap if self.broker else None,
+            "topic_partitions": self.broker.partitions if self.broker else None,
             "verified": self.verified,
             "stages": {key: measured.to_json() for key, measured in self.throughput.items()},
         }
@@ -200,8 +217,17 @@ class BenchReport:
         return rows
 
     def notes(self) -> list[str]:
-        """Memory, latency and the machine, one line each."""
+        """The broker, memory, latency and the machine, one line each."""
         lines = []
+        broker = self.broker
+        if broker is not None:
+            name = BROKER_NAMES.get(broker.flavor, broker.flavor)
+            nodes = f"{broker.nodes} node{'s' if broker.nodes != 1 else ''}"
+            lines.append(
+                f"broker: {name}, {nodes} at {broker.bootstrap}, the corridor topics ({broker.partitions} partitions) "
+                "deleted and created again for each group of stages" if broker.bootstrap else
+                f"broker: {name}, a fresh one on loopback for each group of stages ({broker.partitions} partitions)"
+            )
         memory = self.memory
         if memory is not None:
             lines.append(

@@ -1,16 +1,15 @@
-"""One bench run: fresh embedded brokers, the events published, then every stage measured in turn.
+"""One bench run: fresh corridor topics for each group of stages, the events published, then each stage measured.
 
-Two brokers on free loopback ports: one holds the events in envelopes (then the latency
-stage's), the other the same kind of events one per record (the worker's topics have fixed
-names, so each variant needs its own broker). The events are all written before anything
-reads them, and each stage reads them from the first offset:
+The worker's topics have fixed names, so each group of stages gets topics of its own
+(``clusters.py``): a fresh embedded broker on free loopback ports, or, with a cluster given
+(``--bootstrap``), the corridor topics deleted and created again there. A group's events
+are all written before anything reads them, and each stage reads them from the first offset:
 
-1. the aiokafka + pydantic loop on the envelopes (a subprocess);
-2. ``corridor worker`` on the envelopes; its memory; then, with the same worker, latency at
-   a fixed rate;
-3. the aiokafka + pydantic loop on the single events, then the bare faust agent (subprocesses);
-4. a fresh ``corridor worker`` on the single events;
-5. shipments spread over 10 and then over 1,000 known routes, each on a broker of its own and
+1. the envelopes: the aiokafka + pydantic loop (a subprocess); ``corridor worker``; its
+   memory; then, with the same worker, latency at a fixed rate;
+2. the single events: the aiokafka + pydantic loop, then the bare faust agent (subprocesses);
+   a fresh ``corridor worker``;
+3. shipments spread over 10 and then over 1,000 known routes, each on topics of its own and
    counted by a fresh ``corridor worker`` whose registry holds exactly those routes.
 
 A stage that does not count exactly the events published within its time limit fails the run
@@ -40,6 +39,7 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.families import FAMILY_NAMES
 from streams.alerting.tools import free_port
+from streams.bench.clusters import APP_PREFIX, ClusterError, Clusters, EmbeddedBrokers, SharedCluster, broker_kind
 from streams.bench.events import (
     Envelopes,
     EventSource,
@@ -76,8 +76,7 @@ from streams.bench.report import (
     Memory,
     Throughput,
 )
-from streams.kafka.admin import create_topics
-from streams.kafka.broker import BrokerError, EmbeddedBroker, stop_process
+from streams.kafka.broker import split_bootstrap, stop_process
 from streams.kafka.client import client_options
 from streams.settings import Settings
 
@@ -132,6 +131,8 @@ class BenchConfig:
     route_events: int = 200_000  #: shipments for each worker of the routes stage
     seed: int = 0
     stages: frozenset[str] = frozenset(STAGES)
+    #: An existing cluster every stage runs on (its corridor topics recreated); None: fresh embedded brokers.
+    bootstrap: str | None = None
 
     def __post_init__(self) -> None:
         if unknown := self.stages - set(STAGES):
@@ -140,6 +141,13 @@ class BenchConfig:
             raise ValueError("no stage left to run")
         if min(self.events, self.single_events, self.route_events, self.latency_rate) < 1 or self.latency_seconds <= 0:
             raise ValueError("event counts, rate and duration must be positive")
+        if self.bootstrap is not None:
+            try:
+                addresses = split_bootstrap(self.bootstrap)
+            except ValueError:
+                addresses = []
+            if not addresses or any(not 0 < port < 65536 for _, port in addresses):
+                raise ValueError(f"--bootstrap {self.bootstrap!r}: expected HOST:PORT[,HOST:PORT...]")
 
     @property
     def latency_events(self) -> int:
@@ -197,70 +205,88 @@ class _Run:
         config = self.config
         self.report.environment = {"python": platform.python_version(), "platform": platform.platform(),
                                    "cpus": os.cpu_count(), "load_before": _load()}
-        published_bytes = published_events = 0
-        async with contextlib.AsyncExitStack() as stack:
-            envelope_broker = single_broker = None
-            if self.wants("batched", "aiokafka", "latency"):
-                envelope_broker = await stack.enter_async_context(self._broker())
-            if self.wants("single", "aiokafka", "faust"):
-                single_broker = await stack.enter_async_context(self._broker())
-            in_envelopes = single = Published()
-            if envelope_broker is not None and self.wants("batched", "aiokafka"):
-                in_envelopes = await self._publish(envelope_broker, config.events, envelopes=True)
-            if single_broker is not None:
-                single = await self._publish(single_broker, config.single_events, envelopes=False)
-            for published in (in_envelopes, single):
-                published_bytes += published.event_bytes
-                published_events += published.total
-            self.report.event_json_bytes = published_bytes / published_events if published_events else None
-
-            if envelope_broker is not None and self.wants("aiokafka"):
-                await self._baseline(BASELINE_AIOKAFKA, envelope_broker, in_envelopes)
-            if envelope_broker is not None and self.wants("batched", "latency"):
-                worker = _Worker(envelope_broker.bootstrap, self.workdir / "worker-envelopes",
-                                 f"corridor-bench-{self.token}-envelopes")
-                with worker.running():
-                    measured, counts = await self._drain(worker, in_envelopes, "corridor worker on the envelopes")
-                    if self.wants("batched"):
-                        self.report.throughput[PIPELINE_BATCHED] = measured
-                    if self.wants("latency"):
-                        self.report.latency = await self._latency(worker, envelope_broker, counts)
-            if single_broker is not None and self.wants("aiokafka"):
-                await self._baseline(BASELINE_AIOKAFKA_SINGLE, single_broker, single)
-            if single_broker is not None and self.wants("faust"):
-                await self._baseline(BASELINE_FAUST, single_broker, single)
-            if single_broker is not None and self.wants("single"):
-                worker = _Worker(single_broker.bootstrap, self.workdir / "worker-single",
-                                 f"corridor-bench-{self.token}-single")
-                with worker.running():
-                    self.report.throughput[PIPELINE_SINGLE], _ = await self._drain(
-                        worker, single, "corridor worker on the single events")
-        if self.wants("routes"):
-            for key, count in zip((PIPELINE_ROUTES_FEW, PIPELINE_ROUTES_MANY), ROUTE_COUNTS, strict=True):
-                self.report.throughput[key] = await self._routes(count)
+        clusters: Clusters = (EmbeddedBrokers(self.settings, self._announce) if config.bootstrap is None
+                              else SharedCluster(self.settings, config.bootstrap, self._announce))
+        try:
+            await self._stages(clusters)
+        except Exception:
+            # The stage's error says more than one of tidying up after it. An interrupted run leaves
+            # its topics to the next run, which deletes them with the corridor topics.
+            with contextlib.suppress(ClusterError):
+                await clusters.close()
+            raise
+        await self._tidy(clusters)
         self.report.environment["load_after"] = _load()
         return self.report
 
-    # --- brokers and publishing ---
+    async def _stages(self, clusters: Clusters) -> None:
+        config = self.config
+        in_envelopes = single = Published()
+        if self.wants("batched", "aiokafka", "latency"):
+            async with self._fresh(clusters) as bootstrap:
+                if self.wants("batched", "aiokafka"):
+                    in_envelopes = await self._publish(bootstrap, config.events, envelopes=True)
+                if self.wants("aiokafka"):
+                    await self._baseline(BASELINE_AIOKAFKA, bootstrap, in_envelopes)
+                if self.wants("batched", "latency"):
+                    worker = _Worker(bootstrap, self.workdir / "worker-envelopes", self._app_id("envelopes"))
+                    with worker.running():
+                        measured, counts = await self._drain(worker, in_envelopes,
+                                                             "corridor worker on the envelopes")
+                        if self.wants("batched"):
+                            self.report.throughput[PIPELINE_BATCHED] = measured
+                        if self.wants("latency"):
+                            self.report.latency = await self._latency(worker, bootstrap, counts)
+        if self.wants("single", "aiokafka", "faust"):
+            async with self._fresh(clusters) as bootstrap:
+                single = await self._publish(bootstrap, config.single_events, envelopes=False)
+                if self.wants("aiokafka"):
+                    await self._baseline(BASELINE_AIOKAFKA_SINGLE, bootstrap, single)
+                if self.wants("faust"):
+                    await self._baseline(BASELINE_FAUST, bootstrap, single)
+                if self.wants("single"):
+                    worker = _Worker(bootstrap, self.workdir / "worker-single", self._app_id("single"))
+                    with worker.running():
+                        self.report.throughput[PIPELINE_SINGLE], _ = await self._drain(
+                            worker, single, "corridor worker on the single events")
+        published_events = in_envelopes.total + single.total
+        self.report.event_json_bytes = ((in_envelopes.event_bytes + single.event_bytes) / published_events
+                                        if published_events else None)
+        if self.wants("routes"):
+            for key, count in zip((PIPELINE_ROUTES_FEW, PIPELINE_ROUTES_MANY), ROUTE_COUNTS, strict=True):
+                self.report.throughput[key] = await self._routes(clusters, count)
+
+    async def _tidy(self, clusters: Clusters) -> None:
+        try:
+            await clusters.close()
+        except ClusterError as exc:
+            raise BenchError(f"every stage ran, but {exc}") from None
+
+    def _announce(self, description: str) -> None:
+        self.progress.step(description, 0, None)
+
+    def _app_id(self, name: str) -> str:
+        """A fresh app id (consumer group, changelog names) for one of this run's apps."""
+        return f"{APP_PREFIX}{self.token}-{name}"
+
+    # --- topics and publishing ---
 
     @contextlib.asynccontextmanager
-    async def _broker(self) -> AsyncIterator[EmbeddedBroker]:
-        self.progress.step("starting an embedded broker", 0, None)
-        broker = EmbeddedBroker(port=free_port())
+    async def _fresh(self, clusters: Clusters) -> AsyncIterator[str]:
+        """Fresh corridor topics for a group of stages (the broker's kind noted on the first)."""
         try:
-            await asyncio.to_thread(broker.start)
-        except BrokerError as exc:
-            raise BenchError(f"cannot start the embedded broker: {exc}") from None
-        try:
-            await create_topics(self._settings_for(broker))
-            yield broker
-        finally:
-            await asyncio.to_thread(broker.stop)
+            async with clusters.fresh() as bootstrap:
+                if self.report.broker is None:
+                    self.report.broker = await broker_kind(self._settings_for(bootstrap),
+                                                           shared=self.config.bootstrap is not None)
+                yield bootstrap
+        except ClusterError as exc:
+            raise BenchError(str(exc)) from None
 
-    def _settings_for(self, broker: EmbeddedBroker) -> Settings:
-        return self.settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})
+    def _settings_for(self, bootstrap: str) -> Settings:
+        return self.settings.model_copy(update={"kafka_bootstrap": bootstrap})
 
-    async def _publish(self, broker: EmbeddedBroker, count: int, *, envelopes: bool,
+    async def _publish(self, bootstrap: str, count: int, *, envelopes: bool,
                        source: EventSource | None = None, spread: RouteSpread | None = None) -> Published:
         """Write ``count`` fresh events of ``source`` (the run's mix by default), in envelopes or one per record,
         and wait for every acknowledgement. ``spread`` moves the shipments onto its routes."""
@@ -271,7 +297,7 @@ class _Run:
         batcher = Envelopes()
         # Envelopes as the SDK sends them; single events batched by the producer as any client would.
         producer = AIOKafkaProducer(
-            **client_options(self._settings_for(broker)),
+            **client_options(self._settings_for(bootstrap)),
             linger_ms=5 if envelopes else 10,
             max_batch_size=self.settings.publish_batch_bytes + 64 * 1024 if envelopes else 256 * 1024,
             max_request_size=max(1_048_576, 2 * self.settings.publish_batch_bytes),
@@ -302,18 +328,20 @@ class _Run:
 
     # --- baselines ---
 
-    async def _baseline(self, key: str, broker: EmbeddedBroker, published: Published) -> None:
-        """Run one baseline over everything ``published`` on ``broker``; its throughput goes in the report."""
+    async def _baseline(self, key: str, bootstrap: str, published: Published) -> None:
+        """Run one baseline over everything ``published`` at ``bootstrap``; its throughput goes in the report."""
         kind = "faust" if key == BASELINE_FAUST else "aiokafka"
         description = LABELS[key]
         total = published.total
         timeout = self.config.timeout(total)
-        command = [sys.executable, "-m", "streams.bench.baselines", kind, "--bootstrap", broker.bootstrap,
+        command = [sys.executable, "-m", "streams.bench.baselines", kind, "--bootstrap", bootstrap,
                    "--expect", str(total), "--timeout", str(timeout + (STARTUP_ALLOWANCE_S if kind == "faust" else 0))]
-        if kind == "faust":
+        if kind == "aiokafka":
+            command += ["--partitions", str(self.settings.topic_partitions)]
+        else:
             timeouts = ",".join(str(GROUP_TIMEOUTS[f"CORRIDOR_{name}_S"]) for name in
                                 ("REBALANCE_TIMEOUT", "SESSION_TIMEOUT", "HEARTBEAT_INTERVAL"))
-            command += ["--app-id", f"corridor-bench-{self.token}-faust", "--group-timeouts", timeouts]
+            command += ["--app-id", self._app_id("faust"), "--group-timeouts", timeouts]
         log_path = self.workdir / f"{key}.log"
         self.progress.step(description, 0, total)
         with open(log_path, "wb") as log:
@@ -356,7 +384,7 @@ class _Run:
 
     # --- the worker ---
 
-    async def _routes(self, count: int) -> Throughput:
+    async def _routes(self, clusters: Clusters, count: int) -> Throughput:
         """A fresh worker whose registry knows ``count`` shipment routes, on shipments spread over them all."""
         routes = shipment_routes(count)
         directory = self.workdir / f"worker-routes-{count}"
@@ -365,10 +393,10 @@ class _Run:
         registry.write_bytes(registry_with_routes(routes))
         # Shipments only, the same templates for every route count: only the routes differ.
         source = EventSource(self.config.seed, mix={"shipments": 1})
-        async with self._broker() as broker:
-            published = await self._publish(broker, self.config.route_events, envelopes=True, source=source,
+        async with self._fresh(clusters) as bootstrap:
+            published = await self._publish(bootstrap, self.config.route_events, envelopes=True, source=source,
                                             spread=RouteSpread(routes))
-            worker = _Worker(broker.bootstrap, directory, f"corridor-bench-{self.token}-routes-{count}",
+            worker = _Worker(bootstrap, directory, self._app_id(f"routes-{count}"),
                              {"CORRIDOR_REGISTRY_FILE": str(registry)})
             with worker.running():
                 measured, _ = await self._drain(worker, published, f"corridor worker on {count:,} routes")
@@ -424,7 +452,7 @@ class _Run:
         cpu = cpu_at_end - cpu_at_start if cpu_at_end is not None and cpu_at_start is not None else None
         return Throughput(total, seconds, start_label, dict(expected), accepted, footprint, cpu), counts
 
-    async def _latency(self, worker: _Worker, broker: EmbeddedBroker, before: PipelineCounts) -> Latency:
+    async def _latency(self, worker: _Worker, bootstrap: str, before: PipelineCounts) -> Latency:
         """Publish envelopes at a fixed rate; each record's latency from its send to the first scrape counting it."""
         config = self.config
         total = config.latency_events
@@ -440,7 +468,7 @@ class _Run:
                     scrapes.append((scraped[0], scraped[1].accepted))
                 await asyncio.sleep(LATENCY_POLL_S)
 
-        producer = AIOKafkaProducer(**client_options(self._settings_for(broker)),
+        producer = AIOKafkaProducer(**client_options(self._settings_for(bootstrap)),
                                     linger_ms=self.settings.publish_linger_ms,
                                     max_batch_size=self.settings.publish_batch_bytes + 64 * 1024,
                                     max_request_size=max(1_048_576, 2 * self.settings.publish_batch_bytes))

@@ -244,8 +244,11 @@ class KafkaTopicAdmin:
         return {name: error_code for name, error_code, *_ in response.topic_error_codes}
 
     async def create(self, topics: Mapping[str, int]) -> dict[str, int]:
+        """With the configs :func:`ensure_topics` gives them (:func:`topic_configs`)."""
         response = await self.admin.create_topics(
-            [NewTopic(name, partitions, self.settings.topic_replication) for name, partitions in topics.items()])
+            [NewTopic(name, partitions, self.settings.topic_replication,
+                      topic_configs=topic_configs(self.settings, name))
+             for name, partitions in topics.items()])
         return {name: error_code for name, error_code, _ in _topic_errors(response)}
 
     async def nodes(self) -> int:

@@ -1,4 +1,5 @@
 """`corridor bench` on a small run: every stage counts exactly what it published; a stage that does not fails the run.
+On fresh embedded brokers, and with ``--bootstrap`` on an Apache Kafka node the test starts.
 
 No speed is asserted: the numbers only have to be there and positive.
 """
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import CORRIDOR
+from streams.kafka.admin import corridor_topics, list_topics
+from tests.integration.conftest import CORRIDOR, broker_settings_for, read_topic
+from tests.kafka_cluster import KafkaCluster, KafkaMissing, run_sync
 
 pytestmark = pytest.mark.integration
 
@@ -62,3 +65,25 @@ def test_a_worker_that_rejects_events_fails_the_run_with_the_counts(tmp_path: Pa
     assert "datachannel 0 events, but shipments 350, flights 50, finance 50, datachannel 550 were published" in (
         result.stderr)
     assert "too_many_events" in result.stderr  # the worker's log says why
+
+
+def test_with_bootstrap_every_stage_runs_on_the_given_apache_kafka_and_leaves_its_topics_empty(
+        tmp_path: Path) -> None:
+    try:
+        cluster = KafkaCluster(1, workdir=tmp_path / "kafka")
+    except KafkaMissing as exc:  # never skipped: the test command provides Kafka (scripts/bootstrap.sh)
+        pytest.fail(str(exc), pytrace=False)
+    with cluster:
+        result = bench("--bootstrap", cluster.bootstrap, "--recreate-topics", "--events", "5000", "--single-events",
+                       "1000", "--latency-seconds", "0.5", "--route-events", "1000", "--json", tmp_path=tmp_path)
+        assert result.returncode == 0, result.stderr
+        out = json.loads(result.stdout)
+        assert (out["broker"], out["broker_nodes"], out["bootstrap"]) == ("kafka", 1, cluster.bootstrap)
+        assert out["verified"] is True
+        assert set(out["stages"]) == STAGES
+        assert out["latency_p99_seconds"] > 0
+        # The corridor topics are there, empty; the workers' changelogs are gone.
+        topics = run_sync(list_topics(broker_settings_for(cluster.bootstrap)))
+        assert {topic for topic in topics if not topic.startswith("__")} == set(corridor_topics())
+        assert not any(run_sync(read_topic(cluster.bootstrap, topic, idle_s=0.2)) for topic in corridor_topics())
+
