@@ -33,6 +33,8 @@ import asyncio
 import enum
 from dataclasses import dataclass
 
+from aiokafka.errors import KafkaConnectionError
+
 from streams.kafka.broker import offered_api_keys, split_bootstrap
 from streams.settings import Settings
 
@@ -72,8 +74,11 @@ PROFILES: dict[BrokerFlavor, BrokerProfile] = {
 }
 
 
-class ProfileUnknown(ConnectionError):
-    """No broker at the bootstrap address answered the API versions request (retry: it may be starting)."""
+class ProfileUnknown(KafkaConnectionError):
+    """No broker at the bootstrap address answered the API versions request (retriable: it may be starting).
+
+    A connection error as aiokafka reports it, so that callers that report an unreachable broker
+    (the SDK's undelivered events) say the same whichever question found it unreachable."""
 
 
 async def broker_profile(settings: Settings) -> BrokerProfile:

@@ -49,6 +49,7 @@ from streams.worker.faust_compat import (
     acting_for,
     committed_offset,
     set_producer_batch_size,
+    track_producer_topics,
 )
 from streams.worker.metrics import (
     CorridorCollector,
@@ -813,6 +814,9 @@ class CorridorApp:
 
     async def _on_assigned(self, app: Any, assigned: set[TP], **_: Any) -> None:
         self._assigned_at = time.monotonic()
+        # Before the first checkpoint or dead letter is sent (see track_producer_topics).
+        track_producer_topics(self.app, [DEADLETTER_TOPIC, *(worker.changelog.table.changelog_topic.get_topic_name()
+                                                              for worker in self.workers.values())])
         for worker in self.workers.values():
             worker.assign({tp.partition for tp in assigned if tp.topic == worker.topic})
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import warnings
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol, cast
 
@@ -57,6 +57,23 @@ class _ConsumerThread(faust_kafka.AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by the fetcher it builds when it starts
         watch_connections(consumer._client, cast("Consumer", self.consumer).connection_closed)
         return consumer
+
+
+def track_producer_topics(app: faust.App, topics: Iterable[str]) -> None:
+    """Keep ``topics`` in the metadata of ``app``'s started producer.
+
+    aiokafka's producer looks a topic up in the metadata it has before it tracks it; one it
+    learnt from a request for every topic is never tracked, and drops out of the metadata once
+    the client tracks any topic at all (its requests then name only those). A batch for such a
+    topic waits for a leader the producer never learns: on Apache Kafka a changelog whose
+    checkpoints were never confirmed. (The embedded broker answers every topic whatever is
+    asked, which hid this.)
+    """
+    producer = cast(faust_kafka.Producer, app.producer)._producer
+    if producer is None:
+        raise RuntimeError("the app's producer has not started")
+    for topic in topics:
+        producer.client.add_topic(topic)
 
 
 def set_producer_batch_size(app: faust.App, max_batch_size: int) -> None:

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 
 from streams.kafka.broker import offered_api_keys
 from streams.kafka.profile import (
@@ -98,7 +99,8 @@ async def test_no_answer_is_reported_as_a_connection_error_to_retry() -> None:
     bootstrap = f"127.0.0.1:{closed_port()}"
     with pytest.raises(ProfileUnknown, match=f"no broker at {bootstrap} answered") as raised:
         await broker_profile(Settings(kafka_bootstrap=bootstrap))
-    assert isinstance(raised.value, ConnectionError)  # the SDK's and the worker's retries take it
+    assert isinstance(raised.value, KafkaConnectionError)  # retried, and reported, as aiokafka's own
+    assert raised.value.retriable
 
 
 def test_only_the_embedded_profile_carries_the_workarounds() -> None:

@@ -9,6 +9,7 @@ import uuid
 import aiokafka
 import faust
 import mode
+import pytest
 from aiokafka.structs import ConsumerRecord
 from faust.stores import rocksdb as faust_rocksdb
 from faust.streams import _current_event
@@ -317,3 +318,20 @@ def test_the_producer_batch_size_is_read_where_faust_builds_the_kafka_producer()
     faust_compat.set_producer_batch_size(app, 1)
     assert app.conf.producer_max_batch_size == 1
     assert producer._settings_default()["max_batch_size"] == 1
+
+
+async def test_the_topics_the_worker_writes_are_tracked_in_its_producer_metadata():
+    # aiokafka tracks a topic only when it was missing from the metadata it has (the cause of the fix).
+    assert "partitions = self.cluster.partitions_for_topic(topic)\n        if partitions is not None:\n" \
+        "            return partitions" in inspect.getsource(aiokafka.AIOKafkaClient._wait_on_metadata)
+    # faust's Kafka producer keeps its aiokafka producer here once started.
+    assert "self._producer = self._new_producer()" in inspect.getsource(faust_kafka.Producer.on_start)
+    app = faust.App(f"compat-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:1")
+    with pytest.raises(RuntimeError, match="has not started"):
+        faust_compat.track_producer_topics(app, ["x"])
+    app.producer._producer = aiokafka.AIOKafkaProducer(bootstrap_servers="127.0.0.1:1")
+    try:
+        faust_compat.track_producer_topics(app, ["state-shipments-changelog", "corridor.deadletter.v1"])
+        assert {"state-shipments-changelog", "corridor.deadletter.v1"} <= app.producer._producer.client._topics
+    finally:
+        await app.producer._producer.stop()
