@@ -13,7 +13,7 @@ run: install
 test:
 	./scripts/bootstrap.sh
 	$(MAKE) --no-print-directory lint
-	CORRIDOR_REQUIRE_PROMETHEUS=$${CORRIDOR_REQUIRE_PROMETHEUS:-1} .venv/bin/python -m pytest -q
+	CORRIDOR_REQUIRE_PROMETHEUS=$${CORRIDOR_REQUIRE_PROMETHEUS:-1} .venv/bin/python -m pytest -q --durations=30
 
 # Lint (ruff, with the security and private-access rules), types (mypy, strict on the pure
 # core, the schemas and the SDK) and the import contracts (the pure core imports no faust,
