@@ -25,7 +25,7 @@ from streams.alerting.tools import free_port
 from streams.bench.report import BrokerKind
 from streams.kafka.admin import KafkaTopicAdmin, TopicsNotRecreated, corridor_topics, create_topics, recreate_topics
 from streams.kafka.broker import BrokerError, EmbeddedBroker
-from streams.kafka.profile import ProfileUnknown, broker_profile
+from streams.kafka.profile import broker_profile
 from streams.settings import Settings
 
 #: App ids of the bench's workers and faust agent begin so; so do the topics their apps create.
@@ -111,6 +111,6 @@ async def broker_kind(settings: Settings, shared: bool) -> BrokerKind:
         profile = await broker_profile(settings)
         async with KafkaTopicAdmin(settings) as admin:
             nodes = await admin.nodes()
-    except (KafkaError, ProfileUnknown) as exc:
+    except KafkaError as exc:
         raise ClusterError(f"the broker at {settings.bootstrap} did not say what it is: {exc}") from None
     return BrokerKind(profile.flavor.value, nodes, settings.bootstrap if shared else None, settings.topic_partitions)

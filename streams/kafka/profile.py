@@ -74,15 +74,9 @@ PROFILES: dict[BrokerFlavor, BrokerProfile] = {
 }
 
 
-class ProfileUnknown(KafkaConnectionError):
-    """No broker at the bootstrap address answered the API versions request (retriable: it may be starting).
-
-    A connection error as aiokafka reports it, so that callers that report an unreachable broker
-    (the SDK's undelivered events) say the same whichever question found it unreachable."""
-
-
 async def broker_profile(settings: Settings) -> BrokerProfile:
-    """The profile of the broker ``settings`` point at (asked only under ``broker_flavor=auto``)."""
+    """The profile of the broker ``settings`` point at (asked only under ``broker_flavor=auto``);
+    KafkaConnectionError when none answers."""
     if settings.broker_flavor != "auto":
         return PROFILES[BrokerFlavor(settings.broker_flavor)]
     if settings.kafka_security_protocol != "PLAINTEXT":
@@ -95,7 +89,8 @@ async def broker_profile(settings: Settings) -> BrokerProfile:
             last_error = exc
             continue
         return PROFILES[flavor_of(api_keys)]
-    raise ProfileUnknown(f"no broker at {settings.bootstrap} answered an API versions request: {last_error}")
+    # aiokafka's own error for an unreachable broker: retried, and reported, like the clients' own.
+    raise KafkaConnectionError(f"no broker at {settings.bootstrap} answered an API versions request: {last_error}")
 
 
 def flavor_of(api_keys: set[int]) -> BrokerFlavor:

@@ -360,7 +360,7 @@ class Publisher:
                         producer = self._new_producer(await broker_profile(self.settings))
                         await producer.start()
                     self._producer = producer
-                except (KafkaError, OSError, TimeoutError) as exc:  # ProfileUnknown is a KafkaConnectionError
+                except (KafkaError, OSError, TimeoutError) as exc:
                     if producer is not None:
                         await producer.stop()
                     retriable = isinstance(exc, OSError) or getattr(exc, "retriable", False)

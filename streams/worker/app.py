@@ -25,6 +25,7 @@ from enum import Enum
 from typing import Any, cast
 
 import faust
+from aiokafka.errors import KafkaConnectionError
 from faust.types import TP, StoreT, TableT
 from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -39,7 +40,7 @@ from streams.core.state import PartitionState, StateView
 from streams.core.wire import Headers
 from streams.kafka.admin import BROKER_CHECK_TIMEOUT_S, BrokerProbe, cluster_id, ensure_topics
 from streams.kafka.client import ssl_context
-from streams.kafka.profile import PROFILES, BrokerFlavor, BrokerProfile, ProfileUnknown, broker_profile
+from streams.kafka.profile import PROFILES, BrokerFlavor, BrokerProfile, broker_profile
 from streams.settings import Settings
 from streams.worker.deadletter import dead_letter_headers, dead_letter_value
 from streams.worker.faust_compat import (
@@ -677,7 +678,7 @@ class CorridorApp:
             try:
                 profile = await broker_profile(self.settings)
                 break
-            except ProfileUnknown as exc:  # gone again between the two questions: asked again
+            except KafkaConnectionError as exc:  # gone again between the two questions: asked again
                 log.warning("%s", exc)
                 await waiter.sleep(BROKER_RETRY_DELAYS_S[0])
         self._use_profile(profile)
