@@ -89,8 +89,15 @@ def java_binary() -> str:
 
 
 def new_cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (what kafka-storage makes)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (what kafka-storage makes).
+
+    Never one that starts with ``-``, which kafka-storage's command line takes for an option (Kafka's
+    own ``Uuid.randomUuid`` draws again for the same reason); one cluster in 64 failed to format.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
