@@ -33,6 +33,8 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.client import AIOKafkaClient
+from aiokafka.protocol.metadata import MetadataRequest
 
 from streams.alerting.tools import free_port
 from streams.kafka.broker import stop_process
@@ -322,22 +324,55 @@ class KafkaCluster:
 
     def leader(self, topic: str, partition: int) -> int:
         """The node id leading ``topic``'s ``partition`` now."""
-        async def describe() -> int:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self._live_bootstrap())
-            await admin.start()
+        (described,) = self._describe_topics([topic])
+        for entry in described["partitions"]:
+            if entry["partition"] == partition:
+                return int(entry["leader"])
+        raise KeyError(f"{topic} has no partition {partition}")
+
+    def under_replicated(self) -> list[tuple[str, int]]:
+        """Partitions of every topic (internal ones included) with a replica out of sync, or no leader."""
+        return [
+            (topic["topic"], entry["partition"])
+            for topic in self._describe_topics(None)
+            for entry in topic["partitions"]
+            if entry["leader"] < 0 or set(entry["isr"]) != set(entry["replicas"])
+        ]
+
+    def wait_in_sync(self, timeout_s: float | None = None) -> None:
+        """Wait until no partition is under-replicated: a node that came back caught up with its leaders.
+
+        A rolling restart moves on only then; stopping the next node earlier leaves partitions
+        with fewer in-sync replicas than ``min.insync.replicas``, which refuse ``acks=all`` writes.
+        """
+        timeout_s = timeout_s or self.ready_timeout_s
+        deadline = time.monotonic() + timeout_s
+        while lagging := self.under_replicated():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kafka at {self.bootstrap}: {len(lagging)} partitions still under-replicated "
+                                   f"after {timeout_s:g} s, e.g. {lagging[:5]}")
+            time.sleep(0.5)
+
+    def _describe_topics(self, topics: list[str] | None) -> list[dict[str, Any]]:
+        """The metadata of ``topics`` (None: all of them), as a node that runs answers it.
+
+        Asked of that node by its id: an admin client asks a random node of the cluster's
+        metadata, which still lists a node killed a moment ago.
+        """
+        running = next((node for node in self.nodes if node.running), None)
+        if running is None:
+            raise RuntimeError(f"no node of the Kafka cluster at {self.bootstrap} runs")
+
+        async def describe(node: KafkaNode) -> list[dict[str, Any]]:
+            client = AIOKafkaClient(bootstrap_servers=node.address)
+            await client.bootstrap()
             try:
-                (described,) = await admin.describe_topics([topic])
-                for entry in described["partitions"]:
-                    if entry["partition"] == partition:
-                        return int(entry["leader"])
-                raise KeyError(f"{topic} has no partition {partition}")
+                response = await client.send(node.node_id, MetadataRequest(topics))
+                return response.to_object()["topics"]
             finally:
-                await admin.close()
+                await client.close()
 
-        return run_sync(describe())
-
-    def _live_bootstrap(self) -> str:
-        return ",".join(node.address for node in self.nodes if node.running) or self.bootstrap
+        return run_sync(describe(running))
 
     def _format(self) -> None:
         formatting = []

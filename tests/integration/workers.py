@@ -181,9 +181,16 @@ def wait_for(predicate, timeout: float, interval: float = 0.5, message: str = "c
         time.sleep(interval)
 
 
-async def produce(bootstrap: str, records: list[Record]) -> list[tuple[Record, int, int]]:
-    """Write every record as it is with a plain producer; returns (record, partition, offset)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, max_batch_size=256 * 1024)
+async def produce(bootstrap: str, records: list[Record], acks: int | str = 1,
+                  idempotent: bool = False) -> list[tuple[Record, int, int]]:
+    """Write every record as it is with a plain producer; returns (record, partition, offset).
+
+    ``acks="all"`` waits until every in-sync replica holds a record; ``idempotent`` (which implies it)
+    lets the broker drop a batch the producer resends after a lost answer, so a retry across a leader
+    change neither doubles nor reorders records.
+    """
+    options: dict[str, object] = {"enable_idempotence": True} if idempotent else {"acks": acks}
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, max_batch_size=256 * 1024, **options)
     await producer.start()
     try:
         futures = [
@@ -214,11 +221,12 @@ def replay(broker, n_events: int, seed: int):
 
 
 def worker_for(broker, tmp_path, name: str, store: str = "memory://", app_id: str = "corridor-durability",
-               fault: str | None = None):
-    """A worker of the test's group; with ``fault``, one of tests/integration/faults.py injected."""
+               fault: str | None = None, env: dict[str, str] | None = None):
+    """A worker of the test's group; with ``fault``, one of tests/integration/faults.py injected; ``env``
+    adds settings (``CORRIDOR_*``) to the group's short timeouts."""
     worker = WorkerProcess(
         broker.bootstrap, tmp_path / f"state-{name}", tmp_path / f"{name}.log",
-        app_id=app_id, store=store, extra_env=GROUP_ENV,
+        app_id=app_id, store=store, extra_env={**GROUP_ENV, **(env or {})},
     )
     if fault is not None:
         worker.command = ["-m", "tests.integration.faults", fault]
