@@ -342,6 +342,9 @@ async def delete_and_create(bootstrap: str, topic: str) -> list[str]:
         return await recreate_topics(admin, {topic: PARTITIONS})
 
 
+# Not in `make test`: while the topic is gone the worker's rebalance either finishes without it or
+# waits on commits the broker refuses, by timing; the test failed in the whole suite once.
+@pytest.mark.limits
 def test_a_topic_deleted_and_created_again_under_a_worker_is_counted_only_past_the_old_topic_end(
         kafka_cluster3, tmp_path):
     """A limit, not detected: the recreated topic's first records are taken for records already counted.
