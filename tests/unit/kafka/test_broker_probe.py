@@ -34,12 +34,16 @@ class FakeBroker:
             with conn:
                 (size,) = struct.unpack(">i", conn.recv(4))
                 self.requests.append(conn.recv(size))
-                reply = struct.pack(">iih", 6, self.correlation_id, 0)
+                reply = self.reply(self.requests[-1])
                 if self.split:  # a reply in two segments must still be read whole
                     conn.sendall(reply[:5])
                     conn.sendall(reply[5:])
                 else:
                     conn.sendall(reply)
+
+    def reply(self, request: bytes) -> bytes:
+        """An ApiVersions answer's header alone: size, ``correlation_id``, no error."""
+        return struct.pack(">iih", 6, self.correlation_id, 0)
 
     def close(self) -> None:
         self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept()

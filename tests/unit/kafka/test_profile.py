@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import socket
 import struct
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -19,7 +17,7 @@ from streams.kafka.profile import (
     flavor_of,
 )
 from streams.settings import Settings
-from tests.unit.kafka.test_broker_probe import closed_port
+from tests.unit.kafka.test_broker_probe import FakeBroker, closed_port
 
 #: The API keys the embedded broker (Tansu 0.6) offers, and some of Apache Kafka 3.9's.
 EMBEDDED_KEYS = {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 24, 25, 26, 28, 29, 30,
@@ -27,36 +25,18 @@ EMBEDDED_KEYS = {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 2
 KAFKA_KEYS = (EMBEDDED_KEYS - {71}) | {23, 27, 31, 33, 34, 35, 37, 55, 57, 61, 68}
 
 
-class ApiVersionsServer:
-    """A loopback listener answering each ApiVersions v0 request with ``api_keys``, in segments."""
+class ApiVersionsServer(FakeBroker):
+    """A fake broker answering each ApiVersions v0 request with ``api_keys``, in two segments."""
 
     def __init__(self, api_keys: set[int]) -> None:
         self.api_keys = sorted(api_keys)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__(split=True)
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            with conn:
-                (size,) = struct.unpack(">i", conn.recv(4))
-                request = conn.recv(size)
-                (correlation_id,) = struct.unpack(">i", request[4:8])
-                body = struct.pack(">ihi", correlation_id, 0, len(self.api_keys))
-                body += b"".join(struct.pack(">hhh", key, 0, 3) for key in self.api_keys)
-                reply = struct.pack(">i", len(body)) + body
-                conn.sendall(reply[:7])  # split: the answer must be read whole
-                conn.sendall(reply[7:])
-
-    def close(self) -> None:
-        self.listener.shutdown(socket.SHUT_RDWR)
-        self.listener.close()
-        self.thread.join(5)
+    def reply(self, request: bytes) -> bytes:
+        (correlation_id,) = struct.unpack(">i", request[4:8])
+        body = struct.pack(">ihi", correlation_id, 0, len(self.api_keys))
+        body += b"".join(struct.pack(">hhh", key, 0, 3) for key in self.api_keys)
+        return struct.pack(">i", len(body)) + body
 
 
 @pytest.fixture(params=[EMBEDDED_KEYS, KAFKA_KEYS], ids=["embedded", "kafka"])
