@@ -6,6 +6,7 @@ time, straight from DESIGN.md's rules), not with the worker's own code.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -51,6 +52,15 @@ class Record:
     timestamp: float
     events: list[dict] = field(default_factory=list)  # the events as sent (valid or not)
     invalid: list[tuple[int | None, str]] = field(default_factory=list)  # (index, reason) of bad items
+
+    def __post_init__(self) -> None:
+        # Kafka keeps whole milliseconds: the model judges lateness on the timestamp the worker reads.
+        self.timestamp = self.timestamp_ms / 1000
+
+    @property
+    def timestamp_ms(self) -> int:
+        """The record's Kafka timestamp, in whole milliseconds (what producers send)."""
+        return math.floor(round(self.timestamp * 1000, 3))
 
 
 class ReplayData:
@@ -281,7 +291,7 @@ def expected_metrics(records: list[Record], now: float) -> dict[tuple[str, tuple
             seen_ids[family].add(event["event_id"])
             pipeline[family]["accepted"] += 1
             t = _ts(event["event_time"])
-            if record.timestamp - t > LATENESS:
+            if record.timestamp - LATENESS > t:  # the worker's comparison, float for float
                 pipeline[family]["late"] += 1
             key = _apply(family, event, t, counters, windows, histograms)
             last_seen[(family, key)] = max(last_seen.get((family, key), float("-inf")), t)

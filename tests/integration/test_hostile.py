@@ -92,7 +92,7 @@ async def publish(
                 ))
             else:
                 sends.append(await producer.send(
-                    FAMILIES[item.family].topic, item.value, key=item.key, timestamp_ms=int(item.timestamp * 1000),
+                    FAMILIES[item.family].topic, item.value, key=item.key, timestamp_ms=item.timestamp_ms,
                 ))
         metadata = await asyncio.gather(*sends, return_exceptions=True)
     finally:

@@ -136,7 +136,7 @@ async def publish(bootstrap: str, sent: list[Sent]) -> None:
     try:
         futures = [
             await producer.send(FAMILIES[s.record.family].topic, s.value, key=s.record.key,
-                                timestamp_ms=int(s.record.timestamp * 1000), headers=s.headers or None)
+                                timestamp_ms=s.record.timestamp_ms, headers=s.headers or None)
             for s in sent
         ]
         await asyncio.gather(*futures)

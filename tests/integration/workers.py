@@ -194,7 +194,7 @@ async def produce(bootstrap: str, records: list[Record], acks: int | str = 1,
     await producer.start()
     try:
         futures = [
-            await producer.send(FAMILIES[r.family].topic, r.value, key=r.key, timestamp_ms=int(r.timestamp * 1000))
+            await producer.send(FAMILIES[r.family].topic, r.value, key=r.key, timestamp_ms=r.timestamp_ms)
             for r in records
         ]
         metadata = await asyncio.gather(*futures)
