@@ -21,6 +21,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from schemas.families import FAMILIES, FAMILY_NAMES
@@ -41,6 +42,7 @@ from tests.integration.workers import (
     drained,
     expected_received,
     produce,
+    received_by_stream,
     replay,
     wait_for,
     window_safe_now,
@@ -186,11 +188,8 @@ class PublishingLoop:
         return sum(1 for counts in self.rounds[start:] if set(counts) == {status})
 
 
-# RocksDB on Apache Kafka is left out: in the whole suite its worker stopped counting after the
-# restart in 2 runs of 3 (its group session expired while the only node was down, and it did not
-# rejoin), while 9 runs of it alone passed. An open defect (docs/testing.md), not a chance to take.
-@pytest.mark.parametrize(("store", "kind"), [("memory://", "embedded"), ("memory://", "kafka"),
-                                             ("rocksdb://", "embedded")])
+@pytest.mark.parametrize("kind", BROKER_KINDS)
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_a_worker_and_a_publisher_carry_on_across_a_broker_restart(tmp_path, store, kind):
     with own_broker(kind, tmp_path) as broker:
         carry_on_across_a_broker_restart(broker, tmp_path, store)
@@ -238,9 +237,16 @@ def carry_on_across_a_broker_restart(broker: AnyBroker, tmp_path: Path, store: s
         resent = asyncio.run(republish(settings, loop.undelivered()))
         assert resent == {DELIVERED: statuses[UNDELIVERED]}
 
-        counted = loop.delivered() + loop.undelivered()
-        wait_for(lambda: drained([worker], expected_received(counted)), timeout=120,
-                 message="the worker to count every event delivered")
+        # "undelivered" means "not acknowledged" (docs/broker.md): a batch the publisher gave up on may
+        # still have been written, and with its republished copy its events are in the log twice.
+        landed = landed_anyway(broker.bootstrap, loop.undelivered())
+        counted = loop.delivered() + loop.undelivered() + landed
+        try:
+            wait_for(lambda: drained([worker], expected_received(counted)), timeout=120,
+                     message="the worker to count every event delivered")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc} ({len(landed)} undelivered events written anyway): counted "
+                                 f"{received_now(worker)}, want {dict(expected_received(counted))}") from None
         assert exact(worker, counted) == []
         wait_for(lambda: worker.probe("/readyz") == 200, timeout=30, interval=0.2, message="/readyz ready again")
         assert worker.alive()
@@ -253,6 +259,31 @@ def carry_on_across_a_broker_restart(broker: AnyBroker, tmp_path: Path, store: s
     finally:
         loop.stop()
         worker.kill()
+
+
+def landed_anyway(bootstrap: str, undelivered: list[Record]) -> list[Record]:
+    """The undelivered events found in the log more than once (written before the publisher gave
+    up, and again when republished): one more reference record per extra copy.
+
+    Only undelivered events may be there twice: a delivered event is written once (idempotent
+    producer), and a third copy would mean the republish itself was written twice.
+    """
+    copies: Counter = Counter()
+    for family in FAMILY_NAMES:
+        for message in asyncio.run(read_topic(bootstrap, FAMILIES[family].topic)):
+            value = orjson.loads(message.value)
+            for event in value if isinstance(value, list) else [value]:
+                copies[(family, event["event_id"])] += 1
+    twice = {key for key, count in copies.items() if count > 1}
+    by_id = {(record.family, record.events[0]["event_id"]): record for record in undelivered}
+    assert twice <= by_id.keys(), f"delivered events written twice: {sorted(twice - by_id.keys())[:5]}"
+    assert all(copies[key] == 2 for key in twice), {key: copies[key] for key in twice if copies[key] != 2}
+    return [by_id[key] for key in sorted(twice)]
+
+
+def received_now(worker) -> dict[str, float] | None:
+    samples = worker.scrape()
+    return None if samples is None else received_by_stream(samples)
 
 
 async def republish(settings, records: list[Record]) -> Counter:
