@@ -3,7 +3,7 @@
 A case is one Kafka record value sent to a family's topic (or one HTTP request body for
 the ingest service): broken bytes, broken JSON, JSON that is no event, events that break
 the contract one field at a time, limits exceeded by one, batches mixing good and bad
-events. Its expectation comes from the contract (DESIGN.md, "Processing semantics", and
+events. Its expectation comes from the contract (docs/semantics.md, docs/ingest.md and
 the reason codes of ``schemas.validation.RejectReason``), not from what the code happens
 to do: every rejected record or event is one dead letter with the reason named here, and
 exactly the events in ``accepted`` are counted.

@@ -1,7 +1,7 @@
 """A generated replay data set with independently computed expected metrics.
 
 The expected values are computed here by a naive reference (plain dicts, one event at a
-time, straight from DESIGN.md's rules), not with the worker's own code.
+time, straight from the rules of docs/semantics.md and the event contracts), not with the worker's own code.
 """
 
 from __future__ import annotations

@@ -406,18 +406,3 @@ def _describe(error: BaseException) -> str:
     # KafkaError's own str() already starts with the class name.
     return text if text.startswith(name) else f"{name}: {text}" if text else name
 
-
-__all__ = [
-    "DELIVERED",
-    "INVALID",
-    "UNDELIVERED",
-    "VALIDATION_CHUNK_EVENTS",
-    "Envelope",
-    "EventOutcome",
-    "PublishReport",
-    "Publisher",
-    "Status",
-    "build_envelopes",
-    "message_key",
-    "validate_events",
-]

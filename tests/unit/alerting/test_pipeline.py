@@ -66,7 +66,7 @@ def rendered_alerts() -> set[str]:
 
 
 def test_every_alert_has_its_runbook_section():
-    # The 11 alerts of DESIGN.md and CorridorBookingsCancelled, each with its section, and no section for none.
+    # The 11 alerts of the contract and CorridorBookingsCancelled, each with its section, and no section for none.
     assert rendered_alerts() == runbook_sections()
     assert len(rendered_alerts()) == 12
 
