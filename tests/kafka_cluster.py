@@ -36,8 +36,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.client import AIOKafkaClient
 from aiokafka.protocol.metadata import MetadataRequest
 
-from streams.alerting.tools import free_port
-from streams.kafka.broker import stop_process
+from streams.process import free_port, start_process, stop_process
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: Where scripts/bootstrap.sh puts the broker's jars; ``CORRIDOR_KAFKA_LIBS`` names another folder.
@@ -397,14 +396,12 @@ class KafkaCluster:
                 "-cp", f"{self.libs}/*"]
 
     def _launch(self, node: KafkaNode) -> None:
-        with node.log_path.open("ab") as log:
-            node.process = subprocess.Popen(  # noqa: S603 - our own argument list, no shell
-                [*self._java_command(node, self.heap), "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-                 "kafka.Kafka", str(node.config_path)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                # Ctrl-C in a terminal reaches the test run only; the cluster is stopped in order.
-                start_new_session=True,
-            )
+        # In a session of its own: Ctrl-C in a terminal reaches the test run only; the cluster is stopped in order.
+        node.process = start_process(
+            [*self._java_command(node, self.heap), "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+             "kafka.Kafka", str(node.config_path)],
+            log_path=node.log_path,
+        )
 
     @staticmethod
     def _log_tail(node: KafkaNode, lines: int = 5) -> str:

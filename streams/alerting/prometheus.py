@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from streams.alerting.history import History
-from streams.alerting.tools import ServerProcess, free_port
+from streams.process import ServerProcess, free_port
 
 #: Longest a promtool or Prometheus step may take before it is reported stuck.
 TIMEOUT_S = 900

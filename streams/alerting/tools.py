@@ -4,22 +4,16 @@
 ``CORRIDOR_AMTOOL_BIN`` (read by :class:`~streams.settings.Settings`) name a binary; a path
 that is set but not an executable file is a mistake to report, never a reason to run
 another binary. ``.tools/bin`` is where ``scripts/bootstrap.sh`` unpacks Debian's packages.
-:class:`ServerProcess` runs one of the servers on loopback and stops only what it started.
+:class:`streams.process.ServerProcess` runs one of the servers on loopback and stops only what it started.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from streams.kafka.broker import stop_process
 from streams.settings import Settings
 
 TOOLS = ("prometheus", "promtool", "alertmanager", "amtool")
@@ -70,58 +64,3 @@ def require_tool(tool: str, settings: Settings | None = None, local: Sequence[Pa
         f"{tool} not found in {places} or on PATH: run ./scripts/bootstrap.sh (unpacks Prometheus into "
         f".tools/bin), install Debian's prometheus package, or set {env_name(tool)}"
     )
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on at 127.0.0.1 right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class ServerProcess:
-    """One server binary (Prometheus, Alertmanager) started by us, on loopback, logging to ``log_path``.
-
-    ``start()`` waits until ``ready_url`` answers 200 (their ``/-/ready``), and reports the log's
-    end when the server exits or never gets ready. ``stop()`` ends the process this object
-    started, and nothing else: the machine's own servers are never touched.
-    """
-
-    def __init__(self, command: Sequence[str], log_path: Path, ready_url: str, ready_timeout_s: float = 60,
-                 stop_timeout_s: float = 60) -> None:
-        self.command = list(command)
-        self.log_path = log_path
-        self.ready_url = ready_url
-        self.ready_timeout_s = ready_timeout_s
-        self.stop_timeout_s = stop_timeout_s
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> ServerProcess:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603 - our own argument list, no shell
-                self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )
-        deadline = time.monotonic() + self.ready_timeout_s
-        while time.monotonic() < deadline and self.process.poll() is None:
-            if self.ready():
-                return self
-            time.sleep(0.2)
-        exited = self.process.poll()
-        self.stop()
-        state = f"exited with {exited}" if exited is not None else f"was not ready in {self.ready_timeout_s:g} s"
-        raise RuntimeError(f"{self.command[0]} {state}: {self.log_path.read_text(errors='replace')[-2000:]}")
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.ready_url, timeout=2) as answer:  # noqa: S310 - loopback http
-                return bool(answer.status == 200)
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return False
-
-    def stop(self) -> None:
-        """Stop the process this object started (and nothing else)."""
-        if self.process is not None:
-            stop_process(self.process, self.stop_timeout_s)
-        self.process = None

@@ -21,11 +21,11 @@ from typing import Protocol
 
 from aiokafka.errors import KafkaError
 
-from streams.alerting.tools import free_port
 from streams.bench.report import BrokerKind
 from streams.kafka.admin import KafkaTopicAdmin, TopicsNotRecreated, corridor_topics, create_topics, recreate_topics
 from streams.kafka.broker import BrokerError, EmbeddedBroker
 from streams.kafka.profile import broker_profile
+from streams.process import free_port
 from streams.settings import Settings
 
 #: App ids of the bench's workers and faust agent begin so; so do the topics their apps create.

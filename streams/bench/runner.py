@@ -38,7 +38,6 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from schemas.families import FAMILY_NAMES
-from streams.alerting.tools import free_port
 from streams.bench.clusters import APP_PREFIX, ClusterError, Clusters, EmbeddedBrokers, SharedCluster, broker_kind
 from streams.bench.events import (
     Envelopes,
@@ -76,8 +75,9 @@ from streams.bench.report import (
     Memory,
     Throughput,
 )
-from streams.kafka.broker import split_bootstrap, stop_process
+from streams.kafka.broker import split_bootstrap
 from streams.kafka.client import client_options
+from streams.process import free_port, stop_process
 from streams.settings import Settings
 
 #: Consumer group timeouts of the workers and the faust agent: a new group's first join waits

@@ -17,6 +17,8 @@ from types import TracebackType
 
 import orjson
 
+from streams.process import start_process, stop_process
+
 _STOP_GRACE_S = 5.0
 _PROBE_TIMEOUT_S = 1.0
 # Tansu reads these from the environment when the flag is absent; a stray
@@ -33,17 +35,6 @@ _TANSU_ENV = (
 _CORRELATION_ID = 0x434F5252
 _CLIENT_ID = b"corridor-probe"
 _API_VERSIONS_REQUEST = struct.pack(f">hhih{len(_CLIENT_ID)}s", 18, 0, _CORRELATION_ID, len(_CLIENT_ID), _CLIENT_ID)
-
-
-def stop_process(process: subprocess.Popen[bytes], timeout_s: float, sig: int = signal.SIGTERM) -> int:
-    """Send ``sig`` to a child this program started, SIGKILL it after ``timeout_s``; its exit code once reaped."""
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            return process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    return process.wait()
 
 
 class BrokerError(RuntimeError):
@@ -108,18 +99,9 @@ class EmbeddedBroker:
         self._workdir = tempfile.TemporaryDirectory(prefix="corridor-broker-")
         log_path = Path(self._workdir.name) / "tansu.log"
         try:
-            with open(log_path, "wb") as log:
-                self._process = subprocess.Popen(  # noqa: S603 (our resolved broker binary, no shell)
-                    command,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    # Tansu resolves file:// registry paths against its working directory.
-                    cwd="/",
-                    # Ctrl-C in a terminal reaches our process only; we stop the broker in order.
-                    start_new_session=True,
-                )
+            # Tansu resolves file:// registry paths against its working directory. In a session of its own,
+            # Ctrl-C in a terminal reaches our process only; we stop the broker in order.
+            self._process = start_process(command, log_path=log_path, env=env, append=False, cwd="/")
             self._wait_until_answering()
         except OSError as exc:
             self.stop()

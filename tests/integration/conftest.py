@@ -19,9 +19,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.alerting.tools import free_port
 from streams.kafka.admin import create_topics, ensure_topics
 from streams.kafka.broker import EmbeddedBroker
+from streams.process import free_port
 from streams.settings import Settings
 from tests.kafka_cluster import KafkaCluster, KafkaMissing
 

@@ -22,7 +22,7 @@ from typing import NoReturn
 import pytest
 
 from streams.alerting import tools
-from streams.alerting.tools import ServerProcess, free_port
+from streams.process import ServerProcess, free_port
 from streams.settings import Settings
 
 #: The project's own folder of unpacked tools (scripts/bootstrap.sh).

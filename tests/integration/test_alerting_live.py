@@ -28,7 +28,7 @@ import yaml
 
 from streams.alerting.rules import write
 from streams.alerting.thresholds import PROFILES
-from streams.alerting.tools import ServerProcess
+from streams.process import ServerProcess
 from streams.sdk.producer import Publisher
 from streams.sim.simulator import Scenario, SimulationConfig, generate, pause
 from tests.integration.conftest import broker_settings_for, free_port
