@@ -27,8 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,7 +75,7 @@ from streams.bench.report import (
 )
 from streams.kafka.broker import split_bootstrap
 from streams.kafka.client import client_options
-from streams.process import free_port, stop_process
+from streams.process import MetricsUnavailable, fetch_metrics, free_port, stop_process
 from streams.settings import Settings
 
 #: Consumer group timeouts of the workers and the faust agent: a new group's first join waits
@@ -587,9 +585,8 @@ class _Worker:
         url = f"http://127.0.0.1:{self.web_port}/metrics"
         sent = time.time()
         try:
-            with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - our loopback http URL
-                text = response.read().decode()
-        except (urllib.error.URLError, OSError):
+            text = fetch_metrics(url, 10)
+        except MetricsUnavailable:
             return None
         return (sent + time.time()) / 2, PipelineCounts.parse(text)
 

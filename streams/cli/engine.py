@@ -17,8 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,6 +29,7 @@ from schemas.families import FAMILY_NAMES
 from streams.cli.view import RunInfo, Snapshot, format_duration, render, summary_fields, summary_line
 from streams.kafka.admin import CREATED, EXISTS, create_topics
 from streams.kafka.broker import BrokerError, EmbeddedBroker, broker_answers
+from streams.process import MetricsUnavailable, fetch_metrics
 from streams.sdk.producer import Publisher, PublishReport
 from streams.settings import Settings
 from streams.sim.simulator import DEFAULT_HISTORY, Scenario, SimulationConfig, pause, replay_start, run_simulation
@@ -228,14 +227,12 @@ def _local_url(host: str, port: int, path: str) -> str:
 def read_metrics(url: str) -> tuple[str | None, str]:
     """The text /metrics serves and "", or None and why there is none yet."""
     try:
-        with urllib.request.urlopen(url, timeout=_SCRAPE_TIMEOUT_S) as response:  # noqa: S310 - http URL from settings
-            return response.read().decode(), ""
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        if exc.code == 503:
+        return fetch_metrics(url, _SCRAPE_TIMEOUT_S), ""
+    except MetricsUnavailable as exc:
+        if exc.status == 503:
             return None, "the worker is restoring its state"
-        return None, f"{url} answered HTTP {exc.code}"
-    except (urllib.error.URLError, OSError):
+        if exc.status is not None:
+            return None, f"{url} answered HTTP {exc.status}"
         return None, "waiting for the worker to join its group and serve /metrics"
 
 

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from rich import box
 from rich.columns import Columns
@@ -27,6 +26,7 @@ from streams.core.families import (
     SHIPMENT_TEU_WINDOW,
 )
 from streams.core.series import EVENTS_ACCEPTED, EVENTS_DUPLICATE, EVENTS_LATE, EVENTS_RECEIVED, EVENTS_REJECTED
+from streams.process import parse_metrics
 
 #: Length in seconds of each window label the view shows.
 WINDOW_SECONDS: dict[str, int] = {"5m": 300, "1h": 3600, "24h": 86_400, "7d": 604_800}
@@ -101,7 +101,7 @@ class Snapshot:
     @classmethod
     def from_text(cls, text: str) -> Snapshot:
         """The snapshot of a Prometheus text exposition, as /metrics serves it."""
-        return cls.from_samples(sample for family in text_string_to_metric_families(text) for sample in family.samples)
+        return cls.from_samples(parse_metrics(text))
 
     @staticmethod
     def total(measure: Mapping[tuple[str, ...], ByWindow], window: str) -> float:

@@ -1,16 +1,21 @@
-"""The child processes the tools start, for ``corridor run``, ``corridor bench``, the alert evaluation and the
-tests alike.
+"""The child processes the tools start and the ``/metrics`` they read, for ``corridor run``, ``corridor bench``,
+the alert evaluation and the tests alike.
 
 ``children.py`` finds a free loopback port and starts and stops a child (SIGTERM, then SIGKILL
-after a timeout; only ever a process this program started). Below the tools and above the
-pure core: it imports nothing else of the application.
+after a timeout; only ever a process this program started), and ``metrics.py`` fetches a
+``/metrics`` text and parses it into samples. Below the tools and above the pure core: it
+imports nothing else of the application.
 """
 
 from streams.process.children import ServerProcess, free_port, start_process, stop_process, tail
+from streams.process.metrics import MetricsUnavailable, fetch_metrics, parse_metrics
 
 __all__ = [
+    "MetricsUnavailable",
     "ServerProcess",
+    "fetch_metrics",
     "free_port",
+    "parse_metrics",
     "start_process",
     "stop_process",
     "tail",

@@ -29,6 +29,7 @@ from streams.alerting.history import History
 from streams.alerting.thresholds import PROFILES
 from streams.kafka.admin import create_topics
 from streams.kafka.broker import EmbeddedBroker
+from streams.process import parse_metrics
 from tests.integration.conftest import broker_settings_for, free_port
 from tests.integration.prometheus import PROJECT_ROOT, PrometheusServer
 from tests.integration.workers import WorkerProcess, wait_for
@@ -127,13 +128,12 @@ def scraped(fresh_broker_module, prometheus_bin, promtool_bin, tmp_path_factory)
                 return None
             accepted: dict[str, float] = {}
             lags = []
-            for family in text_string_to_metric_families(text):
-                for sample in family.samples:
-                    if sample.name == "corridor_events_accepted_total":
-                        stream = sample.labels["stream"]
-                        accepted[stream] = accepted.get(stream, 0) + sample.value
-                    elif sample.name == "corridor_consumer_lag":
-                        lags.append(sample.value)
+            for sample in parse_metrics(text):
+                if sample.name == "corridor_events_accepted_total":
+                    stream = sample.labels["stream"]
+                    accepted[stream] = accepted.get(stream, 0) + sample.value
+                elif sample.name == "corridor_consumer_lag":
+                    lags.append(sample.value)
             return text if accepted == published and lags and not any(lags) else None
 
         metrics_text = wait_for(caught_up, timeout=300, interval=1, message="the worker to apply the simulation")

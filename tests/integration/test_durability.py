@@ -10,9 +10,9 @@ import time
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.families import FAMILIES
+from streams.process import parse_metrics
 from tests.integration.conftest import ON_BOTH_FRESH_BROKERS
 from tests.integration.workers import (
     RECEIVED,
@@ -169,8 +169,7 @@ def test_offsets_are_committed_only_behind_confirmed_checkpoints(fresh_broker, t
         if text is None:
             return False
         lag = {(labels["topic"], labels["partition"]): value
-               for family in text_string_to_metric_families(text) for name, labels, value, *_ in family.samples
-               if name == "corridor_consumer_lag"}
+               for name, labels, value, *_ in parse_metrics(text) if name == "corridor_consumer_lag"}
         return placed <= lag.keys() and not any(lag[key] for key in placed)
 
     try:

@@ -29,6 +29,7 @@ from schemas.families import DEADLETTER_TOPIC, FAMILIES, FAMILY_NAMES
 from schemas.samples import sample_event
 from streams.kafka.admin import create_topics
 from streams.kafka.broker import EmbeddedBroker
+from streams.process import fetch_metrics
 from tests.hostile import http_bodies
 from tests.integration.conftest import (
     BROKER_KINDS,
@@ -105,8 +106,7 @@ class IngestProcess:
             return None
 
     def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as response:
-            return response.read().decode()
+        return fetch_metrics(f"http://127.0.0.1:{self.port}/metrics", 5)
 
     def post(self, family: str, body: Any, token: str | None = PUBLISHER) -> Answer:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()

@@ -14,9 +14,9 @@ import math
 import time
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.families import FAMILY_NAMES
+from streams.process import parse_metrics
 from streams.settings import Settings
 from tests.integration.conftest import ON_BOTH_FRESH_BROKERS
 from tests.integration.prometheus import PrometheusServer
@@ -57,8 +57,7 @@ def owned_partitions(worker: WorkerProcess) -> set[tuple[str, str]]:
     if text is None:
         return set()
     return {(sample.labels["stream"], sample.labels["partition"])
-            for family in text_string_to_metric_families(text) for sample in family.samples
-            if sample.name == "corridor_checkpoint_age_seconds"}
+            for sample in parse_metrics(text) if sample.name == "corridor_checkpoint_age_seconds"}
 
 
 def settled(workers: list[WorkerProcess]) -> bool:

@@ -7,8 +7,6 @@ import os
 import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ import psutil
 import pytest
 
 from streams.kafka.broker import EmbeddedBroker, broker_answers
+from streams.process import MetricsUnavailable, fetch_metrics
 from tests.integration.conftest import CORRIDOR, free_port
 from tests.integration.workers import Samples, parse_samples, wait_for
 
@@ -42,9 +41,8 @@ class RunProcess:
 
     def scrape(self) -> Samples | None:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=5) as response:
-                return parse_samples(response.read().decode())
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return parse_samples(fetch_metrics(f"http://127.0.0.1:{self.web_port}/metrics", 5))
+        except MetricsUnavailable:
             return None
 
     def children(self) -> list[psutil.Process]:

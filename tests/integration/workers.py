@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
-from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.families import FAMILIES, FAMILY_NAMES
+from streams.process import MetricsUnavailable, fetch_metrics, parse_metrics
 from tests.integration.conftest import free_port
 from tests.replay import WINDOWS, Record, ReplayData
 
@@ -48,13 +48,12 @@ def parse_samples(text: str) -> Samples:
     """The samples of a /metrics text, summed over the ``partition`` and ``owner`` of state-derived series
     (the reference model knows totals, not which worker owned a partition when)."""
     samples: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            labels = s.labels
-            if "owner" in labels:
-                labels = {k: v for k, v in labels.items() if k not in ("owner", "partition")}
-            key = (s.name, tuple(sorted(labels.items())))
-            samples[key] = samples.get(key, 0.0) + s.value
+    for s in parse_metrics(text):
+        labels = s.labels
+        if "owner" in labels:
+            labels = {k: v for k, v in labels.items() if k not in ("owner", "partition")}
+        key = (s.name, tuple(sorted(labels.items())))
+        samples[key] = samples.get(key, 0.0) + s.value
     return samples
 
 
@@ -104,9 +103,8 @@ class WorkerProcess:
 
     def metrics_text(self) -> str | None:
         try:
-            with urllib.request.urlopen(self.url, timeout=5) as response:
-                return response.read().decode()
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return fetch_metrics(self.url, 5)
+        except MetricsUnavailable:
             return None
 
     def probe(self, path: str) -> int | None:
@@ -146,8 +144,7 @@ def by_partition(text: str) -> Samples:
     """The samples of a /metrics text keyed without their ``owner`` label: one key per partition's series."""
     return {
         (s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k != "owner"))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
+        for s in parse_metrics(text)
         if "owner" in s.labels
     }
 
