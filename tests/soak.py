@@ -50,7 +50,7 @@ def soak_round(store: str, events: int, seed: int, workdir: Path) -> tuple[bool,
         kill_points = sorted(round(rng.uniform(0.1, 0.9) * everything) for _ in range(3))
         print(f"  {store} seed {seed} kills after {kill_points} of {everything} events", flush=True)
         worker = WorkerProcess(broker.bootstrap, workdir / "state", workdir / "worker.log",
-                               app_id="corridor-soak", store=store, extra_env=GROUP_ENV).start()
+                               app_id="corridor-soak", store=store, env=GROUP_ENV).start()
         try:
             for point in kill_points:
                 def passed(point: int = point) -> bool:

@@ -27,10 +27,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol
+from typing import Protocol
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -75,7 +75,7 @@ from streams.bench.report import (
 )
 from streams.kafka.broker import split_bootstrap
 from streams.kafka.client import client_options
-from streams.process import MetricsUnavailable, fetch_metrics, free_port, stop_process
+from streams.process import WorkerProcess, tail
 from streams.settings import Settings
 
 #: Consumer group timeouts of the workers and the faust agent: a new group's first join waits
@@ -228,7 +228,7 @@ class _Run:
                     await self._baseline(BASELINE_AIOKAFKA, bootstrap, in_envelopes)
                 if self.wants("batched", "latency"):
                     worker = _Worker(bootstrap, self.workdir / "worker-envelopes", self._app_id("envelopes"))
-                    with worker.running():
+                    with worker:
                         measured, counts = await self._drain(worker, in_envelopes,
                                                              "corridor worker on the envelopes")
                         if self.wants("batched"):
@@ -244,7 +244,7 @@ class _Run:
                     await self._baseline(BASELINE_FAUST, bootstrap, single)
                 if self.wants("single"):
                     worker = _Worker(bootstrap, self.workdir / "worker-single", self._app_id("single"))
-                    with worker.running():
+                    with worker:
                         self.report.throughput[PIPELINE_SINGLE], _ = await self._drain(
                             worker, single, "corridor worker on the single events")
         published_events = in_envelopes.total + single.total
@@ -370,9 +370,9 @@ class _Run:
         finally:
             await _reap(process)
         if result is None:
-            tail = _tail(log_path)
+            end = tail(log_path)
             raise BenchError(f"the {description} failed: {error or f'exit code {process.returncode}'}"
-                             + (f"; the end of its log:\n{tail}" if tail else ""))
+                             + (f"; the end of its log:\n{end}" if end else ""))
         counted = int(result["events"])
         start = "first record handed to the loop" if kind == "aiokafka" else "first record handed to the agent"
         # The baselines count events, not per stream: what they counted is all that was published.
@@ -396,7 +396,7 @@ class _Run:
                                             spread=RouteSpread(routes))
             worker = _Worker(bootstrap, directory, self._app_id(f"routes-{count}"),
                              {"CORRIDOR_REGISTRY_FILE": str(registry)})
-            with worker.running():
+            with worker:
                 measured, _ = await self._drain(worker, published, f"corridor worker on {count:,} routes")
         return measured
 
@@ -517,62 +517,20 @@ class _Run:
         )
 
 
-class _Worker:
-    """A ``corridor worker`` subprocess of the bench: its own app id, state directory, web port and JSON log."""
+class _Worker(WorkerProcess):
+    """A ``corridor worker`` of the bench in ``directory``: its own app id, state directory, web port and JSON log,
+    read for the moment its start ended."""
 
     def __init__(self, bootstrap: str, directory: Path, app_id: str, settings: Mapping[str, str] | None = None) -> None:
-        self.bootstrap = bootstrap
-        self.settings = dict(settings or {})  #: further CORRIDOR_* variables of this worker
-        self.directory = directory
-        self.app_id = app_id
-        self.web_port = free_port()
-        self.log_path = directory / "worker.log"
-        self.process: subprocess.Popen[bytes] | None = None
-        self._restored_at: float | None = None
-
-    @property
-    def pid(self) -> int:
-        if self.process is None:
-            raise RuntimeError("the worker has not been started")
-        return self.process.pid
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[_Worker]:
-        self.start()
-        try:
-            yield self
-        finally:
-            self.stop()
-
-    def start(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        env = {
-            **os.environ,
-            **{name: str(value) for name, value in GROUP_TIMEOUTS.items()},
-            "CORRIDOR_KAFKA_BOOTSTRAP": self.bootstrap,
-            "CORRIDOR_APP_ID": self.app_id,
-            "CORRIDOR_STATE_DIR": str(self.directory / "state"),
-            "CORRIDOR_WEB_HOST": "127.0.0.1",
-            "CORRIDOR_WEB_PORT": str(self.web_port),
+        super().__init__(
+            bootstrap, directory / "state", directory / "worker.log", app_id,
             # The bench is the scraper: moved partitions' views need not be held longer than its polls.
-            "CORRIDOR_SCRAPE_INTERVAL_S": str(POLL_S),
-            "CORRIDOR_LOG_FORMAT": "json",
-            "CORRIDOR_LOG_LEVEL": "INFO",
-            **self.settings,
-        }
-        log: IO[bytes]
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603 - a fixed argv: this Python, this package
-                [sys.executable, "-m", "streams", "worker"],
-                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                # Ctrl-C on a terminal reaches the bench only, which stops the worker in order.
-                start_new_session=True,
-            )
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None:
-            stop_process(process, WORKER_STOP_TIMEOUT_S)
+            scrape_interval_s=POLL_S,
+            env={**{name: str(value) for name, value in GROUP_TIMEOUTS.items()},
+                 "CORRIDOR_LOG_FORMAT": "json", "CORRIDOR_LOG_LEVEL": "INFO", **(settings or {})},
+            stop_timeout_s=WORKER_STOP_TIMEOUT_S,
+        )
+        self._restored_at: float | None = None
 
     def check_alive(self) -> None:
         code = self.process.poll() if self.process is not None else None
@@ -582,11 +540,9 @@ class _Worker:
     def scrape(self) -> tuple[float, PipelineCounts] | None:
         """The pipeline counts of /metrics and when they were read (the middle of the request); None while the
         worker does not answer."""
-        url = f"http://127.0.0.1:{self.web_port}/metrics"
         sent = time.time()
-        try:
-            text = fetch_metrics(url, 10)
-        except MetricsUnavailable:
+        text = self.metrics_text(timeout_s=10)
+        if text is None:
             return None
         return (sent + time.time()) / 2, PipelineCounts.parse(text)
 
@@ -596,9 +552,6 @@ class _Worker:
             with open(self.log_path, errors="replace") as log:
                 self._restored_at = restored_at(log)
         return self._restored_at
-
-    def log_tail(self, lines: int = 30) -> str:
-        return _tail(self.log_path, lines)
 
 
 class _Stall:
@@ -638,13 +591,6 @@ def _near_end(started: float, now: float, counted: int, total: int) -> bool:
     if counted <= 0 or now <= started:
         return False
     return (total - counted) / (counted / (now - started)) <= NEAR_END_S
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 def _per_stream(counts: Mapping[str, int]) -> str:

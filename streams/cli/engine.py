@@ -12,16 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from aiokafka.errors import KafkaError
 
@@ -29,7 +27,7 @@ from schemas.families import FAMILY_NAMES
 from streams.cli.view import RunInfo, Snapshot, format_duration, render, summary_fields, summary_line
 from streams.kafka.admin import CREATED, EXISTS, create_topics
 from streams.kafka.broker import BrokerError, EmbeddedBroker, broker_answers
-from streams.process import MetricsUnavailable, fetch_metrics
+from streams.process import MetricsUnavailable, corridor_command, fetch_metrics, start_corridor, stop_process, tail
 from streams.sdk.producer import Publisher, PublishReport
 from streams.settings import Settings
 from streams.sim.simulator import DEFAULT_HISTORY, Scenario, SimulationConfig, pause, replay_start, run_simulation
@@ -295,29 +293,13 @@ class CorridorRun:
             for name, value in self._addresses().items():
                 print(f"{name:<10} {value}", flush=True)
 
-    def _start_child(self, verb: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Path | None]:
-        """``corridor VERB`` as a child process (``env`` as defaults), and the file its log goes to, if any."""
-        output: IO[bytes] | None = None
-        log_path = None
-        if self.interactive:
-            # The live view owns the terminal: the child's log goes to a file.
-            self.settings.state_dir.mkdir(parents=True, exist_ok=True)
-            log_path = self.settings.state_dir / f"{verb}.log"
-            output = open(log_path, "wb")  # noqa: SIM115 - the child holds it; ours is closed below
-        try:
-            process = subprocess.Popen(  # noqa: S603 - a fixed argv: this Python, this package
-                [sys.executable, "-m", "streams", verb],
-                env={**env, **os.environ},
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT if output else None,
-                # Ctrl-C on a terminal reaches this process only: the children are stopped in order.
-                start_new_session=True,
-            )
-        finally:
-            if output is not None:
-                output.close()
-        return process, log_path
+    def _start_child(self, verb: str, defaults: dict[str, str]) -> tuple[subprocess.Popen[bytes], Path | None]:
+        """``corridor VERB`` as a child process (``defaults`` under the environment), and the file its log goes
+        to, if any."""
+        # The live view owns the terminal: the child's log goes to a file, one per run.
+        log_path = self.settings.state_dir / f"{verb}.log" if self.interactive else None
+        # In a session of its own: Ctrl-C on a terminal reaches this process only, which stops the children in order.
+        return start_corridor(corridor_command(verb), log_path=log_path, defaults=defaults, append=False), log_path
 
     async def _simulate(self) -> None:
         options = self.options
@@ -382,12 +364,12 @@ class CorridorRun:
         if code is not None:
             message = f"the worker (pid {worker.pid}) exited with code {code}"
             if self.worker_log is not None:
-                message += f"; the end of its log {self.worker_log}:\n{_tail(self.worker_log)}"
+                message += f"; the end of its log {self.worker_log}:\n{tail(self.worker_log, 20)}"
             return message
         if self.ingest is not None and self.ingest.poll() is not None:
             message = f"the ingest (pid {self.ingest.pid}) exited with code {self.ingest.returncode}"
             if self.ingest_log is not None:
-                message += f"; the end of its log {self.ingest_log}:\n{_tail(self.ingest_log)}"
+                message += f"; the end of its log {self.ingest_log}:\n{tail(self.ingest_log, 20)}"
             return message
         if self.broker is not None and not self.broker.running:
             return f"the embedded broker on {self.broker.bootstrap} exited"
@@ -472,22 +454,11 @@ class CorridorRun:
 
 async def _terminate(process: subprocess.Popen[bytes], name: str, timeout_s: float) -> int:
     """SIGTERM, then SIGKILL after ``timeout_s``; the exit code once reaped."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while process.poll() is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        if process.poll() is None:
-            log.warning("%s did not stop in time: killed", name, extra={"pid": process.pid})
-            process.kill()
-    return await asyncio.to_thread(process.wait)
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError as exc:
-        return f"(unreadable: {exc.strerror})"
+    running = process.poll() is None
+    code = await asyncio.to_thread(stop_process, process, timeout_s)
+    if running and code == -signal.SIGKILL:
+        log.warning("%s did not stop in time: killed", name, extra={"pid": process.pid})
+    return code
 
 
 def run_corridor(settings: Settings, options: RunOptions, *, interactive: bool) -> None:

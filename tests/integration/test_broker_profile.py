@@ -52,7 +52,7 @@ def build_broker(worker: WorkerProcess) -> str | None:
 def test_a_worker_runs_with_the_profile_of_the_broker_that_answers(fresh_broker, flavor, tmp_path):
     kind = kind_of(fresh_broker) if flavor == "auto" else flavor
     worker = WorkerProcess(fresh_broker.bootstrap, tmp_path / "state", tmp_path / "worker.log", app_id="profile",
-                           extra_env={**GROUP_ENV, "CORRIDOR_LOG_FORMAT": "json", "CORRIDOR_BROKER_FLAVOR": flavor})
+                           env={**GROUP_ENV, "CORRIDOR_LOG_FORMAT": "json", "CORRIDOR_BROKER_FLAVOR": flavor})
     worker.start()
     try:
         line = wait_for(lambda: broker_line(worker), timeout=60, message="the worker to find its broker")

@@ -22,7 +22,7 @@ def test_readyz_answers_503_while_a_restore_is_held_then_200_and_metrics_never_f
     records = replay(fresh_broker, 4_000, seed=21)
     want = expected_received(records)
     worker = worker_for(fresh_broker, tmp_path, "w", fault="slow-restore")
-    worker.extra_env["CORRIDOR_TEST_RESTORE_DELAY_S"] = "6"
+    worker.env["CORRIDOR_TEST_RESTORE_DELAY_S"] = "6"
     seen: list[tuple[int | None, int | None, int | None, float | None]] = []
 
     def ready() -> bool:

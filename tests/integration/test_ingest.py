@@ -10,7 +10,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -29,7 +28,7 @@ from schemas.families import DEADLETTER_TOPIC, FAMILIES, FAMILY_NAMES
 from schemas.samples import sample_event
 from streams.kafka.admin import create_topics
 from streams.kafka.broker import EmbeddedBroker
-from streams.process import fetch_metrics
+from streams.process import corridor_command, fetch_metrics, start_corridor, stop_process
 from tests.hostile import http_bodies
 from tests.integration.conftest import (
     BROKER_KINDS,
@@ -70,30 +69,19 @@ class IngestProcess:
     process: subprocess.Popen | None = None
 
     def start(self) -> IngestProcess:
-        env = {
-            **os.environ,
+        settings = {
             "CORRIDOR_KAFKA_BOOTSTRAP": self.bootstrap,
             "CORRIDOR_INGEST_TOKENS": json.dumps(TOKENS),
             "CORRIDOR_LOG_FORMAT": "json",
             **self.env,
         }
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "streams", "ingest", "--host", "127.0.0.1", "--port", str(self.port)],
-                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )
+        self.process = start_corridor(corridor_command("ingest", "--host", "127.0.0.1", "--port", str(self.port)),
+                                      log_path=self.log_path, settings=settings, new_session=False)
         wait_for(lambda: self.get("/healthz") == 200, timeout=60, interval=0.1, message="the ingest to answer")
         return self
 
     def stop(self) -> int | None:
-        if self.process is None or self.process.poll() is not None:
-            return None if self.process is None else self.process.returncode
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
+        return None if self.process is None else stop_process(self.process, 60)
 
     def get(self, path: str) -> int | None:
         try:

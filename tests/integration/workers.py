@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 
 from schemas.families import FAMILIES, FAMILY_NAMES
-from streams.process import MetricsUnavailable, fetch_metrics, parse_metrics
-from tests.integration.conftest import free_port
+from streams import process
+from streams.process import parse_metrics
 from tests.replay import WINDOWS, Record, ReplayData
 
 Samples = dict[tuple[str, tuple], float]
@@ -58,54 +54,20 @@ def parse_samples(text: str) -> Samples:
 
 
 @dataclass
-class WorkerProcess:
-    """One `corridor worker` subprocess with its own web port and state directory."""
+class WorkerProcess(process.WorkerProcess):
+    """One `corridor worker` subprocess with its own web port and state directory, in the test run's session
+    (Ctrl-C on the run stops it too)."""
 
-    bootstrap: str
-    state_dir: Path
-    log_path: Path
     app_id: str = "corridor-test"
-    store: str = "memory://"
-    web_port: int = field(default_factory=free_port)
-    extra_env: dict[str, str] = field(default_factory=dict)
-    #: What runs: the worker verb, or tests.integration.faults with a fault injected.
-    command: list[str] = field(default_factory=lambda: ["-m", "streams", "worker"])
-    process: subprocess.Popen | None = None
-
-    def start(self) -> WorkerProcess:
-        env = {
-            **os.environ,
-            "CORRIDOR_KAFKA_BOOTSTRAP": self.bootstrap,
-            "CORRIDOR_WEB_PORT": str(self.web_port),
-            "CORRIDOR_WEB_HOST": "127.0.0.1",
-            "CORRIDOR_STATE_DIR": str(self.state_dir),
-            "CORRIDOR_APP_ID": self.app_id,
-            "CORRIDOR_STORE": self.store,
-            "CORRIDOR_SCRAPE_INTERVAL_S": "1",  # as the tests' Prometheus scrapes
-            **self.extra_env,
-        }
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, *self.command],
-            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-        log.close()
-        return self
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.web_port}/metrics"
+    store: str | None = "memory://"
+    scrape_interval_s: float | None = 1  # as the tests' Prometheus scrapes
+    new_session: bool = False
+    stop_timeout_s: float = 60
 
     def scrape(self) -> Samples | None:
         """The worker's samples (summed over partitions and owners), or None while it is not serving them."""
         text = self.metrics_text()
         return None if text is None else parse_samples(text)
-
-    def metrics_text(self) -> str | None:
-        try:
-            return fetch_metrics(self.url, 5)
-        except MetricsUnavailable:
-            return None
 
     def probe(self, path: str) -> int | None:
         """The HTTP status of GET ``path`` (e.g. /readyz), or None when nothing answers."""
@@ -118,26 +80,7 @@ class WorkerProcess:
             return None
 
     def kill(self) -> None:
-        self.signal(signal.SIGKILL)
-
-    def signal(self, signum: int, wait: float = 60) -> int | None:
-        if self.process is None or self.process.poll() is not None:
-            return None if self.process is None else self.process.returncode
-        self.process.send_signal(signum)
-        try:
-            return self.process.wait(wait)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
-
-    def stop(self) -> int | None:
-        return self.signal(signal.SIGTERM)
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        self.stop(signal.SIGKILL)
 
 
 def by_partition(text: str) -> Samples:
@@ -223,10 +166,10 @@ def worker_for(broker, tmp_path, name: str, store: str = "memory://", app_id: st
     adds settings (``CORRIDOR_*``) to the group's short timeouts."""
     worker = WorkerProcess(
         broker.bootstrap, tmp_path / f"state-{name}", tmp_path / f"{name}.log",
-        app_id=app_id, store=store, extra_env={**GROUP_ENV, **(env or {})},
+        app_id=app_id, store=store, env={**GROUP_ENV, **(env or {})},
     )
     if fault is not None:
-        worker.command = ["-m", "tests.integration.faults", fault]
+        worker.args = ("-m", "tests.integration.faults", fault)
     return worker
 
 
