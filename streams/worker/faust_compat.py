@@ -11,7 +11,7 @@ import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import faust
 from faust.app.base import BootStrategy as FaustBootStrategy
@@ -22,23 +22,7 @@ from faust.transport.drivers import aiokafka as faust_kafka
 from faust.types import TP, Message, TopicT
 from mode import Service, ServiceT
 
-
-class Record(Protocol):
-    """A fetched Kafka record, as aiokafka's ``ConsumerRecord`` holds it."""
-
-    @property
-    def offset(self) -> int: ...
-
-    @property
-    def timestamp(self) -> int:
-        """Milliseconds since the epoch."""
-
-    @property
-    def value(self) -> bytes | None: ...
-
-    @property
-    def headers(self) -> Sequence[tuple[str, bytes]]: ...
-
+from streams.worker.seams import Record
 
 #: Takes one partition's records of one fetch, in offset order.
 BatchHandler = Callable[[int, Sequence[Record]], None]
