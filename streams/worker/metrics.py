@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import platform
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
@@ -30,7 +30,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
+from prometheus_client.utils import floatToGoString as _untyped_go_float
 
 from streams.core.clock import Clock, SystemClock
 from streams.core.families import MEASURED
@@ -41,6 +41,9 @@ from streams.core.state import Histogram, StateView
 STREAM_LABEL = "stream"
 PARTITION_LABEL = "partition"
 OWNER_LABEL = "owner"
+
+#: A bound as Prometheus prints it (``1.0``, ``+Inf``); prometheus_client leaves it untyped.
+_go_float: Callable[[float], str] = _untyped_go_float
 
 #: Upper bounds (seconds) of the processing-delay histogram.
 EVENT_DELAY_BUCKETS: tuple[float, ...] = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 21600, 86400)
@@ -145,7 +148,7 @@ def _histogram_buckets(histogram: Histogram) -> list[tuple[str, float]]:
     cumulative = 0
     for bound, count in zip(histogram.bounds_ms, histogram.counts[:-1], strict=True):
         cumulative += count
-        buckets.append((floatToGoString(bound / 1000), cumulative))
+        buckets.append((_go_float(bound / 1000), cumulative))
     buckets.append(("+Inf", cumulative + histogram.counts[-1]))
     return buckets
 
