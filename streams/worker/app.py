@@ -34,7 +34,7 @@ from streams.kafka.admin import BrokerProbe
 from streams.kafka.client import ssl_context
 from streams.kafka.profile import PROFILES, BrokerFlavor
 from streams.settings import Settings
-from streams.worker.adapters import ConsumerOffsets, DeadLetterTopic, TableChangelog
+from streams.worker.adapters import AssignorAssignment, ConsumerOffsets, DeadLetterTopic, TableChangelog
 from streams.worker.cluster import CLUSTER_CHECK_INTERVAL_S, ClusterWatch
 from streams.worker.family import FamilyWorker
 from streams.worker.faust_compat import App, Consumer, track_producer_topics
@@ -51,19 +51,6 @@ from streams.worker.seams import Assignment
 from streams.worker.sensor import WorkerSensor
 
 log = logging.getLogger("corridor.worker")
-
-
-class AssignorAssignment:
-    """The assignment as faust's assignor holds it."""
-
-    def __init__(self, app: faust.App) -> None:
-        self.app = app
-
-    def assigned(self) -> dict[str, set[int]]:
-        assigned: dict[str, set[int]] = {}
-        for tp in self.app.assignor.assigned_actives():
-            assigned.setdefault(tp.topic, set()).add(tp.partition)
-        return assigned
 
 
 class CorridorApp:
