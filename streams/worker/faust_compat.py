@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import warnings
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -19,7 +19,7 @@ from faust.exceptions import AlreadyConfiguredWarning
 from faust.streams import _current_event
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_kafka
-from faust.types import TP, Message, TopicT
+from faust.types import TP, ConsumerT, Message, TopicT
 from mode import Service, ServiceT
 
 from streams.worker.seams import Record
@@ -169,13 +169,13 @@ class Consumer(faust_kafka.Consumer):
         for tp in revoked:
             self._committable.pop(tp, None)
 
-    async def _drain_messages(self, fetcher: Any) -> None:
+    async def _drain_messages(self, fetcher: ServiceT) -> None:
         """faust's fetch loop (``Consumer._drain_messages``), handing batch topics over per partition."""
         callback = self.callback
         handlers = self.batch_handlers
         app = self.app
         consumer_should_stop = self._stopped.is_set
-        fetcher_should_stop = fetcher._stopped.is_set
+        fetcher_should_stop = cast(Service, fetcher)._stopped.is_set  # faust runs it from its Fetcher service
         wait_until_producer_ebb = app.producer.buffer.wait_until_ebb
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
@@ -207,7 +207,7 @@ class Consumer(faust_kafka.Consumer):
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
 
-    async def _deliver(self, records: Any, active: set[TP] | None, generation: int,
+    async def _deliver(self, records: Mapping[TP, Sequence[Record]], active: set[TP] | None, generation: int,
                        handlers: dict[str, BatchHandler], callback: Callable[[Message], Awaitable[Any]]) -> None:
         app = self.app
         if self.cluster_unchecked and isinstance(app, App) and app.on_reconnect is not None:
@@ -305,7 +305,7 @@ class App(faust.App):
             consumer.batch_handlers[name] = handler
             self.topics.add(topic)
 
-    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
+    async def _consumer_wait_empty(self, consumer: ConsumerT, logger: Any) -> None:
         # At shutdown faust stops its timers before it waits, so the last records would
         # wait for a checkpoint that never comes.
         if self.before_drain is not None:
@@ -344,7 +344,7 @@ def acting_for(partition: int) -> Iterator[None]:
         _current_event.reset(token)
 
 
-def committed_offset(consumer: Any, tp: TP) -> int | None:
+def committed_offset(consumer: Consumer, tp: TP) -> int | None:
     """The committed offset faust last read or wrote for ``tp``."""
     offset = consumer._committed_offset.get(tp)
     return None if offset is None else int(offset)

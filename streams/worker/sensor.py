@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from faust import Sensor
-from faust.types import AppT, ConsumerT
+from faust.types import AppT, ConsumerT, ProducerT
 
 from streams.worker.metrics import WorkerHealth
 
@@ -29,5 +29,5 @@ class WorkerSensor(Sensor):
         if isinstance(state, float):
             self.health.commit_latency.observe(round((time.monotonic() - state) * 1000))
 
-    def on_send_error(self, producer: Any, exc: BaseException, state: Any) -> None:
+    def on_send_error(self, producer: ProducerT, exc: BaseException, state: Any) -> None:
         self.health.send_errors += 1
