@@ -5,7 +5,7 @@ brokers (``streams/kafka/profile.py``) before any Kafka client starts. A broker 
 nothing across a restart (the embedded one) comes back as a new cluster whose topics start
 empty: after every lost connection the cluster is asked for again, and a new one has its
 topics created and every partition rebased (``FamilyWorker.rebase``) before any record or
-commit goes through ([broker.md](../../docs/broker.md#broker-faults)).
+commit goes through (docs/broker.md, "Broker faults").
 """
 
 from __future__ import annotations
