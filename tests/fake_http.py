@@ -2,14 +2,14 @@
 
 A stand-in keeps ``requests`` (method and path of each request, in order), a ``_lock`` and its
 ``url``, and answers in ``_route``; raising :class:`Answer` ends a request with a status and a
-JSON body, anything it returns is a 200 with that body.
+body, anything it returns is a 200 with that body (JSON, or bytes as they are).
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -71,7 +71,7 @@ class FakeHTTPService:
                 status, body = 200, self._route(request, path, raw)
             except Answer as answer:
                 status, body = answer.status, answer.body
-        data = json.dumps(body).encode()
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
         request.send_response(status)
         request.send_header("Content-Type", self.content_type)
         request.send_header("Content-Length", str(len(data)))
@@ -93,3 +93,19 @@ class FakeHTTPService:
             self.violations.append(f"{request.command} {request.path}: the body is not a JSON object: {raw[:80]!r}")
             raise refusal
         return payload
+
+
+class FakeMetricsPage(FakeHTTPService):
+    """A worker's ``/metrics`` page: answers ``status`` (changed at will) with ``body(status)``."""
+
+    content_type = "text/plain; version=0.0.4"
+
+    def __init__(self, status: int, body: Callable[[int], bytes]) -> None:
+        self.status = status
+        self._body = body
+        self.requests, self.violations, self._lock = [], [], threading.Lock()
+
+    def _route(self, request: BaseHTTPRequestHandler, path: str, raw: bytes) -> bytes:
+        if self.status != 200:
+            raise Answer(self.status, self._body(self.status))
+        return self._body(200)

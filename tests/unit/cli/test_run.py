@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from click.testing import CliRunner
@@ -17,6 +15,7 @@ from streams.cli.engine import PublishTally, metrics_url, publish_simulation, re
 from streams.sdk.producer import DELIVERED, INVALID, UNDELIVERED, EventOutcome, PublishReport
 from streams.settings import Settings, get_settings
 from streams.sim.simulator import Scenario, SimulationConfig, replay_start
+from tests.fake_http import FakeMetricsPage
 
 
 @pytest.fixture(autouse=True)
@@ -122,34 +121,17 @@ def test_metrics_url_is_reachable_from_this_machine(host: str, url: str) -> None
     assert metrics_url(Settings(web_host=host, web_port=6066)) == url
 
 
-class _FakeWorker(BaseHTTPRequestHandler):
-    status = 503
-
-    def do_GET(self) -> None:  # noqa: N802 - the http.server hook name
-        body = b"state is being restored\n" if self.status == 503 else b"corridor_events_received_total 1\n"
-        self.send_response(self.status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-
 @pytest.fixture
-def fake_worker() -> Iterator[tuple[str, type[_FakeWorker]]]:
-    handler = type("Handler", (_FakeWorker,), {})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/metrics", handler
-    server.shutdown()
-    server.server_close()
-    thread.join()
+def page() -> Iterator[FakeMetricsPage]:
+    def body(status: int) -> bytes:
+        return b"state is being restored\n" if status == 503 else b"corridor_events_received_total 1\n"
+
+    with FakeMetricsPage(503, body).serving() as fake:
+        yield fake
 
 
-def test_read_metrics_tells_restoring_from_ready(fake_worker: tuple[str, type[_FakeWorker]]) -> None:
-    url, handler = fake_worker
+def test_read_metrics_tells_restoring_from_ready(page: FakeMetricsPage) -> None:
+    url, handler = f"{page.url}/metrics", page
     assert read_metrics(url) == (None, "the worker is restoring its state")
     handler.status = 500
     assert read_metrics(url) == (None, f"{url} answered HTTP 500")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from streams.process import MetricsUnavailable, fetch_metrics, free_port, parse_metrics
+from tests.fake_http import FakeMetricsPage
 
 METRICS = """\
 # HELP corridor_events_received_total Events received.
@@ -20,34 +19,14 @@ process_resident_memory_bytes 1.2e+08
 """
 
 
-class _Worker(BaseHTTPRequestHandler):
-    status = 200
-
-    def do_GET(self) -> None:  # noqa: N802 - the http.server hook name
-        body = METRICS.encode() if self.status == 200 else b"not now\n"
-        self.send_response(self.status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-
 @pytest.fixture
-def worker() -> Iterator[tuple[str, type[_Worker]]]:
-    handler = type("Handler", (_Worker,), {})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/metrics", handler
-    server.shutdown()
-    server.server_close()
-    thread.join()
+def page() -> Iterator[FakeMetricsPage]:
+    with FakeMetricsPage(200, lambda status: METRICS.encode() if status == 200 else b"not now\n").serving() as fake:
+        yield fake
 
 
-def test_the_text_served_and_the_status_served_instead(worker: tuple[str, type[_Worker]]) -> None:
-    url, handler = worker
+def test_the_text_served_and_the_status_served_instead(page: FakeMetricsPage) -> None:
+    url, handler = f"{page.url}/metrics", page
     assert fetch_metrics(url, 5) == METRICS
     handler.status = 503
     with pytest.raises(MetricsUnavailable, match="HTTP 503") as refused:
