@@ -67,3 +67,49 @@ EVENTS_REJECTED = CounterSeries(
     ("reason",),
 )
 PIPELINE_COUNTERS: tuple[CounterSeries, ...] = (EVENTS_RECEIVED, EVENTS_ACCEPTED, EVENTS_DUPLICATE, EVENTS_LATE)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSeries:
+    """A series the worker process reads from its own state at scrape time (not from partition state)."""
+
+    name: str
+    help: str
+
+
+# What a worker process exports about itself: its health, group membership, restore progress and lag.
+BUILD = WorkerSeries("corridor_build", "Version of the corridor worker and what it runs on.")
+EVENT_DELAY = WorkerSeries("corridor_event_delay_seconds", "Processing time minus event time of accepted events.")
+STATE_GAPS = WorkerSeries(
+    "corridor_state_gaps",
+    "Committed offset ranges no checkpoint holds and the topic no longer has (missing from the totals).",
+)
+CHECKPOINT_FAILURES = WorkerSeries(
+    "corridor_checkpoint_failures", "Checkpoint writes the changelog refused (retried at the next interval)."
+)
+REBALANCES = WorkerSeries("corridor_rebalances", "Consumer group rebalances this worker took part in.")
+SEND_ERRORS = WorkerSeries(
+    "corridor_send_errors", "Records the worker's producer failed to send (checkpoints, dead letters)."
+)
+COMMIT_LATENCY = WorkerSeries("corridor_commit_latency_seconds", "Time to commit consumer offsets.")
+LAST_EVENT_TIMESTAMP = WorkerSeries(
+    "corridor_last_event_timestamp_seconds", "Event time of the newest accepted event per stream and key."
+)
+CONSUMER_LAG = WorkerSeries(
+    "corridor_consumer_lag",
+    "Records not yet consumed, per source topic and partition (absent while the end offset is unknown).",
+)
+PARTITIONS_RESTORING = WorkerSeries(
+    "corridor_partitions_restoring", "Partitions assigned to this worker whose state is not restored yet."
+)
+RESTORE_SECONDS = WorkerSeries(
+    "corridor_restore_seconds", "How long the running state restore has taken so far (0: none runs)."
+)
+CHECKPOINT_AGE = WorkerSeries(
+    "corridor_checkpoint_age_seconds",
+    "How long the oldest applied record of a partition has waited for a confirmed checkpoint (0: none).",
+)
+WORKER_SERIES: tuple[WorkerSeries, ...] = (
+    BUILD, EVENT_DELAY, STATE_GAPS, CHECKPOINT_FAILURES, REBALANCES, SEND_ERRORS, COMMIT_LATENCY,
+    LAST_EVENT_TIMESTAMP, CONSUMER_LAG, PARTITIONS_RESTORING, RESTORE_SECONDS, CHECKPOINT_AGE,
+)

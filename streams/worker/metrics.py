@@ -35,7 +35,23 @@ from prometheus_client.utils import floatToGoString as _untyped_go_float
 from streams.core.clock import Clock, SystemClock
 from streams.core.families import MEASURED
 from streams.core.measures import FamilyMeasures, keep_latest
-from streams.core.series import EVENTS_REJECTED, PIPELINE_COUNTERS, Labels
+from streams.core.series import (
+    BUILD,
+    CHECKPOINT_AGE,
+    CHECKPOINT_FAILURES,
+    COMMIT_LATENCY,
+    CONSUMER_LAG,
+    EVENT_DELAY,
+    EVENTS_REJECTED,
+    LAST_EVENT_TIMESTAMP,
+    PARTITIONS_RESTORING,
+    PIPELINE_COUNTERS,
+    REBALANCES,
+    RESTORE_SECONDS,
+    SEND_ERRORS,
+    STATE_GAPS,
+    Labels,
+)
 from streams.core.state import Histogram, StateView
 
 STREAM_LABEL = "stream"
@@ -117,12 +133,11 @@ class WorkerHealth:
 
     def metrics(self) -> Iterator[Metric]:
         gaps = CounterMetricFamily(
-            "corridor_state_gaps",
-            "Committed offset ranges no checkpoint holds and the topic no longer has (missing from the totals).",
+            STATE_GAPS.name, STATE_GAPS.help,
             labels=(STREAM_LABEL,),
         )
         failures = CounterMetricFamily(
-            "corridor_checkpoint_failures", "Checkpoint writes the changelog refused (retried at the next interval).",
+            CHECKPOINT_FAILURES.name, CHECKPOINT_FAILURES.help,
             labels=(STREAM_LABEL,),
         )
         for stream in self.state_gaps:
@@ -131,13 +146,12 @@ class WorkerHealth:
         yield gaps
         yield failures
         yield CounterMetricFamily(
-            "corridor_rebalances", "Consumer group rebalances this worker took part in.", value=self.rebalances
+            REBALANCES.name, REBALANCES.help, value=self.rebalances
         )
         yield CounterMetricFamily(
-            "corridor_send_errors", "Records the worker's producer failed to send (checkpoints, dead letters).",
-            value=self.send_errors,
+            SEND_ERRORS.name, SEND_ERRORS.help, value=self.send_errors,
         )
-        commits = HistogramMetricFamily("corridor_commit_latency_seconds", "Time to commit consumer offsets.")
+        commits = HistogramMetricFamily(COMMIT_LATENCY.name, COMMIT_LATENCY.help)
         commits.add_metric([], _histogram_buckets(self.commit_latency), self.commit_latency.sum_ms / 1000)
         yield commits
 
@@ -226,8 +240,7 @@ class CorridorCollector(Collector):
 
     def _freshness(self, exported: Mapping[str, list[ExportedPartition]]) -> Iterator[Metric]:
         metric = GaugeMetricFamily(
-            "corridor_last_event_timestamp_seconds",
-            "Event time of the newest accepted event per stream and key.",
+            LAST_EVENT_TIMESTAMP.name, LAST_EVENT_TIMESTAMP.help,
             labels=(STREAM_LABEL, "key"),
         )
         for family in self.families:
@@ -279,39 +292,34 @@ class WorkerCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         status = self.status_source.status()
-        build = InfoMetricFamily("corridor_build", "Version of the corridor worker and what it runs on.")
+        build = InfoMetricFamily(BUILD.name, BUILD.help)
         build.add_metric([], {"version": _version(), "python": platform.python_version(), "broker": status.broker})
         yield build
         delay = HistogramMetricFamily(
-            "corridor_event_delay_seconds", "Processing time minus event time of accepted events.",
-            labels=(STREAM_LABEL,),
+            EVENT_DELAY.name, EVENT_DELAY.help, labels=(STREAM_LABEL,),
         )
         for stream, histogram in self.delays.by_stream.items():
             delay.add_metric([stream], _histogram_buckets(histogram), histogram.sum_ms / 1000)
         yield delay
         yield from self.health.metrics()
         lag = GaugeMetricFamily(
-            "corridor_consumer_lag",
-            "Records not yet consumed, per source topic and partition (absent while the end offset is unknown).",
+            CONSUMER_LAG.name, CONSUMER_LAG.help,
             labels=("topic", PARTITION_LABEL),
         )
         for (topic, partition), records in sorted(status.lag.items()):
             lag.add_metric((topic, str(partition)), max(records, 0))
         yield lag
         restoring = GaugeMetricFamily(
-            "corridor_partitions_restoring", "Partitions assigned to this worker whose state is not restored yet.",
-            labels=(STREAM_LABEL,),
+            PARTITIONS_RESTORING.name, PARTITIONS_RESTORING.help, labels=(STREAM_LABEL,),
         )
         for stream, count in sorted(status.restoring.items()):
             restoring.add_metric((stream,), count)
         yield restoring
         yield GaugeMetricFamily(
-            "corridor_restore_seconds", "How long the running state restore has taken so far (0: none runs).",
-            value=status.restore_seconds,
+            RESTORE_SECONDS.name, RESTORE_SECONDS.help, value=status.restore_seconds,
         )
         age = GaugeMetricFamily(
-            "corridor_checkpoint_age_seconds",
-            "How long the oldest applied record of a partition has waited for a confirmed checkpoint (0: none).",
+            CHECKPOINT_AGE.name, CHECKPOINT_AGE.help,
             labels=(STREAM_LABEL, PARTITION_LABEL),
         )
         for (stream, partition), seconds in sorted(status.checkpoint_age.items()):
