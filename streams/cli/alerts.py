@@ -1,4 +1,4 @@
-"""``corridor alerts``: the Prometheus alert rules, rendered from their thresholds."""
+"""``corridor alerts``: the Prometheus recording and alert rules, rendered from code and their thresholds."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from streams.cli.base import cli
 
 @cli.group("alerts")
 def alerts_group() -> None:
-    """Alert rules: render them from the thresholds in streams/alerting/thresholds.py."""
+    """Recording and alert rules: render them from streams/alerting/ and its thresholds (thresholds.py)."""
 
 
 @alerts_group.command("render")
@@ -21,18 +21,18 @@ def alerts_group() -> None:
               help="Threshold set: default for production, test with short durations for live tests.")
 @click.option("--rules-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("deploy/prometheus/rules"), show_default=True,
-              help="Recording rules that go into the PrometheusRule with the alerts.")
+              help="Where the recording rules are written; they go into the PrometheusRule with the alerts.")
 @click.option("--prometheus-rule", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("deploy/k8s/base/prometheus-rules.yaml"), show_default=True,
               help="Also write the recording rules and the alerts as one Kubernetes PrometheusRule (skipped when "
                    "its folder is missing, and with --profile test).")
 def alerts_render(directory: Path, profile: str, rules_dir: Path, prometheus_rule: Path) -> None:
-    """Write one rule file per area into DIRECTORY [default: deploy/prometheus/alerts]."""
-    from streams.alerting import kubernetes
+    """Write one alert file per area into DIRECTORY [default: deploy/prometheus/alerts], and the recording rules."""
+    from streams.alerting import kubernetes, records
     from streams.alerting.rules import write
     from streams.alerting.thresholds import PROFILES
 
-    for path in write(directory, PROFILES[profile]):
+    for path in [*write(directory, PROFILES[profile]), *records.write(rules_dir)]:
         click.echo(str(path))
     # What a cluster deploys carries the production thresholds only.
     if profile == "default" and prometheus_rule.parent.is_dir():

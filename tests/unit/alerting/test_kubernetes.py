@@ -45,8 +45,9 @@ def test_repeated_group_names_are_refused(tmp_path):
 
 def render_into(tmp_path: Path, *options: str) -> tuple[Path, str]:
     target = tmp_path / "k8s" / "prometheus-rules.yaml"
-    result = CliRunner().invoke(cli, ["alerts", "render", str(tmp_path / "alerts"), "--rules-dir", str(RULES),
-                                      "--prometheus-rule", str(target), *options])
+    arguments = ["alerts", "render", str(tmp_path / "alerts"), "--rules-dir", str(tmp_path / "rules"),
+                 "--prometheus-rule", str(target), *options]
+    result = CliRunner().invoke(cli, arguments)
     assert result.exit_code == 0, result.output
     return target, result.output
 

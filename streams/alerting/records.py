@@ -1,0 +1,280 @@
+"""The recording rules, named ``level:metric:operation``: what dashboards and alerts read.
+
+Every metric name comes from its series declaration and every rule name is a constant
+here, so a dashboard or an alert names a rule by its constant and a renamed series
+renames the rules that read it. ``render`` writes the files in the style people write
+rule files by hand, comments included (YAML dumpers drop comments).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from streams.core.families import (
+    DATACHANNEL_BYTES,
+    DATACHANNEL_BYTES_WINDOW,
+    DATACHANNEL_LATENCY,
+    DATACHANNEL_LOSS,
+    DATACHANNEL_LOSS_MEASURED,
+    FINANCE_USD,
+    FINANCE_USD_WINDOW,
+    FLIGHT_DELAY,
+    FLIGHT_EVENTS,
+    FLIGHTS_OPERATED_WINDOW,
+    SHIPMENT_TEU,
+    SHIPMENT_TEU_WINDOW,
+)
+from streams.core.series import (
+    CHECKPOINT_AGE,
+    CONSUMER_LAG,
+    EVENT_DELAY,
+    EVENTS_ACCEPTED,
+    EVENTS_DUPLICATE,
+    EVENTS_LATE,
+    EVENTS_RECEIVED,
+    EVENTS_REJECTED,
+    LAST_EVENT_TIMESTAMP,
+    PARTITIONS_RESTORING,
+    STATE_GAPS,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One recording rule; ``comment`` (lines, may be empty) is written above it."""
+
+    name: str
+    expr: str
+    comment: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordGroup:
+    """One rule group; ``spaced``: its rules are long, so blank lines part them and each expression is a block."""
+
+    name: str
+    records: tuple[Record, ...]
+    spaced: bool = False
+
+
+# The table of rule names: dashboards and alerts import these, never spell them.
+RECEIVED_RATE5M = f"stream:{EVENTS_RECEIVED.name}:rate5m"
+ACCEPTED_RATE5M = f"stream:{EVENTS_ACCEPTED.name}:rate5m"
+REJECTED_RATE5M = f"stream_reason:{EVENTS_REJECTED.name}:rate5m"
+DUPLICATE_RATE5M = f"stream:{EVENTS_DUPLICATE.name}:rate5m"
+LATE_RATE5M = f"stream:{EVENTS_LATE.name}:rate5m"
+EVENT_DELAY_BUCKET_RATE5M = f"stream_le:{EVENT_DELAY.name}_bucket:rate5m"
+TOPIC_LAG_SUM = f"topic:{CONSUMER_LAG.name}:sum"
+PARTITION_LAG_MAX = f"stream_partition:{CONSUMER_LAG.name}:max"
+KEY_LAST_EVENT_MAX = f"stream_key:{LAST_EVENT_TIMESTAMP.name}:max"
+RESTORING_SUM = f"stream:{PARTITIONS_RESTORING.name}:sum"
+CHECKPOINT_AGE_MAX = f"stream:{CHECKPOINT_AGE.name}:max"
+STATE_GAPS_INCREASE1H = f"stream:{STATE_GAPS.name}:increase1h"
+TEU_WINDOW_SUM = f"corridor_route_mode_window:{SHIPMENT_TEU_WINDOW.name}:sum"
+FLIGHTS_WINDOW_SUM = f"route_service_window:{FLIGHTS_OPERATED_WINDOW.name}:sum"
+FINANCE_WINDOW_SUM = f"instrument_window:{FINANCE_USD_WINDOW.name}:sum"
+BYTES_WINDOW_SUM = f"link_direction_window:{DATACHANNEL_BYTES_WINDOW.name}:sum"
+TEU_RATE1H = f"corridor_route_mode:{SHIPMENT_TEU.name}:rate1h"
+FLIGHTS_RATE1H = f"route_carrier_service_status:{FLIGHT_EVENTS.name}:rate1h"
+FINANCE_RATE1H = f"instrument:{FINANCE_USD.name}:rate1h"
+BYTES_RATE5M = f"link_direction:{DATACHANNEL_BYTES.name}:rate5m"
+FLIGHT_DELAY_BUCKET_RATE1H = f"route_service_le:{FLIGHT_DELAY.name}_bucket:rate1h"
+LATENCY_BUCKET_RATE5M = f"link_le:{DATACHANNEL_LATENCY.name}_bucket:rate5m"
+PACKET_LOSS_RATIO_RATE5M = "link_direction:corridor_datachannel_packet_loss:ratio_rate5m"
+TEU_SUM6H = f"corridor_route_mode:{SHIPMENT_TEU.name}:sum6h"
+TEU_SEASONAL6H = f"corridor_route_mode:{SHIPMENT_TEU.name}:seasonal6h"
+TEU_SEASONAL6H_ZSCORE = f"corridor_route_mode:{SHIPMENT_TEU.name}:seasonal6h_zscore"
+TEU_SEASONAL6H_ZSCORE_SPREAD1W = f"corridor_route_mode:{SHIPMENT_TEU.name}:seasonal6h_zscore_spread1w"
+
+
+def _sum_rate(by: str, metric: str, window: str) -> str:
+    return f"sum by ({by}) (rate({metric}[{window}]))"
+
+
+_PIPELINE = RecordGroup(
+    "corridor-pipeline-records",
+    (
+        Record(RECEIVED_RATE5M, _sum_rate("stream", f"{EVENTS_RECEIVED.name}_total", "5m")),
+        Record(ACCEPTED_RATE5M, _sum_rate("stream", f"{EVENTS_ACCEPTED.name}_total", "5m")),
+        Record(REJECTED_RATE5M, _sum_rate("stream, reason", f"{EVENTS_REJECTED.name}_total", "5m")),
+        Record(DUPLICATE_RATE5M, _sum_rate("stream", f"{EVENTS_DUPLICATE.name}_total", "5m")),
+        Record(LATE_RATE5M, _sum_rate("stream", f"{EVENTS_LATE.name}_total", "5m")),
+        Record(EVENT_DELAY_BUCKET_RATE5M, _sum_rate("stream, le", f"{EVENT_DELAY.name}_bucket", "5m")),
+        Record(TOPIC_LAG_SUM, f"sum by (topic) ({CONSUMER_LAG.name})"),
+        Record(
+            PARTITION_LAG_MAX,
+            f'max by (stream, partition) (label_replace({CONSUMER_LAG.name}, "stream", "$1", "topic", '
+            r'"corridor\\.(.+)\\.v1"))',
+            "The lag per source partition under the family's name (topic corridor.<stream>.v1), the\n"
+            "newest owner's and the previous one's overlapping for a scrape during a move.",
+        ),
+        Record(KEY_LAST_EVENT_MAX, f"max by (stream, key) ({LAST_EVENT_TIMESTAMP.name})"),
+        Record(RESTORING_SUM, f"sum by (stream) ({PARTITIONS_RESTORING.name})"),
+        Record(CHECKPOINT_AGE_MAX, f"max by (stream) ({CHECKPOINT_AGE.name})"),
+        Record(STATE_GAPS_INCREASE1H, f"sum by (stream) (increase({STATE_GAPS.name}_total[1h]))"),
+    ),
+)
+
+_VOLUME = RecordGroup(
+    "corridor-volume-records",
+    (
+        Record(
+            TEU_WINDOW_SUM,
+            f"sum by (corridor, route, mode, window) ({SHIPMENT_TEU_WINDOW.name})",
+            "Event-time rolling windows are gauges: each worker shows the partitions it owns, so\n"
+            "the sum over workers is the corridor's volume.",
+        ),
+        Record(FLIGHTS_WINDOW_SUM, f"sum by (route, service, window) ({FLIGHTS_OPERATED_WINDOW.name})"),
+        Record(FINANCE_WINDOW_SUM, f"sum by (instrument, window) ({FINANCE_USD_WINDOW.name})"),
+        Record(BYTES_WINDOW_SUM, f"sum by (link, direction, window) ({DATACHANNEL_BYTES_WINDOW.name})"),
+        Record(
+            TEU_RATE1H,
+            _sum_rate("corridor, route, mode", f"{SHIPMENT_TEU.name}_total", "1h"),
+            "Processing-time rates of the durable totals.",
+        ),
+        Record(FLIGHTS_RATE1H, _sum_rate("route, carrier, service, status", f"{FLIGHT_EVENTS.name}_total", "1h")),
+        Record(FINANCE_RATE1H, _sum_rate("instrument", f"{FINANCE_USD.name}_total", "1h")),
+        Record(BYTES_RATE5M, _sum_rate("link, direction", f"{DATACHANNEL_BYTES.name}_total", "5m")),
+        Record(FLIGHT_DELAY_BUCKET_RATE1H, _sum_rate("route, service, le", f"{FLIGHT_DELAY.name}_bucket", "1h")),
+        Record(LATENCY_BUCKET_RATE5M, _sum_rate("link, le", f"{DATACHANNEL_LATENCY.name}_bucket", "5m")),
+        Record(
+            PACKET_LOSS_RATIO_RATE5M,
+            _sum_rate("link, direction", f"{DATACHANNEL_LOSS.name}_total", "5m")
+            + "\n/ "
+            + _sum_rate("link, direction", f"{DATACHANNEL_LOSS_MEASURED.name}_total", "5m"),
+            "The time-weighted packet-loss ratio: loss-weighted sample seconds over measured seconds.",
+        ),
+    ),
+)
+
+_TEU_5M = f'(sum by (corridor, route, mode) ({SHIPMENT_TEU_WINDOW.name}{{window="5m"}}))[5h55m:5m]'
+
+
+def _teu_7d(offset: str) -> str:
+    return f'sum by (corridor, route, mode) ({SHIPMENT_TEU_WINDOW.name}{{window="7d"}} offset {offset})'
+
+
+_BASELINES = RecordGroup(
+    "corridor-baselines",
+    (
+        Record(
+            TEU_SUM6H,
+            f"sum_over_time({_TEU_5M})",
+            "TEU departed in the last 6 hours: 72 consecutive 5-minute windows (a subquery every 5m\n"
+            "over 5h55m takes 72 points).",
+        ),
+        Record(
+            TEU_SEASONAL6H,
+            "(\n"
+            f"    sum_over_time({_TEU_5M} offset 1w)\n"
+            f"  + sum_over_time({_TEU_5M} offset 2w)\n"
+            f"  + sum_over_time({_TEU_5M} offset 3w)\n"
+            ") / 3\n"
+            "* on (corridor, route, mode)\n"
+            "(\n"
+            f"    {_teu_7d('6h')}\n"
+            "  /\n"
+            "    (\n"
+            f"        {_teu_7d('1w6h')}\n"
+            f"      + {_teu_7d('2w6h')}\n"
+            f"      + {_teu_7d('3w6h')}\n"
+            "    ) * 3\n"
+            ")",
+            "What the last 6 hours should have carried: the same 6 hours of the week in each of the\n"
+            "last 3 weeks, averaged, scaled by the trend (the 7 days before the 6 hours, against the\n"
+            "same 7 days of those weeks). Absent until 3 weeks of history exist.",
+        ),
+        Record(
+            TEU_SEASONAL6H_ZSCORE,
+            f"({TEU_SUM6H} - {TEU_SEASONAL6H})\n/ sqrt({TEU_SEASONAL6H} > 0)",
+            "How far the last 6 hours are from the expectation, in square roots of the expectation:\n"
+            "TEU arrive in shipments at random (a compound Poisson process), so the spread of a\n"
+            "volume grows with the square root of its mean, and this score has the same spread at\n"
+            "night, at the weekly low and at the weekday peak.",
+        ),
+        Record(
+            TEU_SEASONAL6H_ZSCORE_SPREAD1W,
+            "(\n"
+            f"    quantile_over_time(0.75, {TEU_SEASONAL6H_ZSCORE}[1w:1h])\n"
+            f"  - quantile_over_time(0.25, {TEU_SEASONAL6H_ZSCORE}[1w:1h])\n"
+            ") / 1.349",
+            "The score's usual spread on this route over the last week, measured robustly (the\n"
+            "interquartile range over 1.349 is the standard deviation of a normal distribution): a\n"
+            "drop earlier in the week moves a quartile little, where it would inflate a standard\n"
+            "deviation and blind the alert for a week.",
+        ),
+    ),
+    spaced=True,
+)
+
+_CORRIDOR_HEADER = """\
+Recording rules of Corridor Monitor, named level:metric:operation. Dashboards and alerts
+read these rather than the raw series.
+
+The counters a worker computes from partition state carry the labels `partition` and
+`owner` (one value per period a worker owns a partition; docs/semantics.md): only
+sum(rate(...)) / sum(increase(...)) over them is traffic. Never sum their raw values and
+never drop `owner` before rate() or increase()."""
+
+_BASELINES_HEADER = f"""\
+Seasonal baselines of the corridor's shipment volume, for CorridorVolumeAnomaly
+(streams/alerting/volume.py; tests: deploy/prometheus/tests/volume_test.yml). Named
+level:metric:operation like rules/corridor.yml.
+
+The corridor's traffic has a weekly rhythm (weekdays, nights, weekends), so "normal" is the
+same hours of the week in earlier weeks. Everything is in event time: the workers' rolling
+windows (`{SHIPMENT_TEU_WINDOW.name}`, gauges), summed over the workers *before* any
+function over time, so a partition that moves between workers changes nothing.
+
+Needs at least 3 weeks and 6 hours of raw history (set --storage.tsdb.retention.time to 30d or
+more; Prometheus' default 15d leaves the band empty and the alert silent) and one week of
+the z-score's own history before the spread exists."""
+
+#: Each rule file: its header comment and its groups, by file name.
+FILES: dict[str, tuple[str, tuple[RecordGroup, ...]]] = {
+    "corridor.yml": (_CORRIDOR_HEADER, (_PIPELINE, _VOLUME)),
+    "corridor-baselines.yml": (_BASELINES_HEADER, (_BASELINES,)),
+}
+
+#: Every recording rule's name.
+RECORD_NAMES: frozenset[str] = frozenset(
+    record.name for _, groups in FILES.values() for group in groups for record in group.records
+)
+
+
+def _comment(text: str, indent: str) -> list[str]:
+    return [f"{indent}# {line}".rstrip() for line in text.splitlines()] if text else []
+
+
+def _text(header: str, groups: tuple[RecordGroup, ...]) -> str:
+    lines = [*_comment(header, ""), "groups:"]
+    for number, group in enumerate(groups):
+        if number:
+            lines.append("")
+        lines += [f"  - name: {group.name}", "    rules:"]
+        for position, record in enumerate(group.records):
+            if group.spaced and position:
+                lines.append("")
+            lines += [*_comment(record.comment, "      "), f"      - record: {record.name}"]
+            if group.spaced or "\n" in record.expr:
+                lines += ["        expr: |", *(f"          {line}" for line in record.expr.splitlines())]
+            else:
+                lines.append(f"        expr: {record.expr}")
+    return "\n".join(lines) + "\n"
+
+
+def render() -> dict[str, str]:
+    """The text of each recording-rule file, by file name."""
+    return {name: _text(header, groups) for name, (header, groups) in FILES.items()}
+
+
+def write(directory: Path) -> list[Path]:
+    """Write the recording-rule files into ``directory`` (created if missing); return their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, text in render().items():
+        path = directory / name
+        path.write_text(text, encoding="utf-8")
+        paths.append(path)
+    return paths
