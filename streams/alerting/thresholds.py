@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from schemas.families import FAMILY_NAMES
 
 RUNBOOK_URL = "https://github.com/corridor-monitor/corridor-monitor/blob/main/docs/runbook.md"
 
@@ -107,6 +111,17 @@ class Thresholds(BaseModel):
         1e6, ge=0, description="a link direction carrying less a period earlier is not watched"
     )
     throughput_drop_for_s: int = Field(600, gt=0, description="for: of CorridorDataChannelThroughputDrop")
+
+    @field_validator(
+        "stream_silent_s", "key_silent_s", "volume_drop_window", "volume_drop_fraction", "volume_drop_min_baseline",
+        "volume_drop_matchers",
+    )
+    @classmethod
+    def _keyed_by_family(cls, by_stream: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(by_stream) - set(FAMILY_NAMES))
+        if unknown:
+            raise ValueError(f"not an event family: {', '.join(unknown)} (the families: {', '.join(FAMILY_NAMES)})")
+        return by_stream
 
 
 #: Named sets of thresholds: ``default`` for production, ``test`` with short durations for live tests.

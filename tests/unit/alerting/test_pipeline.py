@@ -41,6 +41,15 @@ def test_every_stream_has_its_silence_rule(profile):
     assert [rule["labels"]["stream"] for rule in silent] == list(thresholds.stream_silent_s)
 
 
+@pytest.mark.parametrize(
+    "per_stream",
+    [{"key_silent_s": {"shipment": 60}}, {"volume_drop_fraction": {"flight": 0.5}}, {"volume_drop_matchers": {"": ""}}],
+)
+def test_thresholds_refuse_a_per_stream_key_that_is_no_family(per_stream):
+    with pytest.raises(ValueError, match="not an event family"):
+        Thresholds(**per_stream)
+
+
 def test_prometheus_scrapes_the_workers_as_the_alerts_and_the_workers_expect():
     jobs = {scrape["job_name"]: scrape for scrape in PROMETHEUS_CONFIG["scrape_configs"]}
     assert PROFILES["default"].worker_job in jobs
