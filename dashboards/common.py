@@ -28,7 +28,8 @@ from grafana_foundation_sdk.models.common import (
 )
 from grafana_foundation_sdk.models.piechart import PieChartLegendValues, PieChartType
 
-from streams.alerting.rules import alert_rules, runbook_url
+from streams.alerting.alert import runbook_url
+from streams.alerting.rules import alert_rules
 from streams.alerting.thresholds import Thresholds
 
 DATASOURCE = model.DataSourceRef(type_val="prometheus", uid="${datasource}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dashboards.common import Query, below, graph, label_variable, new_dashboard, row, runbook_links, single, to_model
-from streams.alerting.rules import duration
+from streams.alerting.alert import duration
 from streams.alerting.thresholds import Thresholds
 
 UID = "corridor-datachannel"

@@ -17,7 +17,7 @@ from dashboards.common import (
     single,
     to_model,
 )
-from streams.alerting.rules import duration
+from streams.alerting.alert import duration
 from streams.alerting.thresholds import Thresholds
 
 UID = "corridor-finance"

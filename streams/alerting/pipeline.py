@@ -8,7 +8,7 @@ alert. The worker's own series (``up``, lag, restore progress, state gaps) are p
 
 from __future__ import annotations
 
-from streams.alerting.rules import Rule, alert, duration
+from streams.alerting.alert import Rule, alert, duration
 from streams.alerting.thresholds import Thresholds
 
 #: Event time of the newest accepted event per stream and key, the newest over the workers.

@@ -31,8 +31,8 @@ import yaml
 
 from schemas.families import FAMILY_NAMES
 from streams.alerting import prometheus, volume
+from streams.alerting.alert import Rule
 from streams.alerting.history import Drop, exported_history, metric_names
-from streams.alerting.rules import Rule
 from streams.alerting.thresholds import Thresholds
 from streams.sim.simulator import Scenario, SimulationConfig
 

@@ -1,4 +1,4 @@
-"""Building blocks of alert rules, and the rule files rendered from every area."""
+"""The alert rule files, rendered from every area's rules."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import yaml
 
+from streams.alerting import pipeline, volume
+from streams.alerting.alert import Rule
 from streams.alerting.thresholds import Thresholds
-
-Rule = dict[str, Any]
 
 HEADER = (
     "# Rendered by `corridor alerts render` from streams/alerting/ (thresholds: streams/alerting/thresholds.py).\n"
@@ -18,57 +18,13 @@ HEADER = (
 )
 
 
-def duration(seconds: int) -> str:
-    """``seconds`` as a Prometheus duration in its largest exact units: 90 -> ``1m30s``, 86400 -> ``1d``."""
-    if seconds <= 0:
-        raise ValueError("a duration must be positive")
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts)
-
-
-def alert(
-    name: str,
-    expr: str,
-    *,
-    for_: str,
-    severity: str,
-    summary: str,
-    description: str,
-    thresholds: Thresholds,
-    labels: dict[str, str] | None = None,
-) -> Rule:
-    """One alerting rule with the labels and annotations every corridor alert carries."""
-    return {
-        "alert": name,
-        "expr": expr,
-        "for": for_,
-        "labels": {"severity": severity, **(labels or {})},
-        "annotations": {
-            "summary": summary,
-            "description": description,
-            "runbook_url": runbook_url(thresholds, name),
-        },
-    }
-
-
-def runbook_url(thresholds: Thresholds, alert: str) -> str:
-    """The runbook section of ``alert`` (docs/runbook.md has one heading per alert)."""
-    return f"{thresholds.runbook_url}#{alert.lower()}"
-
-
-def _areas() -> dict[str, Callable[[Thresholds], list[Rule]]]:
-    from streams.alerting import pipeline, volume
-
-    return {"volume": volume.rules, "pipeline": pipeline.rules}
+#: Each area's rules, by area: one file and one group each.
+AREAS: dict[str, Callable[[Thresholds], list[Rule]]] = {"volume": volume.rules, "pipeline": pipeline.rules}
 
 
 def alert_rules(thresholds: Thresholds) -> list[Rule]:
     """Every alerting rule of every area (a name may repeat, once per stream)."""
-    return [rule for rules in _areas().values() for rule in rules(thresholds)]
+    return [rule for rules in AREAS.values() for rule in rules(thresholds)]
 
 
 class _RuleDumper(yaml.SafeDumper):
@@ -90,7 +46,7 @@ def dump(document: dict[str, Any]) -> str:
 def render(thresholds: Thresholds) -> dict[str, str]:
     """The text of each rule file, by file name (one file and one group per area)."""
     files = {}
-    for area, rules in _areas().items():
+    for area, rules in AREAS.items():
         document = {"groups": [{"name": f"corridor-{area}", "rules": rules(thresholds)}]}
         files[f"{area}.yml"] = HEADER + dump(document)
     return files

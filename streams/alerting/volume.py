@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streams.alerting.rules import Rule, alert, duration
+from streams.alerting.alert import Rule, alert, duration
 from streams.alerting.thresholds import Thresholds
 from streams.core.families import (
     DATACHANNEL_BYTES_WINDOW,

@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from schemas.families import FAMILY_NAMES
+from streams.alerting.alert import duration
 from streams.alerting.pipeline import rules
-from streams.alerting.rules import duration, render
+from streams.alerting.rules import render
 from streams.alerting.thresholds import PROFILES, Thresholds
 from streams.settings import Settings
 

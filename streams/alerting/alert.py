@@ -1,0 +1,54 @@
+"""One alerting rule with the labels and annotations every corridor alert carries, and its durations.
+
+The areas (``pipeline``, ``volume``) build their rules from these; ``rules`` renders the areas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.alerting.thresholds import Thresholds
+
+Rule = dict[str, Any]
+
+
+def duration(seconds: int) -> str:
+    """``seconds`` as a Prometheus duration in its largest exact units: 90 -> ``1m30s``, 86400 -> ``1d``."""
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+def alert(
+    name: str,
+    expr: str,
+    *,
+    for_: str,
+    severity: str,
+    summary: str,
+    description: str,
+    thresholds: Thresholds,
+    labels: dict[str, str] | None = None,
+) -> Rule:
+    """One alerting rule with the labels and annotations every corridor alert carries."""
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": for_,
+        "labels": {"severity": severity, **(labels or {})},
+        "annotations": {
+            "summary": summary,
+            "description": description,
+            "runbook_url": runbook_url(thresholds, name),
+        },
+    }
+
+
+def runbook_url(thresholds: Thresholds, alert: str) -> str:
+    """The runbook section of ``alert`` (docs/runbook.md has one heading per alert)."""
+    return f"{thresholds.runbook_url}#{alert.lower()}"
