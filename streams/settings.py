@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     ingest_burst: int = Field(40, ge=1, description="requests a token may send at once before the rate applies")
 
     # Prometheus tools (`corridor alerts evaluate`, the integration tests); unset or empty: the
-    # project's ./.tools/bin, then PATH (streams/alerting/tools.py)
+    # project's ./.tools/bin, then PATH (streams/evaluation/tools.py)
     prometheus_bin: str | None = Field(None, description="path of the prometheus binary")
     promtool_bin: str | None = Field(None, description="path of the promtool binary")
     alertmanager_bin: str | None = Field(None, description="path of the alertmanager binary")

@@ -95,9 +95,9 @@ def alerts_evaluate(weeks: int, seeds: str, routes: str, fractions: str, step: i
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from streams.alerting.quality import ANY, ROUTES, Plan, evaluate, markdown, summary_rows
     from streams.alerting.thresholds import PROFILES
-    from streams.alerting.tools import ToolMissing, require_tool
+    from streams.evaluation.quality import ANY, ROUTES, Plan, evaluate, markdown, summary_rows
+    from streams.evaluation.tools import ToolMissing, require_tool
 
     try:
         promtool, prometheus_bin = require_tool("promtool"), require_tool("prometheus")

@@ -21,7 +21,7 @@ from typing import NoReturn
 
 import pytest
 
-from streams.alerting import tools
+from streams.evaluation import tools
 from streams.process import ServerProcess, free_port
 from streams.settings import Settings
 

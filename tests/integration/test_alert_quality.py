@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.alerting.quality import ANY, HOUR, Plan, Report, evaluate
 from streams.alerting.thresholds import PROFILES
+from streams.evaluation.quality import ANY, HOUR, Plan, Report, evaluate
 
 pytestmark = pytest.mark.integration
 

@@ -25,8 +25,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import dashboards
-from streams.alerting.history import History
 from streams.alerting.thresholds import PROFILES
+from streams.evaluation.history import History
 from streams.kafka.admin import create_topics
 from streams.kafka.broker import EmbeddedBroker
 from streams.process import parse_metrics

@@ -15,5 +15,7 @@ def test_streams_keeps_at_most_three_loose_modules():
 def test_every_sub_package_has_its_unit_test_folder():
     packages = {path.parent.name for path in (ROOT / "streams").glob("*/__init__.py")}
     test_folders = {path.parent.name for path in (ROOT / "tests" / "unit").glob("*/__init__.py")}
-    assert packages == {"core", "worker", "kafka", "process", "sdk", "sim", "cli", "alerting", "bench", "ingest"}
+    assert packages == {
+        "core", "worker", "kafka", "process", "sdk", "sim", "cli", "alerting", "evaluation", "bench", "ingest"
+    }
     assert packages <= test_folders

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from streams.alerting import volume
-from streams.alerting.quality import recording_rules, referenced
 from streams.alerting.thresholds import PROFILES, Thresholds
+from streams.evaluation.quality import recording_rules, referenced
 
 RULES = Path(__file__).resolve().parents[3] / "deploy" / "prometheus" / "rules"
 NAMES = {

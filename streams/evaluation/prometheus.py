@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from streams.alerting.history import History
+from streams.evaluation.history import History
 from streams.process import ServerProcess, free_port
 
 #: Longest a promtool or Prometheus step may take before it is reported stuck.

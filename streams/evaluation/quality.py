@@ -30,10 +30,11 @@ from typing import Any, Protocol
 import yaml
 
 from schemas.families import FAMILY_NAMES
-from streams.alerting import prometheus, volume
+from streams.alerting import volume
 from streams.alerting.alert import Rule
-from streams.alerting.history import Drop, exported_history, metric_names
 from streams.alerting.thresholds import Thresholds
+from streams.evaluation import prometheus
+from streams.evaluation.history import Drop, exported_history, metric_names
 from streams.sim.simulator import Scenario, SimulationConfig
 
 HOUR = 3600

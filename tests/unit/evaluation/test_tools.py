@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from streams.alerting.tools import ToolMissing, env_name, find_tool, require_tool
 from streams.cli import cli
+from streams.evaluation.tools import ToolMissing, env_name, find_tool, require_tool
 from streams.settings import Settings
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from streams.alerting.history import Drop, History, exported_history, simulated_events
+from streams.evaluation.history import Drop, History, exported_history, simulated_events
 from streams.sim.simulator import Scenario, SimulationConfig, generate
 
 DAY = timedelta(days=1)

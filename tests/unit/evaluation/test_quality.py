@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from streams.alerting.history import Drop
-from streams.alerting.quality import (
+from streams.evaluation.history import Drop
+from streams.evaluation.quality import (
     ANY,
     HOUR,
     ROUTES,
