@@ -6,10 +6,12 @@ from typing import Any
 
 from dashboards.common import Query, below, graph, label_variable, new_dashboard, row, runbook_links, single, to_model
 from streams.alerting.alert import duration
+from streams.alerting.records import BYTES_RATE5M, BYTES_WINDOW_SUM, LATENCY_BUCKET_RATE5M, PACKET_LOSS_RATIO_RATE5M
 from streams.alerting.thresholds import Thresholds
+from streams.core.families import DATACHANNEL_BYTES, DATACHANNEL_BYTES_WINDOW
 
 UID = "corridor-datachannel"
-BYTES_RATE = "link_direction:corridor_datachannel_bytes:rate5m"
+BYTES_RATE = BYTES_RATE5M
 SELECTED = 'link=~"$link", direction=~"$direction"'
 ALERTS = ("CorridorDataChannelThroughputDrop", "CorridorVolumeDrop", "CorridorStreamSilent")
 
@@ -22,8 +24,8 @@ def build(t: Thresholds) -> dict[str, Any]:
                       "The international data channel between Chongqing and Singapore: throughput per link and "
                       "direction, latency and loss.",
                       t, alerts=ALERTS, stream="datachannel")
-        .with_variable(label_variable("link", "link", "corridor_datachannel_bytes_total"))
-        .with_variable(label_variable("direction", "direction", "corridor_datachannel_bytes_total", 'link=~"$link"'))
+        .with_variable(label_variable("link", "link", f"{DATACHANNEL_BYTES.name}_total"))
+        .with_variable(label_variable("direction", "direction", f"{DATACHANNEL_BYTES.name}_total", 'link=~"$link"'))
         .with_row(row("Throughput"))
         .with_panel(single("Throughput now", "Bytes per second over the last 5 minutes, selected links.",
                            [Query(f'sum({BYTES_RATE}{{{SELECTED}}}) * 8')], "bps"))
@@ -31,33 +33,33 @@ def build(t: Thresholds) -> dict[str, Any]:
                            f"Now over {period} earlier; CorridorDataChannelThroughputDrop fires per link and "
                            f"direction below {t.throughput_drop_fraction:.0%}.",
                            [Query(f'sum({BYTES_RATE}{{{SELECTED}}}) / '
-                                  f'sum(rate(corridor_datachannel_bytes_total{{{SELECTED}}}[5m] offset {period}))')],
+                                  f'sum(rate({DATACHANNEL_BYTES.name}_total{{{SELECTED}}}[5m] offset {period}))')],
                            "percentunit", thresholds_config=below(t.throughput_drop_fraction), runbooks=runbooks))
         .with_panel(single("Carried, last 24h", "Bytes carried in the rolling 24h (event time).",
-                           [Query('sum(link_direction_window:corridor_datachannel_bytes_window:sum'
+                           [Query(f'sum({BYTES_WINDOW_SUM}'
                                   f'{{{SELECTED}, window="24h"}})')], "bytes"))
         .with_panel(single("Latency p99", "99th percentile of the links' latency over 5 minutes.",
                            [Query('histogram_quantile(0.99, sum by (le) '
-                                  '(link_le:corridor_datachannel_latency_seconds_bucket:rate5m{link=~"$link"}))')],
+                                  f'({LATENCY_BUCKET_RATE5M}{{link=~"$link"}}))')],
                            "s"))
         .with_panel(graph("Throughput per link and direction", "Bits per second (5-minute rate).",
                           [Query(f'{BYTES_RATE}{{{SELECTED}}} * 8', "{{link}} {{direction}}")], "bps",
                           runbooks=runbooks))
         .with_panel(graph("Rolling 1h volume: now against a week earlier",
                           f"Bytes in the hour up to each moment, and {period} earlier.",
-                          [Query('sum by (link, direction) (link_direction_window:corridor_datachannel_bytes_window:sum'
+                          [Query(f'sum by (link, direction) ({BYTES_WINDOW_SUM}'
                                  f'{{{SELECTED}, window="1h"}})', "{{link}} {{direction}}"),
-                           Query('sum by (link, direction) (corridor_datachannel_bytes_window'
+                           Query(f'sum by (link, direction) ({DATACHANNEL_BYTES_WINDOW.name}'
                                  f'{{{SELECTED}, window="1h"}} offset {period})',
                                  "{{link}} {{direction}} a week earlier")], "bytes", runbooks=runbooks))
         .with_row(row("Quality"))
         .with_panel(graph("Latency percentiles per link", "From the latency histogram (5-minute rate).",
                           [Query(f'histogram_quantile({q}, sum by (link, le) '
-                                 '(link_le:corridor_datachannel_latency_seconds_bucket:rate5m{link=~"$link"}))',
+                                 f'({LATENCY_BUCKET_RATE5M}{{link=~"$link"}}))',
                                  f"{{{{link}}}} p{round(q * 100)}") for q in (0.5, 0.9, 0.99)], "s"))
         .with_panel(graph("Packet loss per link and direction",
                           "Time-weighted packet-loss ratio the probes report (5 minutes).",
-                          [Query(f'link_direction:corridor_datachannel_packet_loss:ratio_rate5m{{{SELECTED}}}',
+                          [Query(f'{PACKET_LOSS_RATIO_RATE5M}{{{SELECTED}}}',
                                  "{{link}} {{direction}}")], "percentunit"))
     )
     return to_model(board)

@@ -18,10 +18,12 @@ from dashboards.common import (
     to_model,
 )
 from streams.alerting.alert import duration
+from streams.alerting.records import FINANCE_WINDOW_SUM
 from streams.alerting.thresholds import Thresholds
+from streams.core.families import FINANCE_USD, FINANCE_USD_WINDOW
 
 UID = "corridor-finance"
-USD_WINDOW = "instrument_window:corridor_finance_usd_window:sum"
+USD_WINDOW = FINANCE_WINDOW_SUM
 SELECTED = 'instrument=~"$instrument"'
 ALERTS = ("CorridorVolumeDrop", "CorridorStreamSilent")
 
@@ -35,37 +37,37 @@ def build(t: Thresholds) -> dict[str, Any]:
                       "Financing signed across the China-Singapore corridor, in US dollars (converted at the FX "
                       "table's rate): by instrument, cumulative, and by lender and borrower country.",
                       t, alerts=ALERTS, stream="finance")
-        .with_variable(label_variable("instrument", "instrument", "corridor_finance_usd_total"))
-        .with_variable(label_variable("lender", "lender_country", "corridor_finance_usd_total", SELECTED))
-        .with_variable(label_variable("borrower", "borrower_country", "corridor_finance_usd_total", SELECTED))
+        .with_variable(label_variable("instrument", "instrument", f"{FINANCE_USD.name}_total"))
+        .with_variable(label_variable("lender", "lender_country", f"{FINANCE_USD.name}_total", SELECTED))
+        .with_variable(label_variable("borrower", "borrower_country", f"{FINANCE_USD.name}_total", SELECTED))
         .with_row(row("Volume"))
         .with_panel(single("Signed, last 7d", "US dollars signed in the rolling week (event time).",
                            [Query(f'sum({USD_WINDOW}{{{SELECTED}, window="7d"}})')], "currencyUSD"))
         .with_panel(single("Cumulative total", "US dollars signed since the totals began (all instruments selected).",
-                           [Query('sum(corridor_finance_usd_total'
+                           [Query(f'sum({FINANCE_USD.name}_total'
                                   f'{{{SELECTED}, lender_country=~"$lender", borrower_country=~"$borrower"}})')],
                            "currencyUSD"))
         .with_panel(single(f"{window} volume against a week earlier",
                            f"The rolling {window} against the same window {period} earlier. CorridorVolumeDrop "
                            f"watches trade finance and fires below {fraction:.0%}.",
                            [Query(f'sum({USD_WINDOW}{{{SELECTED}, window="{window}"}}) / '
-                                  f'sum(corridor_finance_usd_window{{{SELECTED}, window="{window}"}} '
+                                  f'sum({FINANCE_USD_WINDOW.name}{{{SELECTED}, window="{window}"}} '
                                   f'offset {period})')],
                            "percentunit", thresholds_config=below(fraction),
                            runbooks=runbook_links(t, ["CorridorVolumeDrop"])))
         .with_panel(single("Deals' countries", "Lender and borrower country pairs with financing signed.",
-                           [Query('count(sum by (lender_country, borrower_country) (corridor_finance_usd_total'
+                           [Query(f'count(sum by (lender_country, borrower_country) ({FINANCE_USD.name}_total'
                                   f'{{{SELECTED}}}) > 0)')], "none"))
         .with_panel(graph("Signed by instrument, rolling 7d", "US dollars signed in the 7 days up to each moment.",
                           [Query(f'{USD_WINDOW}{{{SELECTED}, window="7d"}}', "{{instrument}}")], "currencyUSD",
                           runbooks=runbook_links(t, ["CorridorVolumeDrop"])))
         .with_panel(graph("Cumulative total by instrument", "US dollars signed since the totals began.",
-                          [Query('sum by (instrument) (corridor_finance_usd_total'
+                          [Query(f'sum by (instrument) ({FINANCE_USD.name}_total'
                                  f'{{{SELECTED}, lender_country=~"$lender", borrower_country=~"$borrower"}})',
                                  "{{instrument}}")], "currencyUSD", stacked=True))
         .with_row(row("Countries"))
         .with_panel(grid("Lender and borrower countries", "US dollars signed per lender and borrower country pair.",
-                         [Query('sum by (lender_country, borrower_country) (corridor_finance_usd_total'
+                         [Query(f'sum by (lender_country, borrower_country) ({FINANCE_USD.name}_total'
                                 f'{{{SELECTED}, lender_country=~"$lender", borrower_country=~"$borrower"}})')],
                          "currencyUSD", width=24))
     )

@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from dashboards.common import Query, below, graph, label_variable, new_dashboard, row, runbook_links, single, to_model
+from streams.alerting.records import FLIGHT_DELAY_BUCKET_RATE1H, FLIGHTS_WINDOW_SUM
 from streams.alerting.thresholds import Thresholds
+from streams.core.families import FLIGHT_CARGO, FLIGHT_EVENTS, FLIGHT_PASSENGERS
 
 UID = "corridor-flights"
-FLIGHTS = "route_service_window:corridor_flights_window:sum"
+FLIGHTS = FLIGHTS_WINDOW_SUM
 SELECTED = 'route=~"$route"'
 ALERTS = ("CorridorWeeklyFlightsBelowSchedule", "CorridorVolumeDrop", "CorridorStreamSilent")
 
@@ -22,8 +24,8 @@ def build(t: Thresholds) -> dict[str, Any]:
                       "Flights between Chongqing and Singapore: operated flights against the timetable, passengers, "
                       "cargo, delays and cancellations.",
                       t, alerts=ALERTS, stream="flights")
-        .with_variable(label_variable("route", "route", "corridor_flights_total"))
-        .with_variable(label_variable("carrier", "carrier", "corridor_flights_total", SELECTED))
+        .with_variable(label_variable("route", "route", f"{FLIGHT_EVENTS.name}_total"))
+        .with_variable(label_variable("carrier", "carrier", f"{FLIGHT_EVENTS.name}_total", SELECTED))
         .with_row(row("Schedule"))
         .with_panel(single("Operated flights, last 7d",
                            f"Flights operated in the rolling week (event time). Timetable: {scheduled} a week; "
@@ -33,15 +35,15 @@ def build(t: Thresholds) -> dict[str, Any]:
                            runbooks=runbook_links(t, ["CorridorWeeklyFlightsBelowSchedule"])))
         .with_panel(single("Cancellations, last 7d", "Flights cancelled in the last 7 days (0 while flights are "
                            "reported and none was cancelled).",
-                           [Query('sum(increase(corridor_flights_total'
+                           [Query(f'sum(increase({FLIGHT_EVENTS.name}_total'
                                   f'{{{SELECTED}, carrier=~"$carrier", status="cancelled"}}[7d])) '
-                                  'or 0 * sum(increase(corridor_flights_total'
+                                  f'or 0 * sum(increase({FLIGHT_EVENTS.name}_total'
                                   f'{{{SELECTED}, carrier=~"$carrier"}}[7d]))')], "none"))
         .with_panel(single("Passengers, last 7d", "Passengers flown in the last 7 days.",
-                           [Query('sum(increase(corridor_flight_passengers_total'
+                           [Query(f'sum(increase({FLIGHT_PASSENGERS.name}_total'
                                   f'{{{SELECTED}, carrier=~"$carrier"}}[7d]))')], "none"))
         .with_panel(single("Cargo, last 7d", "Air cargo flown in the last 7 days.",
-                           [Query('sum(increase(corridor_flight_cargo_grams_total'
+                           [Query(f'sum(increase({FLIGHT_CARGO.name}_total'
                                   f'{{{SELECTED}, carrier=~"$carrier"}}[7d])) / 1000')], "kg"))
         .with_panel(graph("Weekly operated flights against the schedule",
                           "Rolling 7-day operated flights per route and service; the dashed line is the timetable.",
@@ -49,20 +51,20 @@ def build(t: Thresholds) -> dict[str, Any]:
                           thresholds_config=below(schedule),
                           runbooks=runbook_links(t, ["CorridorWeeklyFlightsBelowSchedule", "CorridorVolumeDrop"])))
         .with_panel(graph("Flights by status", "Flight events per day by status and carrier.",
-                          [Query('sum by (carrier, status) (increase(corridor_flights_total'
+                          [Query(f'sum by (carrier, status) (increase({FLIGHT_EVENTS.name}_total'
                                  f'{{{SELECTED}, carrier=~"$carrier"}}[1d]))', "{{carrier}} {{status}}")],
                           "none", stacked=True))
         .with_row(row("Load and punctuality"))
         .with_panel(graph("Passengers per day", "Passengers per day by carrier.",
-                          [Query('sum by (carrier) (increase(corridor_flight_passengers_total'
+                          [Query(f'sum by (carrier) (increase({FLIGHT_PASSENGERS.name}_total'
                                  f'{{{SELECTED}, carrier=~"$carrier"}}[1d]))', "{{carrier}}")], "none", width=8))
         .with_panel(graph("Cargo per day", "Air cargo per day by carrier.",
-                          [Query('sum by (carrier) (increase(corridor_flight_cargo_grams_total'
+                          [Query(f'sum by (carrier) (increase({FLIGHT_CARGO.name}_total'
                                  f'{{{SELECTED}, carrier=~"$carrier"}}[1d])) / 1000', "{{carrier}}")], "kg",
                           width=8))
         .with_panel(graph("Arrival delay percentiles", "Delay of operated flights, from the delay histogram (1h rate).",
                           [Query(f'histogram_quantile({q}, sum by (le) '
-                                 f'(route_service_le:corridor_flight_delay_seconds_bucket:rate1h{{{SELECTED}}}))',
+                                 f'({FLIGHT_DELAY_BUCKET_RATE1H}{{{SELECTED}}}))',
                                  f"p{round(q * 100)}") for q in (0.5, 0.9, 0.99)],
                           "s", width=8))
     )

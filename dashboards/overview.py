@@ -19,10 +19,12 @@ from dashboards.common import (
     to_model,
 )
 from streams.alerting.alert import duration
+from streams.alerting.records import TEU_RATE1H, TEU_WINDOW_SUM
 from streams.alerting.thresholds import Thresholds
+from streams.core.families import SHIPMENT_EVENTS, SHIPMENT_GROSS_WEIGHT, SHIPMENT_TEU_WINDOW
 
 UID = "corridor-overview"
-TEU = "corridor_route_mode_window:corridor_shipment_teu_window:sum"
+TEU = TEU_WINDOW_SUM
 SELECTED = 'corridor=~"$corridor", route=~"$route", mode=~"$mode"'
 ALERTS = ("CorridorVolumeDrop", "CorridorVolumeAnomaly", "CorridorRouteVanished", "CorridorBookingsCancelled",
           "CorridorStreamSilent")
@@ -51,7 +53,7 @@ def build(t: Thresholds) -> dict[str, Any]:
                            f"Rolling {drop_window} TEU of the selected routes over the same window {period} earlier. "
                            f"CorridorVolumeDrop fires per route below {drop_fraction:.0%}.",
                            [Query(f'sum({TEU}{{{SELECTED}, window="{drop_window}"}}) / '
-                                  f'sum(corridor_shipment_teu_window{{{SELECTED}, window="{drop_window}"}} '
+                                  f'sum({SHIPMENT_TEU_WINDOW.name}{{{SELECTED}, window="{drop_window}"}} '
                                   f'offset {period})')],
                            "percentunit", thresholds_config=below(drop_fraction), runbooks=runbooks))
         .with_panel(single("Routes carrying freight", "Routes with departures in the last 24h.",
@@ -64,25 +66,25 @@ def build(t: Thresholds) -> dict[str, Any]:
         .with_panel(graph("Rolling 7d TEU: this week against last week",
                           f"The 7-day window now (solid) and {period} earlier (same routes).",
                           [Query(f'sum by (route) ({TEU}{{{SELECTED}, window="7d"}})', "{{route}} this week"),
-                           Query(f'sum by (route) (corridor_shipment_teu_window{{{SELECTED}, window="7d"}} '
+                           Query(f'sum by (route) ({SHIPMENT_TEU_WINDOW.name}{{{SELECTED}, window="7d"}} '
                                  f'offset {period})', "{{route}} last week")],
                           "none", runbooks=runbooks))
         .with_row(row("Shipments"))
         .with_panel(graph("Shipments by milestone",
                           "Milestones reached per hour (booked, departed, arrived, customs cleared, ...).",
-                          [Query(f'sum by (milestone) (rate(corridor_shipments_total{{{SELECTED}}}'
+                          [Query(f'sum by (milestone) (rate({SHIPMENT_EVENTS.name}_total{{{SELECTED}}}'
                                  '[$__rate_interval])) * 3600', "{{milestone}}")],
                           "none", stacked=True))
         .with_panel(graph("TEU departed per hour, by mode",
                           "Departures' TEU per hour (from the counters, one-hour rate).",
-                          [Query('sum by (mode) (corridor_route_mode:corridor_shipment_teu:rate1h'
+                          [Query(f'sum by (mode) ({TEU_RATE1H}'
                                  f'{{{SELECTED}}}) * 3600', "{{mode}}")],
                           "none", stacked=True))
         .with_panel(pie("Routes' share of the corridor (7d TEU)", "Each route's part of the corridor's rolling 7d TEU.",
                         [Query(f'sum by (route) ({TEU}{{{SELECTED}, window="7d"}})', "{{route}}")], "none",
                         width=8))
         .with_panel(bars("Gross weight departed, last 24h", "Gross weight of departed shipments per route.",
-                         [Query('sum by (route) (increase(corridor_shipment_gross_weight_grams_total'
+                         [Query(f'sum by (route) (increase({SHIPMENT_GROSS_WEIGHT.name}_total'
                                 f'{{{SELECTED}}}[24h])) / 1000', "{{route}}")], "kg", width=8))
         .with_panel(bars("Hourly TEU by route, now", "The last hour's rolling TEU per route.",
                          [Query(f'sum by (route) ({TEU}{{{SELECTED}, window="1h"}})', "{{route}}")], "none",
@@ -91,9 +93,9 @@ def build(t: Thresholds) -> dict[str, Any]:
                           f"Per route: bookings cancelled and new bookings in the {window} up to each moment (as "
                           f"processed). CorridorBookingsCancelled fires when a route cancels more than it books, "
                           f"at least {t.cancellations_min}: its departures are being called off.",
-                          [Query(f'sum by (route) (increase(corridor_shipments_total{{{SELECTED}, '
+                          [Query(f'sum by (route) (increase({SHIPMENT_EVENTS.name}_total{{{SELECTED}, '
                                  f'milestone="cancelled"}}[{window}]))', "{{route}} cancelled"),
-                           Query(f'sum by (route) (increase(corridor_shipments_total{{{SELECTED}, '
+                           Query(f'sum by (route) (increase({SHIPMENT_EVENTS.name}_total{{{SELECTED}, '
                                  f'milestone="booked"}}[{window}]))', "{{route}} booked")],
                           "none", width=24, runbooks=runbook_links(t, ["CorridorBookingsCancelled"])))
     )

@@ -19,7 +19,29 @@ from dashboards.common import (
     to_model,
 )
 from streams.alerting.alert import duration
+from streams.alerting.records import (
+    ACCEPTED_RATE5M,
+    CHECKPOINT_AGE_MAX,
+    DUPLICATE_RATE5M,
+    EVENT_DELAY_BUCKET_RATE5M,
+    KEY_LAST_EVENT_MAX,
+    LATE_RATE5M,
+    PARTITION_LAG_MAX,
+    RECEIVED_RATE5M,
+    REJECTED_RATE5M,
+    RESTORING_SUM,
+    STATE_GAPS_INCREASE1H,
+)
 from streams.alerting.thresholds import Thresholds
+from streams.core.series import (
+    BUILD,
+    COMMIT_LATENCY,
+    EVENTS_RECEIVED,
+    EVENTS_REJECTED,
+    REBALANCES,
+    RESTORE_SECONDS,
+    SEND_ERRORS,
+)
 
 UID = "corridor-pipeline"
 STREAM = 'stream=~"$stream"'
@@ -36,7 +58,7 @@ def build(t: Thresholds) -> dict[str, Any]:
                       "Is the pipeline healthy? Events in and out of validation, dead letters, how far behind event "
                       "time and the topics the workers are, state restores, and the workers themselves.",
                       t, alerts=ALERTS)
-        .with_variable(label_variable("stream", "stream", "corridor_events_received_total"))
+        .with_variable(label_variable("stream", "stream", f"{EVENTS_RECEIVED.name}_total"))
         .with_variable(label_variable("instance", "instance", "up", f'job="{t.worker_job}"'))
         .with_row(row("Workers"))
         .with_panel(single("Workers up", f"Workers Prometheus scrapes in job {t.worker_job}; "
@@ -45,72 +67,72 @@ def build(t: Thresholds) -> dict[str, Any]:
                            runbooks=runbook_links(t, ["CorridorWorkerDown"])))
         .with_panel(single("Partitions restoring", "Assigned partitions whose state is not restored yet; "
                            f"CorridorRestoreSlow fires when a restore runs over {duration(t.restore_slow_s)}.",
-                           [Query(f'sum(stream:corridor_partitions_restoring:sum{{{STREAM}}})')], "none",
+                           [Query(f'sum({RESTORING_SUM}{{{STREAM}}})')], "none",
                            thresholds_config=above(1), runbooks=runbook_links(t, ["CorridorRestoreSlow"])))
         .with_panel(single("State gaps, last hour", "Committed offsets no checkpoint holds and the topic no longer "
                            "has: records missing from the totals. CorridorStateGap fires on any.",
-                           [Query(f'sum(stream:corridor_state_gaps:increase1h{{{STREAM}}})')], "none",
+                           [Query(f'sum({STATE_GAPS_INCREASE1H}{{{STREAM}}})')], "none",
                            thresholds_config=above(1), runbooks=runbook_links(t, ["CorridorStateGap"])))
         .with_panel(single("Build", "Version each worker runs.",
-                           [Query(f'count by (version) (corridor_build_info{{{instance}}})', "{{version}}")],
+                           [Query(f'count by (version) ({BUILD.name}_info{{{instance}}})', "{{version}}")],
                            "none"))
         .with_panel(graph("Workers up", "1 per worker scraped; a gap is a worker down.",
                           [Query(f'{up.rstrip("}")}, instance=~"$instance"}}', "{{instance}}")], "none",
                           runbooks=runbook_links(t, ["CorridorWorkerDown"])))
         .with_panel(graph("Rebalances per hour", "Consumer group rebalances each worker took part in.",
-                          [Query(f'sum by (instance) (increase(corridor_rebalances_total{{{instance}}}[1h]))',
+                          [Query(f'sum by (instance) (increase({REBALANCES.name}_total{{{instance}}}[1h]))',
                                  "{{instance}}")], "none", width=6))
         .with_panel(graph("Restore time", "How long each worker's running state restore has taken (0: none runs).",
-                          [Query(f'max by (instance) (corridor_restore_seconds{{{instance}}})', "{{instance}}")],
+                          [Query(f'max by (instance) ({RESTORE_SECONDS.name}{{{instance}}})', "{{instance}}")],
                           "s", width=6, thresholds_config=above(t.restore_slow_s),
                           runbooks=runbook_links(t, ["CorridorRestoreSlow"])))
         .with_row(row("Events"))
         .with_panel(graph("Events per second by outcome", "Received, accepted, duplicate and late events "
                           "(5-minute rates), per stream.",
-                          [Query(f'stream:corridor_events_received:rate5m{{{STREAM}}}', "{{stream}} received"),
-                           Query(f'stream:corridor_events_accepted:rate5m{{{STREAM}}}', "{{stream}} accepted"),
-                           Query(f'stream:corridor_events_duplicate:rate5m{{{STREAM}}}', "{{stream}} duplicate"),
-                           Query(f'stream:corridor_events_late:rate5m{{{STREAM}}}', "{{stream}} late")],
+                          [Query(f'{RECEIVED_RATE5M}{{{STREAM}}}', "{{stream}} received"),
+                           Query(f'{ACCEPTED_RATE5M}{{{STREAM}}}', "{{stream}} accepted"),
+                           Query(f'{DUPLICATE_RATE5M}{{{STREAM}}}', "{{stream}} duplicate"),
+                           Query(f'{LATE_RATE5M}{{{STREAM}}}', "{{stream}} late")],
                           "ops"))
         .with_panel(graph("Rejected by reason", "Events sent to the dead-letter topic per second, by reason.",
-                          [Query(f'stream_reason:corridor_events_rejected:rate5m{{{STREAM}}}',
+                          [Query(f'{REJECTED_RATE5M}{{{STREAM}}}',
                                  "{{stream}} {{reason}}")], "ops", stacked=True,
                           runbooks=runbook_links(t, ["CorridorDeadLettersRising"])))
         .with_panel(graph("Share rejected", f"Rejected over received in {duration(t.dead_letters_window_s)}; "
                           f"CorridorDeadLettersRising fires above {t.dead_letters_fraction:.0%} "
                           f"(with {t.dead_letters_min_events} rejections or more).",
-                          [Query('sum by (stream) (increase(corridor_events_rejected_total'
+                          [Query(f'sum by (stream) (increase({EVENTS_REJECTED.name}_total'
                                  f'{{{STREAM}}}[{duration(t.dead_letters_window_s)}])) / sum by (stream) '
-                                 f'(increase(corridor_events_received_total{{{STREAM}}}'
+                                 f'(increase({EVENTS_RECEIVED.name}_total{{{STREAM}}}'
                                  f'[{duration(t.dead_letters_window_s)}]))', "{{stream}}")],
                           "percentunit", thresholds_config=above(t.dead_letters_fraction),
                           runbooks=runbook_links(t, ["CorridorDeadLettersRising"])))
         .with_panel(graph("Event delay", "Processing time minus event time of accepted events (p50, p99).",
                           [Query(f'histogram_quantile({q}, sum by (stream, le) '
-                                 f'(stream_le:corridor_event_delay_seconds_bucket:rate5m{{{STREAM}}}))',
+                                 f'({EVENT_DELAY_BUCKET_RATE5M}{{{STREAM}}}))',
                                  f"{{{{stream}}}} p{round(q * 100)}") for q in (0.5, 0.99)], "s"))
         .with_panel(bars("Since the newest event", f"Event time of each stream's newest event, now. Silent after: "
                          f"{silent} (CorridorStreamSilent).",
-                         [Query('time() - max by (stream) (stream_key:corridor_last_event_timestamp_seconds:max'
+                         [Query(f'time() - max by (stream) ({KEY_LAST_EVENT_MAX}'
                                 f'{{{STREAM}}})', "{{stream}}")], "s",
                          per_series={stream: above(seconds) for stream, seconds in t.stream_silent_s.items()},
                          runbooks=runbook_links(t, ["CorridorStreamSilent"])))
         .with_row(row("Kafka"))
         .with_panel(graph("Consumer lag per partition", "Records not yet applied, per stream and partition; "
                           "CorridorPipelineStalled fires when it does not fall while nothing is processed.",
-                          [Query(f'stream_partition:corridor_consumer_lag:max{{{STREAM}}}',
+                          [Query(f'{PARTITION_LAG_MAX}{{{STREAM}}}',
                                  "{{stream}}/{{partition}}")], "none",
                           runbooks=runbook_links(t, ["CorridorPipelineStalled"])))
         .with_panel(graph("Checkpoint age", "How long the oldest applied record has waited for a confirmed "
                           "checkpoint, per stream.",
-                          [Query(f'stream:corridor_checkpoint_age_seconds:max{{{STREAM}}}', "{{stream}}")], "s"))
+                          [Query(f'{CHECKPOINT_AGE_MAX}{{{STREAM}}}', "{{stream}}")], "s"))
         .with_panel(graph("Commit latency p99", "Time to commit consumer offsets, per worker.",
                           [Query('histogram_quantile(0.99, sum by (instance, le) '
-                                 f'(rate(corridor_commit_latency_seconds_bucket{{{instance}}}[$__rate_interval])))',
+                                 f'(rate({COMMIT_LATENCY.name}_bucket{{{instance}}}[$__rate_interval])))',
                                  "{{instance}}")], "s", width=6))
         .with_panel(graph("Send errors per hour", "Records the worker's producer failed to send (dead letters, "
                           "changelog).",
-                          [Query(f'sum by (instance) (increase(corridor_send_errors_total{{{instance}}}[1h]))',
+                          [Query(f'sum by (instance) (increase({SEND_ERRORS.name}_total{{{instance}}}[1h]))',
                                  "{{instance}}")], "none", width=6))
         .with_panel(graph("Worker memory", "Resident memory per worker.",
                           [Query(f'process_resident_memory_bytes{{{instance}}}', "{{instance}}")], "bytes", width=6))

@@ -9,12 +9,14 @@ alert. The worker's own series (``up``, lag, restore progress, state gaps) are p
 from __future__ import annotations
 
 from streams.alerting.alert import Rule, alert, duration
+from streams.alerting.records import KEY_LAST_EVENT_MAX, PARTITION_LAG_MAX
 from streams.alerting.thresholds import Thresholds
+from streams.core.series import EVENTS_RECEIVED, EVENTS_REJECTED, PARTITIONS_RESTORING, RESTORE_SECONDS, STATE_GAPS
 
 #: Event time of the newest accepted event per stream and key, the newest over the workers.
-FRESHNESS = "stream_key:corridor_last_event_timestamp_seconds:max"
+FRESHNESS = KEY_LAST_EVENT_MAX
 #: Records waiting per source partition (the topic's family as ``stream``), over the workers.
-LAG = "stream_partition:corridor_consumer_lag:max"
+LAG = PARTITION_LAG_MAX
 
 
 def rules(thresholds: Thresholds) -> list[Rule]:
@@ -69,14 +71,14 @@ def stream_silent(t: Thresholds) -> list[Rule]:
 
 def dead_letters_rising(t: Thresholds) -> Rule:
     window = duration(t.dead_letters_window_s)
-    rejected = f"sum by (stream) (increase(corridor_events_rejected_total[{window}]))"
-    received = f"sum by (stream) (increase(corridor_events_received_total[{window}]))"
+    rejected = f"sum by (stream) (increase({EVENTS_REJECTED.name}_total[{window}]))"
+    received = f"sum by (stream) (increase({EVENTS_RECEIVED.name}_total[{window}]))"
     count = (
-        f'{{{{ with printf `sum(increase(corridor_events_rejected_total{{stream="%s"}}[{window}]))` $labels.stream'
+        f'{{{{ with printf `sum(increase({EVENTS_REJECTED.name}_total{{stream="%s"}}[{window}]))` $labels.stream'
         ' | query }}{{ . | first | value | printf "%.0f" }}{{ end }}'
     )
     top_reason = (
-        "{{ with printf `topk(1, sum by (reason) (increase(corridor_events_rejected_total"
+        f"{{{{ with printf `topk(1, sum by (reason) (increase({EVENTS_REJECTED.name}_total"
         f'{{stream="%s"}}[{window}])))` $labels.stream'
         ' | query }}{{ . | first | label "reason" }}{{ end }}'
     )
@@ -103,7 +105,7 @@ def pipeline_stalled(t: Thresholds) -> Rule:
         "CorridorPipelineStalled",
         f"(\n  {LAG} >= {t.stalled_min_lag}\n  and on (stream, partition)\n  delta({LAG}[{window}]) >= 0\n)\n"
         "unless on (stream, partition)\n"
-        f"sum by (stream, partition) (increase(corridor_events_received_total[{window}])) > 0",
+        f"sum by (stream, partition) (increase({EVENTS_RECEIVED.name}_total[{window}])) > 0",
         for_=duration(t.stalled_for_s),
         severity="page",
         summary="Partition {{ $labels.partition }} of {{ $labels.stream }} is not processed.",
@@ -139,8 +141,8 @@ def state_gap(t: Thresholds) -> Rule:
         "CorridorStateGap",
         # The counter is per process: a gap found while restoring, before the first scrape, shows
         # as a series that starts above zero, which increase() cannot see.
-        f"sum by (stream) (increase(corridor_state_gaps_total[{window}])) > 0\nor\n"
-        "sum by (stream) (\n  corridor_state_gaps_total > 0\n  and on (job, instance)\n"
+        f"sum by (stream) (increase({STATE_GAPS.name}_total[{window}])) > 0\nor\n"
+        f"sum by (stream) (\n  {STATE_GAPS.name}_total > 0\n  and on (job, instance)\n"
         f"  time() - process_start_time_seconds < {t.state_gap_window_s}\n)",
         for_=duration(t.state_gap_for_s),
         severity="ticket",
@@ -157,19 +159,19 @@ def state_gap(t: Thresholds) -> Rule:
 def restore_slow(t: Thresholds) -> Rule:
     limit = duration(t.restore_slow_s)
     running = (
-        '{{ with printf `max(corridor_restore_seconds{instance="%s"})` $labels.instance | query }}'
+        f'{{{{ with printf `max({RESTORE_SECONDS.name}{{instance="%s"}})` $labels.instance | query }}}}'
         "{{ . | first | value | humanizeDuration }}{{ end }}"
     )
     partitions = (
-        '{{ with printf `sum(corridor_partitions_restoring{instance="%s"})` $labels.instance | query }}'
+        f'{{{{ with printf `sum({PARTITIONS_RESTORING.name}{{instance="%s"}})` $labels.instance | query }}}}'
         "{{ . | first | value }}{{ end }}"
     )
     return alert(
         "CorridorRestoreSlow",
-        f"max by (job, instance) (corridor_restore_seconds) > {t.restore_slow_s}\nor\n"
+        f"max by (job, instance) ({RESTORE_SECONDS.name}) > {t.restore_slow_s}\nor\n"
         # Restoring all along (a rebalance restarts the running restore, and its clock).
-        f"max by (job, instance) (\n  min_over_time(corridor_partitions_restoring[{limit}]) > 0\n"
-        f"  and\n  corridor_partitions_restoring offset {limit} > 0\n)",
+        f"max by (job, instance) (\n  min_over_time({PARTITIONS_RESTORING.name}[{limit}]) > 0\n"
+        f"  and\n  {PARTITIONS_RESTORING.name} offset {limit} > 0\n)",
         for_=duration(t.restore_slow_for_s),
         severity="page",
         summary="Worker {{ $labels.instance }} restores partition state for too long.",

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from streams.alerting.alert import Rule, alert, duration
+from streams.alerting.records import TEU_SEASONAL6H, TEU_SEASONAL6H_ZSCORE_SPREAD1W, TEU_SUM6H
 from streams.alerting.thresholds import Thresholds
 from streams.core.families import (
     DATACHANNEL_BYTES_WINDOW,
@@ -27,9 +28,9 @@ from streams.core.families import (
 from streams.core.windows import parse_window
 
 #: Recording rules of deploy/prometheus/rules/corridor-baselines.yml (shipment TEU per corridor, route, mode).
-SUM_6H = "corridor_route_mode:corridor_shipment_teu:sum6h"
-SEASONAL_6H = "corridor_route_mode:corridor_shipment_teu:seasonal6h"
-ZSCORE_SPREAD = "corridor_route_mode:corridor_shipment_teu:seasonal6h_zscore_spread1w"
+SUM_6H = TEU_SUM6H
+SEASONAL_6H = TEU_SEASONAL6H
+ZSCORE_SPREAD = TEU_SEASONAL6H_ZSCORE_SPREAD1W
 #: The data channel's shortest rolling window: throughput is its bytes over its length.
 THROUGHPUT_WINDOW = "5m"
 

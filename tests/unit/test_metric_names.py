@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +27,10 @@ def exported() -> set[str]:
     for family in MEASURED.values():
         series += [*family.counters, *family.windows, *family.histograms]
     return {series.name + suffix for series in series for suffix in _SUFFIXES}
+
+
+def known_names() -> set[str]:
+    return exported() | records.RECORD_NAMES
 
 
 def corridor_names(expr: str) -> set[str]:
@@ -66,7 +71,7 @@ def test_the_expressions_are_found():
 
 @pytest.mark.parametrize("source", ["dashboards", "rules"])
 def test_every_metric_named_is_exported_or_recorded(source):
-    known = exported() | records.RECORD_NAMES
+    known = known_names()
     expressions = dashboard_queries() if source == "dashboards" else rule_expressions()
     unknown = {where: names for where, expr in expressions if (names := corridor_names(expr) - known)}
     assert not unknown, f"no series declaration exports these: {unknown}"
@@ -76,3 +81,14 @@ def test_a_misspelt_metric_is_caught():
     names = corridor_names('sum by (stream) (rate(corridor_events_recieved_total{topic="corridor_x"}[5m]))')
     assert names == {"corridor_events_recieved_total"}
     assert not names <= exported()
+
+
+def test_no_dashboard_or_alert_module_spells_a_metric_or_rule_name():
+    root, known = Path(__file__).resolve().parents[2], known_names()
+    modules = [*(root / "dashboards").glob("*.py"), *(root / "streams" / "alerting").glob("*.py")]
+    spelled = {
+        path.name: names
+        for path in modules
+        if path.name != "records.py" and (names := set(_IDENTIFIER.findall(path.read_text(encoding="utf-8"))) & known)
+    }
+    assert not spelled, f"name these by their series declaration or streams.alerting.records: {spelled}"
