@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dashboards.common import Query, below, graph, label_variable, new_dashboard, row, runbook_links, single, to_model
-from streams.alerting.alert import duration
+from streams.alerting.alert import DATACHANNEL_THROUGHPUT_DROP, STREAM_SILENT, VOLUME_DROP, duration
 from streams.alerting.records import BYTES_RATE5M, BYTES_WINDOW_SUM, LATENCY_BUCKET_RATE5M, PACKET_LOSS_RATIO_RATE5M
 from streams.alerting.thresholds import Thresholds
 from streams.core.families import DATACHANNEL_BYTES, DATACHANNEL_BYTES_WINDOW
@@ -13,12 +13,12 @@ from streams.core.families import DATACHANNEL_BYTES, DATACHANNEL_BYTES_WINDOW
 UID = "corridor-datachannel"
 BYTES_RATE = BYTES_RATE5M
 SELECTED = 'link=~"$link", direction=~"$direction"'
-ALERTS = ("CorridorDataChannelThroughputDrop", "CorridorVolumeDrop", "CorridorStreamSilent")
+ALERTS = (DATACHANNEL_THROUGHPUT_DROP, VOLUME_DROP, STREAM_SILENT)
 
 
 def build(t: Thresholds) -> dict[str, Any]:
     period = duration(t.volume_period_s)
-    runbooks = runbook_links(t, ["CorridorDataChannelThroughputDrop"])
+    runbooks = runbook_links(t, [DATACHANNEL_THROUGHPUT_DROP])
     board = (
         new_dashboard(UID, "China-Singapore data channel",
                       "The international data channel between Chongqing and Singapore: throughput per link and "
@@ -30,7 +30,7 @@ def build(t: Thresholds) -> dict[str, Any]:
         .with_panel(single("Throughput now", "Bytes per second over the last 5 minutes, selected links.",
                            [Query(f'sum({BYTES_RATE}{{{SELECTED}}}) * 8')], "bps"))
         .with_panel(single("Throughput against a week earlier",
-                           f"Now over {period} earlier; CorridorDataChannelThroughputDrop fires per link and "
+                           f"Now over {period} earlier; {DATACHANNEL_THROUGHPUT_DROP} fires per link and "
                            f"direction below {t.throughput_drop_fraction:.0%}.",
                            [Query(f'sum({BYTES_RATE}{{{SELECTED}}}) / '
                                   f'sum(rate({DATACHANNEL_BYTES.name}_total{{{SELECTED}}}[5m] offset {period}))')],

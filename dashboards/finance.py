@@ -17,7 +17,7 @@ from dashboards.common import (
     single,
     to_model,
 )
-from streams.alerting.alert import duration
+from streams.alerting.alert import STREAM_SILENT, VOLUME_DROP, duration
 from streams.alerting.records import FINANCE_WINDOW_SUM
 from streams.alerting.thresholds import Thresholds
 from streams.core.families import FINANCE_USD, FINANCE_USD_WINDOW
@@ -25,7 +25,7 @@ from streams.core.families import FINANCE_USD, FINANCE_USD_WINDOW
 UID = "corridor-finance"
 USD_WINDOW = FINANCE_WINDOW_SUM
 SELECTED = 'instrument=~"$instrument"'
-ALERTS = ("CorridorVolumeDrop", "CorridorStreamSilent")
+ALERTS = (VOLUME_DROP, STREAM_SILENT)
 
 
 def build(t: Thresholds) -> dict[str, Any]:
@@ -48,19 +48,19 @@ def build(t: Thresholds) -> dict[str, Any]:
                                   f'{{{SELECTED}, lender_country=~"$lender", borrower_country=~"$borrower"}})')],
                            "currencyUSD"))
         .with_panel(single(f"{window} volume against a week earlier",
-                           f"The rolling {window} against the same window {period} earlier. CorridorVolumeDrop "
+                           f"The rolling {window} against the same window {period} earlier. {VOLUME_DROP} "
                            f"watches trade finance and fires below {fraction:.0%}.",
                            [Query(f'sum({USD_WINDOW}{{{SELECTED}, window="{window}"}}) / '
                                   f'sum({FINANCE_USD_WINDOW.name}{{{SELECTED}, window="{window}"}} '
                                   f'offset {period})')],
                            "percentunit", thresholds_config=below(fraction),
-                           runbooks=runbook_links(t, ["CorridorVolumeDrop"])))
+                           runbooks=runbook_links(t, [VOLUME_DROP])))
         .with_panel(single("Deals' countries", "Lender and borrower country pairs with financing signed.",
                            [Query(f'count(sum by (lender_country, borrower_country) ({FINANCE_USD.name}_total'
                                   f'{{{SELECTED}}}) > 0)')], "none"))
         .with_panel(graph("Signed by instrument, rolling 7d", "US dollars signed in the 7 days up to each moment.",
                           [Query(f'{USD_WINDOW}{{{SELECTED}, window="7d"}}', "{{instrument}}")], "currencyUSD",
-                          runbooks=runbook_links(t, ["CorridorVolumeDrop"])))
+                          runbooks=runbook_links(t, [VOLUME_DROP])))
         .with_panel(graph("Cumulative total by instrument", "US dollars signed since the totals began.",
                           [Query(f'sum by (instrument) ({FINANCE_USD.name}_total'
                                  f'{{{SELECTED}, lender_country=~"$lender", borrower_country=~"$borrower"}})',

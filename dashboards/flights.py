@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from dashboards.common import Query, below, graph, label_variable, new_dashboard, row, runbook_links, single, to_model
+from streams.alerting.alert import STREAM_SILENT, VOLUME_DROP, WEEKLY_FLIGHTS_BELOW_SCHEDULE
 from streams.alerting.records import FLIGHT_DELAY_BUCKET_RATE1H, FLIGHTS_WINDOW_SUM
 from streams.alerting.thresholds import Thresholds
 from streams.core.families import FLIGHT_CARGO, FLIGHT_EVENTS, FLIGHT_PASSENGERS
@@ -13,7 +14,7 @@ from streams.core.families import FLIGHT_CARGO, FLIGHT_EVENTS, FLIGHT_PASSENGERS
 UID = "corridor-flights"
 FLIGHTS = FLIGHTS_WINDOW_SUM
 SELECTED = 'route=~"$route"'
-ALERTS = ("CorridorWeeklyFlightsBelowSchedule", "CorridorVolumeDrop", "CorridorStreamSilent")
+ALERTS = (WEEKLY_FLIGHTS_BELOW_SCHEDULE, VOLUME_DROP, STREAM_SILENT)
 
 
 def build(t: Thresholds) -> dict[str, Any]:
@@ -29,10 +30,10 @@ def build(t: Thresholds) -> dict[str, Any]:
         .with_row(row("Schedule"))
         .with_panel(single("Operated flights, last 7d",
                            f"Flights operated in the rolling week (event time). Timetable: {scheduled} a week; "
-                           "CorridorWeeklyFlightsBelowSchedule fires below it.",
+                           f"{WEEKLY_FLIGHTS_BELOW_SCHEDULE} fires below it.",
                            [Query(f'sum by (route) ({FLIGHTS}{{{SELECTED}, window="7d"}})', "{{route}}")], "none",
                            thresholds_config=below(schedule),
-                           runbooks=runbook_links(t, ["CorridorWeeklyFlightsBelowSchedule"])))
+                           runbooks=runbook_links(t, [WEEKLY_FLIGHTS_BELOW_SCHEDULE])))
         .with_panel(single("Cancellations, last 7d", "Flights cancelled in the last 7 days (0 while flights are "
                            "reported and none was cancelled).",
                            [Query(f'sum(increase({FLIGHT_EVENTS.name}_total'
@@ -49,7 +50,7 @@ def build(t: Thresholds) -> dict[str, Any]:
                           "Rolling 7-day operated flights per route and service; the dashed line is the timetable.",
                           [Query(f'{FLIGHTS}{{{SELECTED}, window="7d"}}', "{{route}} {{service}}")], "none",
                           thresholds_config=below(schedule),
-                          runbooks=runbook_links(t, ["CorridorWeeklyFlightsBelowSchedule", "CorridorVolumeDrop"])))
+                          runbooks=runbook_links(t, [WEEKLY_FLIGHTS_BELOW_SCHEDULE, VOLUME_DROP])))
         .with_panel(graph("Flights by status", "Flight events per day by status and carrier.",
                           [Query(f'sum by (carrier, status) (increase({FLIGHT_EVENTS.name}_total'
                                  f'{{{SELECTED}, carrier=~"$carrier"}}[1d]))', "{{carrier}} {{status}}")],

@@ -18,7 +18,14 @@ from dashboards.common import (
     single,
     to_model,
 )
-from streams.alerting.alert import duration
+from streams.alerting.alert import (
+    BOOKINGS_CANCELLED,
+    ROUTE_VANISHED,
+    STREAM_SILENT,
+    VOLUME_ANOMALY,
+    VOLUME_DROP,
+    duration,
+)
 from streams.alerting.records import TEU_RATE1H, TEU_WINDOW_SUM
 from streams.alerting.thresholds import Thresholds
 from streams.core.families import SHIPMENT_EVENTS, SHIPMENT_GROSS_WEIGHT, SHIPMENT_TEU_WINDOW
@@ -26,8 +33,7 @@ from streams.core.families import SHIPMENT_EVENTS, SHIPMENT_GROSS_WEIGHT, SHIPME
 UID = "corridor-overview"
 TEU = TEU_WINDOW_SUM
 SELECTED = 'corridor=~"$corridor", route=~"$route", mode=~"$mode"'
-ALERTS = ("CorridorVolumeDrop", "CorridorVolumeAnomaly", "CorridorRouteVanished", "CorridorBookingsCancelled",
-          "CorridorStreamSilent")
+ALERTS = (VOLUME_DROP, VOLUME_ANOMALY, ROUTE_VANISHED, BOOKINGS_CANCELLED, STREAM_SILENT)
 
 
 def build(t: Thresholds) -> dict[str, Any]:
@@ -51,14 +57,14 @@ def build(t: Thresholds) -> dict[str, Any]:
                            [Query(f'sum({TEU}{{{SELECTED}, window="7d"}})')], "none"))
         .with_panel(single(f"{drop_window} volume against a week earlier",
                            f"Rolling {drop_window} TEU of the selected routes over the same window {period} earlier. "
-                           f"CorridorVolumeDrop fires per route below {drop_fraction:.0%}.",
+                           f"{VOLUME_DROP} fires per route below {drop_fraction:.0%}.",
                            [Query(f'sum({TEU}{{{SELECTED}, window="{drop_window}"}}) / '
                                   f'sum({SHIPMENT_TEU_WINDOW.name}{{{SELECTED}, window="{drop_window}"}} '
                                   f'offset {period})')],
                            "percentunit", thresholds_config=below(drop_fraction), runbooks=runbooks))
         .with_panel(single("Routes carrying freight", "Routes with departures in the last 24h.",
                            [Query(f'count(sum by (route) ({TEU}{{{SELECTED}, window="24h"}}) > 0)')], "none",
-                           runbooks=runbook_links(t, ["CorridorRouteVanished"])))
+                           runbooks=runbook_links(t, [ROUTE_VANISHED])))
         .with_panel(graph("Rolling 24h TEU per route and mode",
                           "Departed TEU in the 24h up to each moment (event time), per route and mode.",
                           [Query(f'{TEU}{{{SELECTED}, window="24h"}}', "{{route}} {{mode}}")], "none",
@@ -91,12 +97,12 @@ def build(t: Thresholds) -> dict[str, Any]:
                          width=8))
         .with_panel(graph(f"Bookings cancelled and taken, last {window}",
                           f"Per route: bookings cancelled and new bookings in the {window} up to each moment (as "
-                          f"processed). CorridorBookingsCancelled fires when a route cancels more than it books, "
+                          f"processed). {BOOKINGS_CANCELLED} fires when a route cancels more than it books, "
                           f"at least {t.cancellations_min}: its departures are being called off.",
                           [Query(f'sum by (route) (increase({SHIPMENT_EVENTS.name}_total{{{SELECTED}, '
                                  f'milestone="cancelled"}}[{window}]))', "{{route}} cancelled"),
                            Query(f'sum by (route) (increase({SHIPMENT_EVENTS.name}_total{{{SELECTED}, '
                                  f'milestone="booked"}}[{window}]))', "{{route}} booked")],
-                          "none", width=24, runbooks=runbook_links(t, ["CorridorBookingsCancelled"])))
+                          "none", width=24, runbooks=runbook_links(t, [BOOKINGS_CANCELLED])))
     )
     return to_model(board)

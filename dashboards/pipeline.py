@@ -18,7 +18,15 @@ from dashboards.common import (
     single,
     to_model,
 )
-from streams.alerting.alert import duration
+from streams.alerting.alert import (
+    DEAD_LETTERS_RISING,
+    PIPELINE_STALLED,
+    RESTORE_SLOW,
+    STATE_GAP,
+    STREAM_SILENT,
+    WORKER_DOWN,
+    duration,
+)
 from streams.alerting.records import (
     ACCEPTED_RATE5M,
     CHECKPOINT_AGE_MAX,
@@ -45,8 +53,7 @@ from streams.core.series import (
 
 UID = "corridor-pipeline"
 STREAM = 'stream=~"$stream"'
-ALERTS = ("CorridorWorkerDown", "CorridorPipelineStalled", "CorridorDeadLettersRising", "CorridorStreamSilent",
-          "CorridorStateGap", "CorridorRestoreSlow")
+ALERTS = (WORKER_DOWN, PIPELINE_STALLED, DEAD_LETTERS_RISING, STREAM_SILENT, STATE_GAP, RESTORE_SLOW)
 
 
 def build(t: Thresholds) -> dict[str, Any]:
@@ -62,30 +69,30 @@ def build(t: Thresholds) -> dict[str, Any]:
         .with_variable(label_variable("instance", "instance", "up", f'job="{t.worker_job}"'))
         .with_row(row("Workers"))
         .with_panel(single("Workers up", f"Workers Prometheus scrapes in job {t.worker_job}; "
-                           "CorridorWorkerDown fires when one is down (or none is scraped).",
+                           f"{WORKER_DOWN} fires when one is down (or none is scraped).",
                            [Query(f'sum({up})')], "none", thresholds_config=below(1),
-                           runbooks=runbook_links(t, ["CorridorWorkerDown"])))
+                           runbooks=runbook_links(t, [WORKER_DOWN])))
         .with_panel(single("Partitions restoring", "Assigned partitions whose state is not restored yet; "
-                           f"CorridorRestoreSlow fires when a restore runs over {duration(t.restore_slow_s)}.",
+                           f"{RESTORE_SLOW} fires when a restore runs over {duration(t.restore_slow_s)}.",
                            [Query(f'sum({RESTORING_SUM}{{{STREAM}}})')], "none",
-                           thresholds_config=above(1), runbooks=runbook_links(t, ["CorridorRestoreSlow"])))
+                           thresholds_config=above(1), runbooks=runbook_links(t, [RESTORE_SLOW])))
         .with_panel(single("State gaps, last hour", "Committed offsets no checkpoint holds and the topic no longer "
-                           "has: records missing from the totals. CorridorStateGap fires on any.",
+                           f"has: records missing from the totals. {STATE_GAP} fires on any.",
                            [Query(f'sum({STATE_GAPS_INCREASE1H}{{{STREAM}}})')], "none",
-                           thresholds_config=above(1), runbooks=runbook_links(t, ["CorridorStateGap"])))
+                           thresholds_config=above(1), runbooks=runbook_links(t, [STATE_GAP])))
         .with_panel(single("Build", "Version each worker runs.",
                            [Query(f'count by (version) ({BUILD.name}_info{{{instance}}})', "{{version}}")],
                            "none"))
         .with_panel(graph("Workers up", "1 per worker scraped; a gap is a worker down.",
                           [Query(f'{up.rstrip("}")}, instance=~"$instance"}}', "{{instance}}")], "none",
-                          runbooks=runbook_links(t, ["CorridorWorkerDown"])))
+                          runbooks=runbook_links(t, [WORKER_DOWN])))
         .with_panel(graph("Rebalances per hour", "Consumer group rebalances each worker took part in.",
                           [Query(f'sum by (instance) (increase({REBALANCES.name}_total{{{instance}}}[1h]))',
                                  "{{instance}}")], "none", width=6))
         .with_panel(graph("Restore time", "How long each worker's running state restore has taken (0: none runs).",
                           [Query(f'max by (instance) ({RESTORE_SECONDS.name}{{{instance}}})', "{{instance}}")],
                           "s", width=6, thresholds_config=above(t.restore_slow_s),
-                          runbooks=runbook_links(t, ["CorridorRestoreSlow"])))
+                          runbooks=runbook_links(t, [RESTORE_SLOW])))
         .with_row(row("Events"))
         .with_panel(graph("Events per second by outcome", "Received, accepted, duplicate and late events "
                           "(5-minute rates), per stream.",
@@ -97,32 +104,32 @@ def build(t: Thresholds) -> dict[str, Any]:
         .with_panel(graph("Rejected by reason", "Events sent to the dead-letter topic per second, by reason.",
                           [Query(f'{REJECTED_RATE5M}{{{STREAM}}}',
                                  "{{stream}} {{reason}}")], "ops", stacked=True,
-                          runbooks=runbook_links(t, ["CorridorDeadLettersRising"])))
+                          runbooks=runbook_links(t, [DEAD_LETTERS_RISING])))
         .with_panel(graph("Share rejected", f"Rejected over received in {duration(t.dead_letters_window_s)}; "
-                          f"CorridorDeadLettersRising fires above {t.dead_letters_fraction:.0%} "
+                          f"{DEAD_LETTERS_RISING} fires above {t.dead_letters_fraction:.0%} "
                           f"(with {t.dead_letters_min_events} rejections or more).",
                           [Query(f'sum by (stream) (increase({EVENTS_REJECTED.name}_total'
                                  f'{{{STREAM}}}[{duration(t.dead_letters_window_s)}])) / sum by (stream) '
                                  f'(increase({EVENTS_RECEIVED.name}_total{{{STREAM}}}'
                                  f'[{duration(t.dead_letters_window_s)}]))', "{{stream}}")],
                           "percentunit", thresholds_config=above(t.dead_letters_fraction),
-                          runbooks=runbook_links(t, ["CorridorDeadLettersRising"])))
+                          runbooks=runbook_links(t, [DEAD_LETTERS_RISING])))
         .with_panel(graph("Event delay", "Processing time minus event time of accepted events (p50, p99).",
                           [Query(f'histogram_quantile({q}, sum by (stream, le) '
                                  f'({EVENT_DELAY_BUCKET_RATE5M}{{{STREAM}}}))',
                                  f"{{{{stream}}}} p{round(q * 100)}") for q in (0.5, 0.99)], "s"))
         .with_panel(bars("Since the newest event", f"Event time of each stream's newest event, now. Silent after: "
-                         f"{silent} (CorridorStreamSilent).",
+                         f"{silent} ({STREAM_SILENT}).",
                          [Query(f'time() - max by (stream) ({KEY_LAST_EVENT_MAX}'
                                 f'{{{STREAM}}})', "{{stream}}")], "s",
                          per_series={stream: above(seconds) for stream, seconds in t.stream_silent_s.items()},
-                         runbooks=runbook_links(t, ["CorridorStreamSilent"])))
+                         runbooks=runbook_links(t, [STREAM_SILENT])))
         .with_row(row("Kafka"))
         .with_panel(graph("Consumer lag per partition", "Records not yet applied, per stream and partition; "
-                          "CorridorPipelineStalled fires when it does not fall while nothing is processed.",
+                          f"{PIPELINE_STALLED} fires when it does not fall while nothing is processed.",
                           [Query(f'{PARTITION_LAG_MAX}{{{STREAM}}}',
                                  "{{stream}}/{{partition}}")], "none",
-                          runbooks=runbook_links(t, ["CorridorPipelineStalled"])))
+                          runbooks=runbook_links(t, [PIPELINE_STALLED])))
         .with_panel(graph("Checkpoint age", "How long the oldest applied record has waited for a confirmed "
                           "checkpoint, per stream.",
                           [Query(f'{CHECKPOINT_AGE_MAX}{{{STREAM}}}', "{{stream}}")], "s"))

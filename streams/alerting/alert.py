@@ -1,6 +1,7 @@
 """One alerting rule with the labels and annotations every corridor alert carries, and its durations.
 
 The areas (``pipeline``, ``volume``) build their rules from these; ``rules`` renders the areas.
+Every alert's name is a constant here.
 """
 
 from __future__ import annotations
@@ -10,6 +11,21 @@ from typing import Any
 from streams.alerting.thresholds import Thresholds
 
 Rule = dict[str, Any]
+
+# The alert names (a contract: docs/runbook.md has one section each). The rules and the
+# dashboards import them; nothing else spells one.
+STREAM_SILENT = "CorridorStreamSilent"
+DEAD_LETTERS_RISING = "CorridorDeadLettersRising"
+PIPELINE_STALLED = "CorridorPipelineStalled"
+WORKER_DOWN = "CorridorWorkerDown"
+STATE_GAP = "CorridorStateGap"
+RESTORE_SLOW = "CorridorRestoreSlow"
+VOLUME_DROP = "CorridorVolumeDrop"
+VOLUME_ANOMALY = "CorridorVolumeAnomaly"
+ROUTE_VANISHED = "CorridorRouteVanished"
+BOOKINGS_CANCELLED = "CorridorBookingsCancelled"
+WEEKLY_FLIGHTS_BELOW_SCHEDULE = "CorridorWeeklyFlightsBelowSchedule"
+DATACHANNEL_THROUGHPUT_DROP = "CorridorDataChannelThroughputDrop"
 
 
 def duration(seconds: int) -> str:

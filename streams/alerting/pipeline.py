@@ -8,7 +8,17 @@ alert. The worker's own series (``up``, lag, restore progress, state gaps) are p
 
 from __future__ import annotations
 
-from streams.alerting.alert import Rule, alert, duration
+from streams.alerting.alert import (
+    DEAD_LETTERS_RISING,
+    PIPELINE_STALLED,
+    RESTORE_SLOW,
+    STATE_GAP,
+    STREAM_SILENT,
+    WORKER_DOWN,
+    Rule,
+    alert,
+    duration,
+)
 from streams.alerting.records import KEY_LAST_EVENT_MAX, PARTITION_LAG_MAX
 from streams.alerting.thresholds import Thresholds
 from streams.core.series import EVENTS_RECEIVED, EVENTS_REJECTED, PARTITIONS_RESTORING, RESTORE_SECONDS, STATE_GAPS
@@ -52,7 +62,7 @@ def stream_silent(t: Thresholds) -> list[Rule]:
             )
             limits += f", {duration(key_limit)} for a key"
         rules.append(alert(
-            "CorridorStreamSilent",
+            STREAM_SILENT,
             expr,
             for_=duration(t.silent_for_s),
             severity="page",
@@ -83,7 +93,7 @@ def dead_letters_rising(t: Thresholds) -> Rule:
         ' | query }}{{ . | first | label "reason" }}{{ end }}'
     )
     return alert(
-        "CorridorDeadLettersRising",
+        DEAD_LETTERS_RISING,
         f"(\n  {rejected}\n  /\n  {received}\n  > {t.dead_letters_fraction:g}\n)\n"
         f"and on (stream)\n{rejected} >= {t.dead_letters_min_events}",
         for_=duration(t.dead_letters_for_s),
@@ -102,7 +112,7 @@ def dead_letters_rising(t: Thresholds) -> Rule:
 def pipeline_stalled(t: Thresholds) -> Rule:
     window = duration(t.stalled_window_s)
     return alert(
-        "CorridorPipelineStalled",
+        PIPELINE_STALLED,
         f"(\n  {LAG} >= {t.stalled_min_lag}\n  and on (stream, partition)\n  delta({LAG}[{window}]) >= 0\n)\n"
         "unless on (stream, partition)\n"
         f"sum by (stream, partition) (increase({EVENTS_RECEIVED.name}_total[{window}])) > 0",
@@ -120,7 +130,7 @@ def pipeline_stalled(t: Thresholds) -> Rule:
 def worker_down(t: Thresholds) -> Rule:
     job = t.worker_job
     return alert(
-        "CorridorWorkerDown",
+        WORKER_DOWN,
         f'up{{job="{job}"}} == 0\nor\nabsent(up{{job="{job}"}})',
         for_=duration(t.worker_down_for_s),
         severity="page",
@@ -138,7 +148,7 @@ def worker_down(t: Thresholds) -> Rule:
 def state_gap(t: Thresholds) -> Rule:
     window = duration(t.state_gap_window_s)
     return alert(
-        "CorridorStateGap",
+        STATE_GAP,
         # The counter is per process: a gap found while restoring, before the first scrape, shows
         # as a series that starts above zero, which increase() cannot see.
         f"sum by (stream) (increase({STATE_GAPS.name}_total[{window}])) > 0\nor\n"
@@ -167,7 +177,7 @@ def restore_slow(t: Thresholds) -> Rule:
         "{{ . | first | value }}{{ end }}"
     )
     return alert(
-        "CorridorRestoreSlow",
+        RESTORE_SLOW,
         f"max by (job, instance) ({RESTORE_SECONDS.name}) > {t.restore_slow_s}\nor\n"
         # Restoring all along (a rebalance restarts the running restore, and its clock).
         f"max by (job, instance) (\n  min_over_time({PARTITIONS_RESTORING.name}[{limit}]) > 0\n"

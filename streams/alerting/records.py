@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from streams.alerting.alert import VOLUME_ANOMALY
 from streams.core.families import (
     DATACHANNEL_BYTES,
     DATACHANNEL_BYTES_WINDOW,
@@ -218,7 +219,7 @@ sum(rate(...)) / sum(increase(...)) over them is traffic. Never sum their raw va
 never drop `owner` before rate() or increase()."""
 
 _BASELINES_HEADER = f"""\
-Seasonal baselines of the corridor's shipment volume, for CorridorVolumeAnomaly
+Seasonal baselines of the corridor's shipment volume, for {VOLUME_ANOMALY}
 (streams/alerting/volume.py; tests: deploy/prometheus/tests/volume_test.yml). Named
 level:metric:operation like rules/corridor.yml.
 

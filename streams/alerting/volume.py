@@ -15,7 +15,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streams.alerting.alert import Rule, alert, duration
+from streams.alerting.alert import (
+    BOOKINGS_CANCELLED,
+    DATACHANNEL_THROUGHPUT_DROP,
+    ROUTE_VANISHED,
+    VOLUME_ANOMALY,
+    VOLUME_DROP,
+    WEEKLY_FLIGHTS_BELOW_SCHEDULE,
+    Rule,
+    alert,
+    duration,
+)
 from streams.alerting.records import TEU_SEASONAL6H, TEU_SEASONAL6H_ZSCORE_SPREAD1W, TEU_SUM6H
 from streams.alerting.thresholds import Thresholds
 from streams.core.families import (
@@ -131,7 +141,7 @@ def volume_drop(t: Thresholds) -> list[Rule]:
             f"and on ({volume.grouping})\n{before} >= {minimum:g}"
         )
         rules.append(alert(
-            "CorridorVolumeDrop",
+            VOLUME_DROP,
             expr,
             for_=duration(t.volume_drop_for_s),
             severity="ticket",
@@ -161,7 +171,7 @@ def volume_anomaly(t: Thresholds) -> Rule:
     expected = _route_query(f"{SEASONAL_6H}{{{ROUTE}}}")
     spread = _route_query(f"{ZSCORE_SPREAD}{{{ROUTE}}} * sqrt({SEASONAL_6H}{{{ROUTE}}})", times=2)
     return alert(
-        "CorridorVolumeAnomaly",
+        VOLUME_ANOMALY,
         expr,
         for_=duration(t.volume_anomaly_for_s),
         severity="ticket",
@@ -191,7 +201,7 @@ def route_vanished(t: Thresholds) -> Rule:
         f"{before} >= {t.route_vanished_min_previous:g}"
     )
     return alert(
-        "CorridorRouteVanished",
+        ROUTE_VANISHED,
         expr,
         for_=duration(t.route_vanished_for_s),
         severity="page",
@@ -228,7 +238,7 @@ def bookings_cancelled(t: Thresholds) -> Rule:
     bookings = _route_query(f'sum(increase({SHIPMENT_EVENTS.name}_total{{milestone="booked",{ROUTE}}}[{window}]))')
     ratio = "more cancellations than bookings" if per == 1 else f"over {per:g} cancellations per booking"
     return alert(
-        "CorridorBookingsCancelled",
+        BOOKINGS_CANCELLED,
         expr,
         for_=duration(t.cancellations_for_s),
         severity="ticket",
@@ -252,7 +262,7 @@ def weekly_flights_below_schedule(t: Thresholds) -> Rule:
         below = f"{flights.summed('7d', matcher)} < {scheduled}"
         per_route.append(f'label_replace({below}, "schedule", "{scheduled}", "", "")')
     return alert(
-        "CorridorWeeklyFlightsBelowSchedule",
+        WEEKLY_FLIGHTS_BELOW_SCHEDULE,
         "\nor\n".join(per_route),
         for_=duration(t.weekly_flights_for_s),
         severity="ticket",
@@ -279,7 +289,7 @@ def datachannel_throughput_drop(t: Thresholds) -> Rule:
         f"and on ({channel.grouping})\n{before} >= {t.throughput_min_baseline_bytes_per_s:g}"
     )
     return alert(
-        "CorridorDataChannelThroughputDrop",
+        DATACHANNEL_THROUGHPUT_DROP,
         expr,
         for_=duration(t.throughput_drop_for_s),
         severity="page",

@@ -1,4 +1,7 @@
-"""Every metric a dashboard query or a rule names is one a series declaration exports, or a recording rule."""
+"""Every metric a dashboard query or a rule names is one a series declaration exports, or a recording rule.
+
+And the dashboards and the rules spell no metric, rule or alert name: they import it.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from streams.core.series import EVENTS_REJECTED, PIPELINE_COUNTERS, WORKER_SERIE
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
 _IDENTIFIER = re.compile(r"(?<![\w:$])[A-Za-z_:][\w:]*")
+_ALERT = re.compile(r"Corridor[A-Z]\w*")
 _SUFFIXES = ("", "_total", "_bucket", "_sum", "_count", "_created", "_info")
 
 
@@ -92,3 +96,15 @@ def test_no_dashboard_or_alert_module_spells_a_metric_or_rule_name():
         if path.name != "records.py" and (names := set(_IDENTIFIER.findall(path.read_text(encoding="utf-8"))) & known)
     }
     assert not spelled, f"name these by their series declaration or streams.alerting.records: {spelled}"
+
+
+def test_no_dashboard_or_rule_module_spells_an_alert_name():
+    root = Path(__file__).resolve().parents[2]
+    alerts = {rule["alert"] for rule in rules.alert_rules(PROFILES["default"])}
+    modules = [*(root / "dashboards").glob("*.py"), *(root / "streams" / "alerting").glob("*.py")]
+    # thresholds.py names the alert each field tunes in its description, as prose
+    modules = [path for path in modules if path.name not in {"alert.py", "thresholds.py"}]
+    spelled = {
+        path.name: names for path in modules if (names := set(_ALERT.findall(path.read_text("utf-8"))) & alerts)
+    }
+    assert not spelled, f"name these by their constant in streams.alerting.alert: {spelled}"
