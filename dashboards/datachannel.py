@@ -11,7 +11,6 @@ from streams.alerting.thresholds import Thresholds
 from streams.core.families import DATACHANNEL_BYTES, DATACHANNEL_BYTES_WINDOW
 
 UID = "corridor-datachannel"
-BYTES_RATE = BYTES_RATE5M
 SELECTED = 'link=~"$link", direction=~"$direction"'
 ALERTS = (DATACHANNEL_THROUGHPUT_DROP, VOLUME_DROP, STREAM_SILENT)
 
@@ -28,11 +27,11 @@ def build(t: Thresholds) -> dict[str, Any]:
         .with_variable(label_variable("direction", "direction", f"{DATACHANNEL_BYTES.name}_total", 'link=~"$link"'))
         .with_row(row("Throughput"))
         .with_panel(single("Throughput now", "Bytes per second over the last 5 minutes, selected links.",
-                           [Query(f'sum({BYTES_RATE}{{{SELECTED}}}) * 8')], "bps"))
+                           [Query(f'sum({BYTES_RATE5M}{{{SELECTED}}}) * 8')], "bps"))
         .with_panel(single("Throughput against a week earlier",
                            f"Now over {period} earlier; {DATACHANNEL_THROUGHPUT_DROP} fires per link and "
                            f"direction below {t.throughput_drop_fraction:.0%}.",
-                           [Query(f'sum({BYTES_RATE}{{{SELECTED}}}) / '
+                           [Query(f'sum({BYTES_RATE5M}{{{SELECTED}}}) / '
                                   f'sum(rate({DATACHANNEL_BYTES.name}_total{{{SELECTED}}}[5m] offset {period}))')],
                            "percentunit", thresholds_config=below(t.throughput_drop_fraction), runbooks=runbooks))
         .with_panel(single("Carried, last 24h", "Bytes carried in the rolling 24h (event time).",
@@ -43,7 +42,7 @@ def build(t: Thresholds) -> dict[str, Any]:
                                   f'({LATENCY_BUCKET_RATE5M}{{link=~"$link"}}))')],
                            "s"))
         .with_panel(graph("Throughput per link and direction", "Bits per second (5-minute rate).",
-                          [Query(f'{BYTES_RATE}{{{SELECTED}}} * 8', "{{link}} {{direction}}")], "bps",
+                          [Query(f'{BYTES_RATE5M}{{{SELECTED}}} * 8', "{{link}} {{direction}}")], "bps",
                           runbooks=runbooks))
         .with_panel(graph("Rolling 1h volume: now against a week earlier",
                           f"Bytes in the hour up to each moment, and {period} earlier.",

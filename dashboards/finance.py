@@ -23,7 +23,6 @@ from streams.alerting.thresholds import Thresholds
 from streams.core.families import FINANCE_USD, FINANCE_USD_WINDOW
 
 UID = "corridor-finance"
-USD_WINDOW = FINANCE_WINDOW_SUM
 SELECTED = 'instrument=~"$instrument"'
 ALERTS = (VOLUME_DROP, STREAM_SILENT)
 
@@ -42,7 +41,7 @@ def build(t: Thresholds) -> dict[str, Any]:
         .with_variable(label_variable("borrower", "borrower_country", f"{FINANCE_USD.name}_total", SELECTED))
         .with_row(row("Volume"))
         .with_panel(single("Signed, last 7d", "US dollars signed in the rolling week (event time).",
-                           [Query(f'sum({USD_WINDOW}{{{SELECTED}, window="7d"}})')], "currencyUSD"))
+                           [Query(f'sum({FINANCE_WINDOW_SUM}{{{SELECTED}, window="7d"}})')], "currencyUSD"))
         .with_panel(single("Cumulative total", "US dollars signed since the totals began (all instruments selected).",
                            [Query(f'sum({FINANCE_USD.name}_total'
                                   f'{{{SELECTED}, lender_country=~"$lender", borrower_country=~"$borrower"}})')],
@@ -50,7 +49,7 @@ def build(t: Thresholds) -> dict[str, Any]:
         .with_panel(single(f"{window} volume against a week earlier",
                            f"The rolling {window} against the same window {period} earlier. {VOLUME_DROP} "
                            f"watches trade finance and fires below {fraction:.0%}.",
-                           [Query(f'sum({USD_WINDOW}{{{SELECTED}, window="{window}"}}) / '
+                           [Query(f'sum({FINANCE_WINDOW_SUM}{{{SELECTED}, window="{window}"}}) / '
                                   f'sum({FINANCE_USD_WINDOW.name}{{{SELECTED}, window="{window}"}} '
                                   f'offset {period})')],
                            "percentunit", thresholds_config=below(fraction),
@@ -59,7 +58,7 @@ def build(t: Thresholds) -> dict[str, Any]:
                            [Query(f'count(sum by (lender_country, borrower_country) ({FINANCE_USD.name}_total'
                                   f'{{{SELECTED}}}) > 0)')], "none"))
         .with_panel(graph("Signed by instrument, rolling 7d", "US dollars signed in the 7 days up to each moment.",
-                          [Query(f'{USD_WINDOW}{{{SELECTED}, window="7d"}}', "{{instrument}}")], "currencyUSD",
+                          [Query(f'{FINANCE_WINDOW_SUM}{{{SELECTED}, window="7d"}}', "{{instrument}}")], "currencyUSD",
                           runbooks=runbook_links(t, [VOLUME_DROP])))
         .with_panel(graph("Cumulative total by instrument", "US dollars signed since the totals began.",
                           [Query(f'sum by (instrument) ({FINANCE_USD.name}_total'

@@ -12,7 +12,6 @@ from streams.alerting.thresholds import Thresholds
 from streams.core.families import FLIGHT_CARGO, FLIGHT_EVENTS, FLIGHT_PASSENGERS
 
 UID = "corridor-flights"
-FLIGHTS = FLIGHTS_WINDOW_SUM
 SELECTED = 'route=~"$route"'
 ALERTS = (WEEKLY_FLIGHTS_BELOW_SCHEDULE, VOLUME_DROP, STREAM_SILENT)
 
@@ -31,7 +30,8 @@ def build(t: Thresholds) -> dict[str, Any]:
         .with_panel(single("Operated flights, last 7d",
                            f"Flights operated in the rolling week (event time). Timetable: {scheduled} a week; "
                            f"{WEEKLY_FLIGHTS_BELOW_SCHEDULE} fires below it.",
-                           [Query(f'sum by (route) ({FLIGHTS}{{{SELECTED}, window="7d"}})', "{{route}}")], "none",
+                           [Query(f'sum by (route) ({FLIGHTS_WINDOW_SUM}{{{SELECTED}, window="7d"}})', "{{route}}")],
+                           "none",
                            thresholds_config=below(schedule),
                            runbooks=runbook_links(t, [WEEKLY_FLIGHTS_BELOW_SCHEDULE])))
         .with_panel(single("Cancellations, last 7d", "Flights cancelled in the last 7 days (0 while flights are "
@@ -48,7 +48,7 @@ def build(t: Thresholds) -> dict[str, Any]:
                                   f'{{{SELECTED}, carrier=~"$carrier"}}[7d])) / 1000')], "kg"))
         .with_panel(graph("Weekly operated flights against the schedule",
                           "Rolling 7-day operated flights per route and service; the dashed line is the timetable.",
-                          [Query(f'{FLIGHTS}{{{SELECTED}, window="7d"}}', "{{route}} {{service}}")], "none",
+                          [Query(f'{FLIGHTS_WINDOW_SUM}{{{SELECTED}, window="7d"}}', "{{route}} {{service}}")], "none",
                           thresholds_config=below(schedule),
                           runbooks=runbook_links(t, [WEEKLY_FLIGHTS_BELOW_SCHEDULE, VOLUME_DROP])))
         .with_panel(graph("Flights by status", "Flight events per day by status and carrier.",

@@ -31,7 +31,6 @@ from streams.alerting.thresholds import Thresholds
 from streams.core.families import SHIPMENT_EVENTS, SHIPMENT_GROSS_WEIGHT, SHIPMENT_TEU_WINDOW
 
 UID = "corridor-overview"
-TEU = TEU_WINDOW_SUM
 SELECTED = 'corridor=~"$corridor", route=~"$route", mode=~"$mode"'
 ALERTS = (VOLUME_DROP, VOLUME_ANOMALY, ROUTE_VANISHED, BOOKINGS_CANCELLED, STREAM_SILENT)
 
@@ -47,31 +46,32 @@ def build(t: Thresholds) -> dict[str, Any]:
                       "Sea-rail, rail and road freight on the New International Land-Sea Trade Corridor: rolling TEU "
                       "departed per route and mode (event time), against the same window a week earlier.",
                       t, alerts=ALERTS, stream="shipments")
-        .with_variable(label_variable("corridor", "corridor", TEU))
-        .with_variable(label_variable("route", "route", TEU, 'corridor=~"$corridor"'))
-        .with_variable(label_variable("mode", "mode", TEU, 'corridor=~"$corridor", route=~"$route"'))
+        .with_variable(label_variable("corridor", "corridor", TEU_WINDOW_SUM))
+        .with_variable(label_variable("route", "route", TEU_WINDOW_SUM, 'corridor=~"$corridor"'))
+        .with_variable(label_variable("mode", "mode", TEU_WINDOW_SUM, 'corridor=~"$corridor", route=~"$route"'))
         .with_row(row("Volume"))
         .with_panel(single("TEU departed, last 24h", "Rolling 24h of departures (event time), selected routes.",
-                           [Query(f'sum({TEU}{{{SELECTED}, window="24h"}})')], "none"))
+                           [Query(f'sum({TEU_WINDOW_SUM}{{{SELECTED}, window="24h"}})')], "none"))
         .with_panel(single("TEU departed, last 7d", "Rolling 7 days of departures (event time), selected routes.",
-                           [Query(f'sum({TEU}{{{SELECTED}, window="7d"}})')], "none"))
+                           [Query(f'sum({TEU_WINDOW_SUM}{{{SELECTED}, window="7d"}})')], "none"))
         .with_panel(single(f"{drop_window} volume against a week earlier",
                            f"Rolling {drop_window} TEU of the selected routes over the same window {period} earlier. "
                            f"{VOLUME_DROP} fires per route below {drop_fraction:.0%}.",
-                           [Query(f'sum({TEU}{{{SELECTED}, window="{drop_window}"}}) / '
+                           [Query(f'sum({TEU_WINDOW_SUM}{{{SELECTED}, window="{drop_window}"}}) / '
                                   f'sum({SHIPMENT_TEU_WINDOW.name}{{{SELECTED}, window="{drop_window}"}} '
                                   f'offset {period})')],
                            "percentunit", thresholds_config=below(drop_fraction), runbooks=runbooks))
         .with_panel(single("Routes carrying freight", "Routes with departures in the last 24h.",
-                           [Query(f'count(sum by (route) ({TEU}{{{SELECTED}, window="24h"}}) > 0)')], "none",
+                           [Query(f'count(sum by (route) ({TEU_WINDOW_SUM}{{{SELECTED}, window="24h"}}) > 0)')], "none",
                            runbooks=runbook_links(t, [ROUTE_VANISHED])))
         .with_panel(graph("Rolling 24h TEU per route and mode",
                           "Departed TEU in the 24h up to each moment (event time), per route and mode.",
-                          [Query(f'{TEU}{{{SELECTED}, window="24h"}}', "{{route}} {{mode}}")], "none",
+                          [Query(f'{TEU_WINDOW_SUM}{{{SELECTED}, window="24h"}}', "{{route}} {{mode}}")], "none",
                           runbooks=runbooks))
         .with_panel(graph("Rolling 7d TEU: this week against last week",
                           f"The 7-day window now (solid) and {period} earlier (same routes).",
-                          [Query(f'sum by (route) ({TEU}{{{SELECTED}, window="7d"}})', "{{route}} this week"),
+                          [Query(f'sum by (route) ({TEU_WINDOW_SUM}{{{SELECTED}, window="7d"}})',
+                                 "{{route}} this week"),
                            Query(f'sum by (route) ({SHIPMENT_TEU_WINDOW.name}{{{SELECTED}, window="7d"}} '
                                  f'offset {period})', "{{route}} last week")],
                           "none", runbooks=runbooks))
@@ -87,13 +87,13 @@ def build(t: Thresholds) -> dict[str, Any]:
                                  f'{{{SELECTED}}}) * 3600', "{{mode}}")],
                           "none", stacked=True))
         .with_panel(pie("Routes' share of the corridor (7d TEU)", "Each route's part of the corridor's rolling 7d TEU.",
-                        [Query(f'sum by (route) ({TEU}{{{SELECTED}, window="7d"}})', "{{route}}")], "none",
+                        [Query(f'sum by (route) ({TEU_WINDOW_SUM}{{{SELECTED}, window="7d"}})', "{{route}}")], "none",
                         width=8))
         .with_panel(bars("Gross weight departed, last 24h", "Gross weight of departed shipments per route.",
                          [Query(f'sum by (route) (increase({SHIPMENT_GROSS_WEIGHT.name}_total'
                                 f'{{{SELECTED}}}[24h])) / 1000', "{{route}}")], "kg", width=8))
         .with_panel(bars("Hourly TEU by route, now", "The last hour's rolling TEU per route.",
-                         [Query(f'sum by (route) ({TEU}{{{SELECTED}, window="1h"}})', "{{route}}")], "none",
+                         [Query(f'sum by (route) ({TEU_WINDOW_SUM}{{{SELECTED}, window="1h"}})', "{{route}}")], "none",
                          width=8))
         .with_panel(graph(f"Bookings cancelled and taken, last {window}",
                           f"Per route: bookings cancelled and new bookings in the {window} up to each moment (as "

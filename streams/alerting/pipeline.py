@@ -23,11 +23,6 @@ from streams.alerting.records import KEY_LAST_EVENT_MAX, PARTITION_LAG_MAX
 from streams.alerting.thresholds import Thresholds
 from streams.core.series import EVENTS_RECEIVED, EVENTS_REJECTED, PARTITIONS_RESTORING, RESTORE_SECONDS, STATE_GAPS
 
-#: Event time of the newest accepted event per stream and key, the newest over the workers.
-FRESHNESS = KEY_LAST_EVENT_MAX
-#: Records waiting per source partition (the topic's family as ``stream``), over the workers.
-LAG = PARTITION_LAG_MAX
-
 
 def rules(thresholds: Thresholds) -> list[Rule]:
     return [
@@ -50,12 +45,12 @@ def stream_silent(t: Thresholds) -> list[Rule]:
     rules = []
     lookback = t.silent_lookback_s
     for stream, limit in t.stream_silent_s.items():
-        stream_age = f'time() - max by (stream) ({FRESHNESS}{{stream="{stream}"}})'
+        stream_age = f'time() - max by (stream) ({KEY_LAST_EVENT_MAX}{{stream="{stream}"}})'
         expr = f"{stream_age} > {limit} < {limit + lookback}"
         limits = f"{duration(limit)} for the stream"
         key_limit = t.key_silent_s.get(stream)
         if key_limit is not None:
-            key_age = f'time() - {FRESHNESS}{{stream="{stream}"}}'
+            key_age = f'time() - {KEY_LAST_EVENT_MAX}{{stream="{stream}"}}'
             expr = (
                 f"({expr})\nor\n(\n  {key_age} > {key_limit} < {key_limit + lookback}\n"
                 f"  unless on (stream)\n  {stream_age} > {limit}\n)"
@@ -113,7 +108,8 @@ def pipeline_stalled(t: Thresholds) -> Rule:
     window = duration(t.stalled_window_s)
     return alert(
         PIPELINE_STALLED,
-        f"(\n  {LAG} >= {t.stalled_min_lag}\n  and on (stream, partition)\n  delta({LAG}[{window}]) >= 0\n)\n"
+        f"(\n  {PARTITION_LAG_MAX} >= {t.stalled_min_lag}\n  and on (stream, partition)\n"
+        f"  delta({PARTITION_LAG_MAX}[{window}]) >= 0\n)\n"
         "unless on (stream, partition)\n"
         f"sum by (stream, partition) (increase({EVENTS_RECEIVED.name}_total[{window}])) > 0",
         for_=duration(t.stalled_for_s),

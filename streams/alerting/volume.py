@@ -37,10 +37,6 @@ from streams.core.families import (
 )
 from streams.core.windows import parse_window
 
-#: Recording rules of deploy/prometheus/rules/corridor-baselines.yml (shipment TEU per corridor, route, mode).
-SUM_6H = TEU_SUM6H
-SEASONAL_6H = TEU_SEASONAL6H
-ZSCORE_SPREAD = TEU_SEASONAL6H_ZSCORE_SPREAD1W
 #: The data channel's shortest rolling window: throughput is its bytes over its length.
 THROUGHPUT_WINDOW = "5m"
 
@@ -163,13 +159,13 @@ def volume_anomaly(t: Thresholds) -> Rule:
     """Shipment TEU of the last 6 hours below the seasonal band (corridor-baselines.yml)."""
     on = f"on ({SHIPMENTS.grouping})"
     k = t.volume_anomaly_deviations
-    floor = f"{SEASONAL_6H} - {k:g} * {ZSCORE_SPREAD} * sqrt({SEASONAL_6H})"
+    floor = f"{TEU_SEASONAL6H} - {k:g} * {TEU_SEASONAL6H_ZSCORE_SPREAD1W} * sqrt({TEU_SEASONAL6H})"
     expr = (
-        f"{SUM_6H}\n< {on}\n({floor})\n"
-        f"and {on}\n{SEASONAL_6H} >= {t.volume_anomaly_min_expected:g}"
+        f"{TEU_SUM6H}\n< {on}\n({floor})\n"
+        f"and {on}\n{TEU_SEASONAL6H} >= {t.volume_anomaly_min_expected:g}"
     )
-    expected = _route_query(f"{SEASONAL_6H}{{{ROUTE}}}")
-    spread = _route_query(f"{ZSCORE_SPREAD}{{{ROUTE}}} * sqrt({SEASONAL_6H}{{{ROUTE}}})", times=2)
+    expected = _route_query(f"{TEU_SEASONAL6H}{{{ROUTE}}}")
+    spread = _route_query(f"{TEU_SEASONAL6H_ZSCORE_SPREAD1W}{{{ROUTE}}} * sqrt({TEU_SEASONAL6H}{{{ROUTE}}})", times=2)
     return alert(
         VOLUME_ANOMALY,
         expr,

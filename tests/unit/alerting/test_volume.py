@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from streams.alerting import volume
+from streams.alerting import records, volume
 from streams.alerting.thresholds import PROFILES, Thresholds
 from streams.evaluation.quality import recording_rules, referenced
 
@@ -111,7 +111,8 @@ def test_every_recording_rule_the_alerts_read_exists():
 def test_baseline_rules_are_named_level_metric_operation_and_read_summed_windows():
     document = yaml.safe_load((RULES / "corridor-baselines.yml").read_text(encoding="utf-8"))
     rules = [rule for group in document["groups"] for rule in group["rules"]]
-    assert {rule["record"] for rule in rules} >= {volume.SUM_6H, volume.SEASONAL_6H, volume.ZSCORE_SPREAD}
+    baselines = {records.TEU_SUM6H, records.TEU_SEASONAL6H, records.TEU_SEASONAL6H_ZSCORE_SPREAD1W}
+    assert {rule["record"] for rule in rules} >= baselines
     for rule in rules:
         assert len(rule["record"].split(":")) == 3, rule["record"]
         if "corridor_shipment_teu_window" in rule["expr"]:
