@@ -158,7 +158,7 @@ def graph(title: str, description: str, queries: Sequence[Query], unit: str, *, 
     """A time series panel; with ``thresholds_config`` the alert threshold is drawn as a dashed line."""
     legend = (common.VizLegendOptions().display_mode(LegendDisplayMode.TABLE).placement(LegendPlacement.BOTTOM)
               .show_legend(True).calcs(["lastNotNull", "max"]))
-    panel = timeseries.Panel().legend(legend).fill_opacity(40 if stacked else 10).line_width(1).span_nulls(True)
+    panel = timeseries.Panel().legend(legend).fill_opacity(40 if stacked else 10).line_width(1).span_nulls(False)
     if stacked:
         panel = panel.stacking(common.StackingConfig().mode(StackingMode.NORMAL))
     if thresholds_config is not None:

@@ -45,7 +45,7 @@ def build(t: Thresholds) -> dict[str, Any]:
                                   f'{{{SELECTED}, carrier=~"$carrier"}}[7d]))')], "none"))
         .with_panel(single("Cargo, last 7d", "Air cargo flown in the last 7 days.",
                            [Query(f'sum(increase({FLIGHT_CARGO.name}_total'
-                                  f'{{{SELECTED}, carrier=~"$carrier"}}[7d])) / 1000')], "kg"))
+                                  f'{{{SELECTED}, carrier=~"$carrier"}}[7d])) / 1000')], "masskg"))
         .with_panel(graph("Weekly operated flights against the schedule",
                           "Rolling 7-day operated flights per route and service; the dashed line is the timetable.",
                           [Query(f'{FLIGHTS_WINDOW_SUM}{{{SELECTED}, window="7d"}}', "{{route}} {{service}}")], "none",
@@ -61,9 +61,11 @@ def build(t: Thresholds) -> dict[str, Any]:
                                  f'{{{SELECTED}, carrier=~"$carrier"}}[1d]))', "{{carrier}}")], "none", width=8))
         .with_panel(graph("Cargo per day", "Air cargo per day by carrier.",
                           [Query(f'sum by (carrier) (increase({FLIGHT_CARGO.name}_total'
-                                 f'{{{SELECTED}, carrier=~"$carrier"}}[1d])) / 1000', "{{carrier}}")], "kg",
+                                 f'{{{SELECTED}, carrier=~"$carrier"}}[1d])) / 1000', "{{carrier}}")], "masskg",
                           width=8))
-        .with_panel(graph("Arrival delay percentiles", "Delay of operated flights, from the delay histogram (1h rate).",
+        .with_panel(graph("Departure delay percentiles",
+                          "Departure delay of operated flights (actual minus scheduled departure), from the "
+                          "delay histogram (1h rate).",
                           [Query(f'histogram_quantile({q}, sum by (le) '
                                  f'({FLIGHT_DELAY_BUCKET_RATE1H}{{{SELECTED}}}))',
                                  f"p{round(q * 100)}") for q in (0.5, 0.9, 0.99)],

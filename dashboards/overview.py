@@ -91,7 +91,7 @@ def build(t: Thresholds) -> dict[str, Any]:
                         width=8))
         .with_panel(bars("Gross weight departed, last 24h", "Gross weight of departed shipments per route.",
                          [Query(f'sum by (route) (increase({SHIPMENT_GROSS_WEIGHT.name}_total'
-                                f'{{{SELECTED}}}[24h])) / 1000', "{{route}}")], "kg", width=8))
+                                f'{{{SELECTED}}}[24h])) / 1000', "{{route}}")], "masskg", width=8))
         .with_panel(bars("Hourly TEU by route, now", "The last hour's rolling TEU per route.",
                          [Query(f'sum by (route) ({TEU_WINDOW_SUM}{{{SELECTED}, window="1h"}})', "{{route}}")], "none",
                          width=8))

@@ -12,6 +12,7 @@ import pytest
 import dashboards
 from streams.alerting.rules import alert_rules
 from streams.alerting.thresholds import PROFILES, Thresholds
+from tests.unit.dashboards.grafana_units import known
 
 MODELS = dashboards.load()
 
@@ -156,3 +157,20 @@ def test_panels_do_not_overlap():
             assert not cells & area, f"{name}: {item['title']} overlaps another panel"
             assert grid["x"] + grid["w"] <= 24
             cells |= area
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_panel_unit_is_one_grafana_knows(name):
+    units = {panel["title"]: panel["fieldConfig"]["defaults"]["unit"] for panel in panels(MODELS[name])}
+    assert {title: unit for title, unit in units.items() if not known(unit)} == {}
+
+
+def test_an_unknown_unit_is_refused():
+    assert not known("kg") and not known("suffix:") and not known("TEU")
+    assert known("masskg") and known("suffix:TEU") and known("currencyUSD")
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_time_series_show_gaps_as_gaps(name):
+    series = [panel for panel in panels(MODELS[name]) if panel["type"] == "timeseries"]
+    assert series and all(panel["fieldConfig"]["defaults"]["custom"]["spanNulls"] is False for panel in series)
