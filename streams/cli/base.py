@@ -33,6 +33,7 @@ def setup() -> Settings:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="corridor-monitor", prog_name="corridor", message="%(prog)s %(version)s")
 def cli() -> None:
     """Corridor Monitor: event streams of the land-sea trade corridor, its air links and data channel."""
 
