@@ -579,6 +579,51 @@ def test_services_budget_and_monitor_select_the_worker_pods(rendered):
     assert {endpoint["port"] for endpoint in monitor["spec"]["endpoints"]} <= ports
 
 
+RECOMMENDED_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
+                      "app.kubernetes.io/component", "app.kubernetes.io/part-of", "app.kubernetes.io/managed-by")
+
+
+def selector_of(item: dict[str, Any]) -> dict[str, str] | None:
+    """The labels an object selects pods or Services by, if it selects any."""
+    spec = item.get("spec", {})
+    if item["kind"] == "Service":
+        return spec.get("selector")
+    if item["kind"] == "NetworkPolicy":
+        return spec["podSelector"]["matchLabels"]
+    if item["kind"] in ("StatefulSet", "Deployment", "PodDisruptionBudget", "ServiceMonitor"):
+        return spec["selector"]["matchLabels"]
+    return None
+
+
+def test_every_object_carries_the_recommended_labels_and_selects_by_its_instance(rendered):
+    release = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    for item in rendered:
+        if item["kind"] in ("Namespace", "Secret"):
+            continue  # the dev overlay's examples, made by hand in a real install
+        labels = item["metadata"]["labels"]
+        wanted = set(RECOMMENDED_LABELS) - ({"app.kubernetes.io/component"} if item["kind"] == "ConfigMap" else set())
+        assert wanted <= labels.keys(), (item["kind"], item["metadata"]["name"], sorted(wanted - labels.keys()))
+        assert labels["app.kubernetes.io/version"] == release, item["metadata"]["name"]
+        selector = selector_of(item)
+        if selector is not None:
+            # Two installs in one namespace (each with its instance) never select each other's pods.
+            assert selector["app.kubernetes.io/instance"] == labels["app.kubernetes.io/instance"], item["kind"]
+        if item["kind"] in ("StatefulSet", "Deployment"):
+            assert pod_labels(item)["app.kubernetes.io/instance"] == labels["app.kubernetes.io/instance"]
+
+
+def test_network_policies_open_only_the_ports_the_pods_serve(rendered):
+    policies = {item["metadata"]["name"]: item["spec"] for item in rendered if item["kind"] == "NetworkPolicy"}
+    for workload, port in ((only(rendered, "StatefulSet"), METRICS_PORT), (only(rendered, "Deployment"), INGEST_PORT)):
+        (policy,) = [spec for spec in policies.values() if spec["podSelector"]["matchLabels"].items()
+                     <= pod_labels(workload).items()]
+        assert policy["policyTypes"] == ["Ingress"]
+        opened = [(opening["protocol"], opening["port"]) for rule in policy["ingress"] for opening in rule["ports"]]
+        assert opened == [("TCP", port)], workload["metadata"]["name"]
+        served = {p["containerPort"] for c in workload["spec"]["template"]["spec"]["containers"] for p in c["ports"]}
+        assert served == {port}
+
+
 def ingest_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
     (container,) = only(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
     return container
