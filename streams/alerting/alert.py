@@ -6,6 +6,7 @@ Every alert's name is a constant here.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from streams.alerting.thresholds import Thresholds
@@ -40,12 +41,22 @@ def duration(seconds: int) -> str:
     return "".join(parts)
 
 
+class Severity(StrEnum):
+    """How urgent an alert is, in the values kube-prometheus-stack and the monitoring mixins
+    route on: ``critical`` pages on-call at once, ``warning`` goes to the ops queue,
+    ``info`` is for the record (deploy/alertmanager/alertmanager.yml)."""
+
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
 def alert(
     name: str,
     expr: str,
     *,
     for_: str,
-    severity: str,
+    severity: Severity,
     summary: str,
     description: str,
     thresholds: Thresholds,
@@ -56,7 +67,7 @@ def alert(
         "alert": name,
         "expr": expr,
         "for": for_,
-        "labels": {"severity": severity, **(labels or {})},
+        "labels": {"severity": severity.value, **(labels or {})},
         "annotations": {
             "summary": summary,
             "description": description,

@@ -16,6 +16,7 @@ from streams.alerting.alert import (
     STREAM_SILENT,
     WORKER_DOWN,
     Rule,
+    Severity,
     alert,
     duration,
 )
@@ -60,7 +61,7 @@ def stream_silent(t: Thresholds) -> list[Rule]:
             STREAM_SILENT,
             expr,
             for_=duration(t.silent_for_s),
-            severity="page",
+            severity=Severity.CRITICAL,
             summary="The {{ $labels.stream }} stream has no events{{ with $labels.key }} for {{ . }}{{ end }}.",
             description=(
                 "No {{ $labels.stream }} event{{ with $labels.key }} for {{ . }}{{ end }} for "
@@ -92,7 +93,7 @@ def dead_letters_rising(t: Thresholds) -> Rule:
         f"(\n  {rejected}\n  /\n  {received}\n  > {t.dead_letters_fraction:g}\n)\n"
         f"and on (stream)\n{rejected} >= {t.dead_letters_min_events}",
         for_=duration(t.dead_letters_for_s),
-        severity="ticket",
+        severity=Severity.WARNING,
         summary="Many {{ $labels.stream }} events go to the dead-letter topic.",
         description=(
             "{{ $value | humanizePercentage }} of the {{ $labels.stream }} events received in the last "
@@ -113,7 +114,7 @@ def pipeline_stalled(t: Thresholds) -> Rule:
         "unless on (stream, partition)\n"
         f"sum by (stream, partition) (increase({EVENTS_RECEIVED.name}_total[{window}])) > 0",
         for_=duration(t.stalled_for_s),
-        severity="page",
+        severity=Severity.CRITICAL,
         summary="Partition {{ $labels.partition }} of {{ $labels.stream }} is not processed.",
         description=(
             "{{ $value }} records wait in partition {{ $labels.partition }} of {{ $labels.stream }}: its lag "
@@ -129,7 +130,7 @@ def worker_down(t: Thresholds) -> Rule:
         WORKER_DOWN,
         f'up{{job="{job}"}} == 0\nor\nabsent(up{{job="{job}"}})',
         for_=duration(t.worker_down_for_s),
-        severity="page",
+        severity=Severity.CRITICAL,
         summary="{{ with $labels.instance }}Worker {{ . }} is down{{ else }}No corridor worker is scraped{{ end }}.",
         description=(
             "{{ with $labels.instance }}Prometheus has not scraped worker {{ . }} (job {{ $labels.job }})"
@@ -151,7 +152,7 @@ def state_gap(t: Thresholds) -> Rule:
         f"sum by (stream) (\n  {STATE_GAPS.name}_total > 0\n  and on (job, instance)\n"
         f"  time() - process_start_time_seconds < {t.state_gap_window_s}\n)",
         for_=duration(t.state_gap_for_s),
-        severity="ticket",
+        severity=Severity.WARNING,
         summary="The {{ $labels.stream }} totals miss records (state gap).",
         description=(
             "{{ $value | humanize }} committed offset ranges of {{ $labels.stream }} were found in the last "
@@ -179,7 +180,7 @@ def restore_slow(t: Thresholds) -> Rule:
         f"max by (job, instance) (\n  min_over_time({PARTITIONS_RESTORING.name}[{limit}]) > 0\n"
         f"  and\n  {PARTITIONS_RESTORING.name} offset {limit} > 0\n)",
         for_=duration(t.restore_slow_for_s),
-        severity="page",
+        severity=Severity.CRITICAL,
         summary="Worker {{ $labels.instance }} restores partition state for too long.",
         description=(
             f"Worker {{{{ $labels.instance }}}} has been restoring partition state for more than {limit} "

@@ -23,6 +23,7 @@ from streams.alerting.alert import (
     VOLUME_DROP,
     WEEKLY_FLIGHTS_BELOW_SCHEDULE,
     Rule,
+    Severity,
     alert,
     duration,
 )
@@ -140,7 +141,7 @@ def volume_drop(t: Thresholds) -> list[Rule]:
             VOLUME_DROP,
             expr,
             for_=duration(t.volume_drop_for_s),
-            severity="ticket",
+            severity=Severity.WARNING,
             summary=f"{volume.subject}: volume of the last {window} below {fraction:.0%} of the {window} up to "
                     f"{duration(period)} ago.",
             description=(
@@ -170,7 +171,7 @@ def volume_anomaly(t: Thresholds) -> Rule:
         VOLUME_ANOMALY,
         expr,
         for_=duration(t.volume_anomaly_for_s),
-        severity="ticket",
+        severity=Severity.WARNING,
         summary=f"{SHIPMENTS.subject}: TEU of the last 6h below the seasonal band.",
         description=(
             f"{SHIPMENTS.subject} departed {{{{ $value | humanize }}}} TEU in the last 6h (event time). The same "
@@ -200,7 +201,7 @@ def route_vanished(t: Thresholds) -> Rule:
         ROUTE_VANISHED,
         expr,
         for_=duration(t.route_vanished_for_s),
-        severity="page",
+        severity=Severity.CRITICAL,
         summary=f"{SHIPMENTS.subject}: no departures for {duration(silent)}.",
         description=(
             f"{SHIPMENTS.subject}: no TEU departed for {duration(silent)} (event time), after "
@@ -237,7 +238,7 @@ def bookings_cancelled(t: Thresholds) -> Rule:
         BOOKINGS_CANCELLED,
         expr,
         for_=duration(t.cancellations_for_s),
-        severity="ticket",
+        severity=Severity.WARNING,
         summary=f"{SHIPMENTS.subject}: {ratio} in the last {window}: departures are being called off.",
         description=(
             f"{SHIPMENTS.subject}: {{{{ $value | humanize }}}} bookings cancelled in the last {window} (as "
@@ -261,7 +262,7 @@ def weekly_flights_below_schedule(t: Thresholds) -> Rule:
         WEEKLY_FLIGHTS_BELOW_SCHEDULE,
         "\nor\n".join(per_route),
         for_=duration(t.weekly_flights_for_s),
-        severity="ticket",
+        severity=Severity.WARNING,
         summary="Flight route {{ $labels.route }}: fewer flights in the last 7 days than the timetable.",
         description=(
             "{{ $value | humanize }} flights operated (departed) on {{ $labels.route }} in the last 7 days "
@@ -288,7 +289,7 @@ def datachannel_throughput_drop(t: Thresholds) -> Rule:
         DATACHANNEL_THROUGHPUT_DROP,
         expr,
         for_=duration(t.throughput_drop_for_s),
-        severity="page",
+        severity=Severity.CRITICAL,
         summary=f"{channel.subject}: throughput below {fraction:.0%} of {duration(period)} earlier.",
         description=(
             f"{channel.subject} carries {{{{ $value | humanize }}}}B/s (last {THROUGHPUT_WINDOW}, event time), "

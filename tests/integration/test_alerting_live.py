@@ -190,7 +190,7 @@ async def test_stream_silent_reaches_alertmanager_and_resolves(
                 except AssertionError as error:
                     raise AssertionError(f"{error}; {diagnosis(prometheus, alertmanager, webhook)}") from None
                 assert firing["receiver"] == "page"
-                assert firing["labels"]["severity"] == "page"
+                assert firing["labels"]["severity"] == "critical"
                 assert "key" not in firing["labels"], "the whole stream is silent: one alert, not one per link"
                 assert firing["annotations"]["runbook_url"].endswith("#corridorstreamsilent")
                 assert time.time() - stopped >= THRESHOLDS.stream_silent_s[STREAM]
@@ -219,8 +219,8 @@ def test_pipeline_alerts_silence_the_volume_alerts_they_cause(alertmanager_bin, 
     def labels(alertname: str, cluster: str, **more: str) -> dict[str, str]:
         return {"alertname": alertname, "cluster": cluster, **more}
 
-    down = labels("CorridorWorkerDown", "a", job="corridor-worker", instance="w1:6066", severity="page")
-    stalled = labels("CorridorPipelineStalled", "b", stream="shipments", partition="2", severity="page")
+    down = labels("CorridorWorkerDown", "a", job="corridor-worker", instance="w1:6066", severity="critical")
+    stalled = labels("CorridorPipelineStalled", "b", stream="shipments", partition="2", severity="critical")
     expected = {  # alert -> whether it is silenced
         "a silent finance": (labels("CorridorStreamSilent", "a", stream="finance"), True),
         "a route anomaly": (labels("CorridorVolumeAnomaly", "a", corridor="ILSTC", route="CNCKG-SGSIN"), True),

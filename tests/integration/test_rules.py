@@ -60,8 +60,9 @@ def test_amtool_accepts_the_alertmanager_configuration(amtool_bin):
 
 
 @pytest.mark.parametrize(("labels", "receiver"), [
-    (["alertname=CorridorWorkerDown", "severity=page"], "page"),
-    (["alertname=CorridorStateGap", "severity=ticket", "stream=shipments"], "ticket"),
+    (["alertname=CorridorWorkerDown", "severity=critical"], "page"),
+    (["alertname=CorridorStateGap", "severity=warning", "stream=shipments"], "ticket"),
+    (["alertname=CorridorBuildInfo", "severity=info"], "ticket"),
     (["alertname=Unknown"], "ticket"),
 ])
 def test_alerts_are_routed_by_severity(amtool_bin, labels, receiver):
