@@ -39,15 +39,17 @@ def rules(thresholds: Thresholds) -> list[Rule]:
 def stream_silent(t: Thresholds) -> list[Rule]:
     """One rule per stream (each has its own limits): the whole stream, or else each of its keys.
 
-    A stream or key is watched from its limit until ``silent_lookback_s`` past it: one whose
-    last event is older (quiet the whole day before, or retired) does not page. Keys of a
-    stream that is silent as a whole are left out, so one outage is one alert.
+    A stream is watched from its limit on, for as long as it stays silent: a stream does not
+    retire, and a dead one must not send on-call a "resolved". A key is watched from its limit
+    until ``silent_lookback_s`` past it: one whose last event is older (quiet the whole day
+    before, or retired) does not page. Keys of a stream that is silent as a whole are left
+    out, so one outage is one alert.
     """
     rules = []
     lookback = t.silent_lookback_s
     for stream, limit in t.stream_silent_s.items():
         stream_age = f'time() - max by (stream) ({KEY_LAST_EVENT_MAX}{{stream="{stream}"}})'
-        expr = f"{stream_age} > {limit} < {limit + lookback}"
+        expr = f"{stream_age} > {limit}"
         limits = f"{duration(limit)} for the stream"
         key_limit = t.key_silent_s.get(stream)
         if key_limit is not None:
@@ -56,7 +58,7 @@ def stream_silent(t: Thresholds) -> list[Rule]:
                 f"({expr})\nor\n(\n  {key_age} > {key_limit} < {key_limit + lookback}\n"
                 f"  unless on (stream)\n  {stream_age} > {limit}\n)"
             )
-            limits += f", {duration(key_limit)} for a key"
+            limits += f", {duration(key_limit)} for a key, watched for {duration(lookback)} after"
         rules.append(alert(
             STREAM_SILENT,
             expr,
@@ -66,7 +68,7 @@ def stream_silent(t: Thresholds) -> list[Rule]:
             description=(
                 "No {{ $labels.stream }} event{{ with $labels.key }} for {{ . }}{{ end }} for "
                 "{{ $value | humanizeDuration }} (event time of the newest accepted event; silent after "
-                f"{limits}, watched for {duration(lookback)} after). Producers stopped, or "
+                f"{limits}). Producers stopped, or "
                 "their events are rejected or not processed: see the runbook."
             ),
             thresholds=t,

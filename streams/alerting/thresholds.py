@@ -32,7 +32,9 @@ class Thresholds(BaseModel):
         description="per stream: seconds since a key's (route, instrument, link) newest event before it is silent",
     )
     silent_lookback_s: int = Field(
-        86400, gt=0, description="silence is watched only while the newest event is at most this much past the limit"
+        86400, gt=0,
+        description="a key's silence is watched only while its newest event is at most this much past its limit "
+                    "(a whole stream's for as long as it lasts)",
     )
     silent_for_s: int = Field(300, gt=0, description="for: of CorridorStreamSilent")
     dead_letters_window_s: int = Field(1800, gt=0, description="window over which rejected and received are counted")
