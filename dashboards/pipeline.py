@@ -57,8 +57,8 @@ ALERTS = (WORKER_DOWN, PIPELINE_STALLED, DEAD_LETTERS_RISING, STREAM_SILENT, STA
 
 
 def build(t: Thresholds) -> dict[str, Any]:
-    up = f'up{{job="{t.worker_job}"}}'
-    instance = f'job="{t.worker_job}", instance=~"$instance"'
+    up = f'up{{{t.workers()}}}'
+    instance = t.workers('instance=~"$instance"')
     silent = ", ".join(f"{stream} {duration(seconds)}" for stream, seconds in t.stream_silent_s.items())
     board = (
         new_dashboard(UID, "Corridor pipeline health",
@@ -66,9 +66,9 @@ def build(t: Thresholds) -> dict[str, Any]:
                       "time and the topics the workers are, state restores, and the workers themselves.",
                       t, alerts=ALERTS)
         .with_variable(label_variable("stream", "stream", f"{EVENTS_RECEIVED.name}_total"))
-        .with_variable(label_variable("instance", "instance", "up", f'job="{t.worker_job}"'))
+        .with_variable(label_variable("instance", "instance", "up", t.workers()))
         .with_row(row("Workers"))
-        .with_panel(single("Workers up", f"Workers Prometheus scrapes in job {t.worker_job}; "
+        .with_panel(single("Workers up", f"Workers Prometheus scrapes ({t.worker_selector}); "
                            f"{WORKER_DOWN} fires when one is down (or none is scraped).",
                            [Query(f'sum({up})')], "none", thresholds_config=below(1),
                            runbooks=runbook_links(t, [WORKER_DOWN])))

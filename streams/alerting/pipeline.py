@@ -127,10 +127,9 @@ def pipeline_stalled(t: Thresholds) -> Rule:
 
 
 def worker_down(t: Thresholds) -> Rule:
-    job = t.worker_job
     return alert(
         WORKER_DOWN,
-        f'up{{job="{job}"}} == 0\nor\nabsent(up{{job="{job}"}})',
+        f"up{{{t.workers()}}} == 0\nor\nabsent(up{{{t.workers()}}})",
         for_=duration(t.worker_down_for_s),
         severity=Severity.CRITICAL,
         summary="{{ with $labels.instance }}Worker {{ . }} is down{{ else }}No corridor worker is scraped{{ end }}.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -19,10 +20,21 @@ class Thresholds(BaseModel):
     runbook_url: str = Field(RUNBOOK_URL, description="docs/runbook.md as operators read it; alerts link #<alert name>")
     # Each area adds its own thresholds below, with a one-line description.
 
-    # pipeline
-    worker_job: str = Field(
-        "corridor-worker", description="Prometheus job scraping the workers (deploy/prometheus/prometheus.yml)"
+    # deployment: which series are this deployment's, and the labels that tell deployments apart
+    worker_selector: str = Field(
+        'job="corridor-worker"',
+        description="label matchers selecting the workers' series (the scrape job of deploy/prometheus/prometheus.yml)",
     )
+    ingest_selector: str = Field(
+        'job="corridor-ingest"', description="label matchers selecting the HTTP ingest's series"
+    )
+    deployment_labels: tuple[str, ...] = Field(
+        ("cluster", "namespace"),
+        description="labels that tell deployments apart on one Prometheus: every rule keeps them when it "
+                    "aggregates and matches on them, every dashboard has a variable for each",
+    )
+
+    # pipeline
     stream_silent_s: dict[str, int] = Field(
         default_factory=lambda: {"shipments": 1800, "flights": 172800, "finance": 86400, "datachannel": 300},
         description="per stream: seconds since its newest event (event time) before the stream is silent",
@@ -113,6 +125,28 @@ class Thresholds(BaseModel):
         1e6, ge=0, description="a link direction carrying less a period earlier is not watched"
     )
     throughput_drop_for_s: int = Field(600, gt=0, description="for: of CorridorDataChannelThroughputDrop")
+
+    @field_validator("deployment_labels")
+    @classmethod
+    def _label_names(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [label for label in labels if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", label)]
+        if bad:
+            raise ValueError(f"not a Prometheus label name: {', '.join(map(repr, bad))}")
+        return labels
+
+    def by(self, *labels: str) -> str:
+        """The grouping labels of an aggregation or a vector match: the deployment labels, then ``labels``
+        (``sum by ({t.by("stream")}) (...)``)."""
+        return ", ".join([*self.deployment_labels, *labels])
+
+    def workers(self, matchers: str = "") -> str:
+        """The inside of a selector of the workers' series: the worker selector, then ``matchers``
+        (``metric{{{t.workers('stream="shipments"')}}}``)."""
+        return ", ".join(part for part in (self.worker_selector, matchers) if part)
+
+    def ingests(self, matchers: str = "") -> str:
+        """The inside of a selector of the HTTP ingest's series, like ``workers``."""
+        return ", ".join(part for part in (self.ingest_selector, matchers) if part)
 
     @field_validator(
         "stream_silent_s", "key_silent_s", "volume_drop_window", "volume_drop_fraction", "volume_drop_min_baseline",

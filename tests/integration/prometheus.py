@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -137,3 +138,10 @@ class PrometheusServer:
         """Stops the process this object started (and nothing else)."""
         if self.server is not None:
             self.server.stop()
+
+
+def job_of(selector: str) -> str:
+    """The job a selector of the alert config (``Thresholds.worker_selector``) names: ``job="x"`` -> ``x``."""
+    match = re.search(r'\bjob="([^"]+)"', selector)
+    assert match, f"{selector!r} selects no job"
+    return match.group(1)

@@ -32,7 +32,7 @@ from streams.process import ServerProcess
 from streams.sdk.producer import Publisher
 from streams.sim.simulator import Scenario, SimulationConfig, generate, pause
 from tests.integration.conftest import broker_settings_for, free_port
-from tests.integration.prometheus import PROJECT_ROOT, PrometheusServer
+from tests.integration.prometheus import PROJECT_ROOT, PrometheusServer, job_of
 from tests.integration.workers import wait_for, worker_for
 
 pytestmark = pytest.mark.integration
@@ -174,7 +174,7 @@ async def test_stream_silent_reaches_alertmanager_and_resolves(
             (tmp_path / "prometheus").mkdir()
             prometheus = PrometheusServer(
                 tmp_path / "prometheus", [f"127.0.0.1:{worker.web_port}"], rule_files=rule_files,
-                binary=prometheus_bin, job=THRESHOLDS.worker_job, alertmanagers=[alertmanager.address],
+                binary=prometheus_bin, job=job_of(THRESHOLDS.worker_selector), alertmanagers=[alertmanager.address],
             ).start()
             freshness = f'time() - max(stream_key:corridor_last_event_timestamp_seconds:max{{stream="{STREAM}"}}) < 4'
             async with Publisher(broker_settings_for(fresh_broker.bootstrap)) as publisher:

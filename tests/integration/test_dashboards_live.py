@@ -31,7 +31,7 @@ from streams.kafka.admin import create_topics
 from streams.kafka.broker import EmbeddedBroker
 from streams.process import parse_metrics
 from tests.integration.conftest import broker_settings_for, free_port
-from tests.integration.prometheus import PROJECT_ROOT, PrometheusServer
+from tests.integration.prometheus import PROJECT_ROOT, PrometheusServer, job_of
 from tests.integration.workers import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.integration
@@ -139,7 +139,7 @@ def scraped(fresh_broker_module, prometheus_bin, promtool_bin, tmp_path_factory)
         metrics_text = wait_for(caught_up, timeout=300, interval=1, message="the worker to apply the simulation")
         backfill_week_old_copy(metrics_text, workdir / "tsdb", promtool_bin, time.time())
         prometheus = PrometheusServer(workdir, [f"127.0.0.1:{worker.web_port}"], RULE_FILES, binary=prometheus_bin,
-                                      job=PROFILES["default"].worker_job).start()
+                                      job=job_of(PROFILES["default"].worker_selector)).start()
         # Rates need two scrapes in their range and the recording rules a few evaluations.
         wait_for(lambda: prometheus.query("stream:corridor_events_received:rate5m"), timeout=60, interval=1,
                  message="the recording rules to produce series")

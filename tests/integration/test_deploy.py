@@ -41,7 +41,7 @@ from streams.alerting.kubernetes import rule_groups
 from streams.alerting.thresholds import PROFILES
 from streams.cli import cli
 from streams.settings import Settings, ingest_token_digests
-from tests.integration.prometheus import PROJECT_ROOT, TOOLS_BIN, missing, require_tool
+from tests.integration.prometheus import PROJECT_ROOT, TOOLS_BIN, job_of, missing, require_tool
 
 pytestmark = pytest.mark.integration
 
@@ -333,7 +333,7 @@ def test_compose_prometheus_matches_the_project_config_and_scrapes_both_workers(
     assert compose["rule_files"] == project["rule_files"]
     assert compose["global"] == project["global"]
     jobs = {job["job_name"]: job for job in compose["scrape_configs"]}
-    worker_job = PROFILES["default"].worker_job
+    worker_job = job_of(PROFILES["default"].worker_selector)
     assert worker_job == "corridor-worker" and worker_job in jobs
     targets = [target for config in jobs[worker_job]["static_configs"] for target in config["targets"]]
     workers = sorted(name for name in compose_config["services"] if name.startswith("worker-"))
@@ -367,7 +367,7 @@ def test_compose_prometheus_scrapes_the_ingest_in_a_job_no_alert_watches(compose
         assert targets == [expected]
 
     # The ingest's targets add `up` series and corridor_ingest_* series: no rule may read them.
-    worker_job = PROFILES["default"].worker_job
+    worker_job = job_of(PROFILES["default"].worker_selector)
     assert worker_job != INGEST_JOB
     rules = [rule for group in rule_groups(RULE_DIRECTORIES) for rule in group["rules"]]
     for rule in rules:
@@ -566,7 +566,7 @@ def test_statefulset_keeps_rocksdb_state_on_its_volume_claim_and_probes_health(r
 def test_services_budget_and_monitor_select_the_worker_pods(rendered):
     statefulset = only(rendered, "StatefulSet")
     workers = pod_labels(statefulset)
-    worker_job = PROFILES["default"].worker_job
+    worker_job = job_of(PROFILES["default"].worker_selector)
     services = {item["metadata"]["name"]: item for item in rendered if item["kind"] == "Service"}
     headless = services[statefulset["spec"]["serviceName"]]
     assert headless["spec"]["clusterIP"] == "None"

@@ -12,6 +12,7 @@ import yaml
 
 from streams.alerting.rules import render
 from streams.alerting.thresholds import PROFILES
+from tests.integration.prometheus import job_of
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +52,7 @@ def test_promtool_accepts_the_prometheus_configuration(promtool_bin):
 def test_the_prometheus_configuration_scrapes_the_job_worker_down_watches():
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
     jobs = {scrape["job_name"] for scrape in config["scrape_configs"]}
-    assert PROFILES["default"].worker_job in jobs
+    assert job_of(PROFILES["default"].worker_selector) in jobs
 
 
 def test_amtool_accepts_the_alertmanager_configuration(amtool_bin):

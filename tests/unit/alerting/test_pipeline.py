@@ -53,8 +53,8 @@ def test_thresholds_refuse_a_per_stream_key_that_is_no_family(per_stream):
 
 def test_prometheus_scrapes_the_workers_as_the_alerts_and_the_workers_expect():
     jobs = {scrape["job_name"]: scrape for scrape in PROMETHEUS_CONFIG["scrape_configs"]}
-    assert PROFILES["default"].worker_job in jobs
-    workers = jobs[PROFILES["default"].worker_job]
+    assert PROFILES["default"].worker_selector == 'job="corridor-worker"'
+    workers = jobs["corridor-worker"]
     interval = workers.get("scrape_interval", PROMETHEUS_CONFIG["global"]["scrape_interval"])
     assert interval == duration(round(Settings().scrape_interval_s))
     assert PROMETHEUS_CONFIG["rule_files"] == ["rules/*.yml", "alerts/*.yml"]
