@@ -79,3 +79,15 @@ def alert(
 def runbook_url(thresholds: Thresholds, alert: str) -> str:
     """The runbook section of ``alert`` (docs/runbook.md has one heading per alert)."""
     return f"{thresholds.runbook_url}#{alert.lower()}"
+
+
+def this_deployment(t: Thresholds, matchers: str) -> str:
+    """The inside of a selector, for a query in an annotation template, of the alert's own deployment:
+    one ``label="%s"`` per deployment label, then ``matchers`` (filled by :func:`deployment_arguments`)."""
+    return ", ".join([*(f'{label}="%s"' for label in t.deployment_labels), matchers])
+
+
+def deployment_arguments(t: Thresholds, arguments: str) -> str:
+    """The ``printf`` arguments of :func:`this_deployment`'s selector: the alert's deployment labels (empty
+    where a label is absent, which matches the absent label), then ``arguments``."""
+    return " ".join([*(f"$labels.{label}" for label in t.deployment_labels), arguments])

@@ -18,7 +18,9 @@ from streams.alerting.alert import (
     Rule,
     Severity,
     alert,
+    deployment_arguments,
     duration,
+    this_deployment,
 )
 from streams.alerting.records import KEY_LAST_EVENT_MAX, PARTITION_LAG_MAX
 from streams.alerting.thresholds import Thresholds
@@ -48,7 +50,7 @@ def stream_silent(t: Thresholds) -> list[Rule]:
     rules = []
     lookback = t.silent_lookback_s
     for stream, limit in t.stream_silent_s.items():
-        stream_age = f'time() - max by (stream) ({KEY_LAST_EVENT_MAX}{{stream="{stream}"}})'
+        stream_age = f'time() - max by ({t.by("stream")}) ({KEY_LAST_EVENT_MAX}{{stream="{stream}"}})'
         expr = f"{stream_age} > {limit}"
         limits = f"{duration(limit)} for the stream"
         key_limit = t.key_silent_s.get(stream)
@@ -56,7 +58,7 @@ def stream_silent(t: Thresholds) -> list[Rule]:
             key_age = f'time() - {KEY_LAST_EVENT_MAX}{{stream="{stream}"}}'
             expr = (
                 f"({expr})\nor\n(\n  {key_age} > {key_limit} < {key_limit + lookback}\n"
-                f"  unless on (stream)\n  {stream_age} > {limit}\n)"
+                f"  unless on ({t.by('stream')})\n  {stream_age} > {limit}\n)"
             )
             limits += f", {duration(key_limit)} for a key, watched for {duration(lookback)} after"
         rules.append(alert(
@@ -79,21 +81,23 @@ def stream_silent(t: Thresholds) -> list[Rule]:
 
 def dead_letters_rising(t: Thresholds) -> Rule:
     window = duration(t.dead_letters_window_s)
-    rejected = f"sum by (stream) (increase({EVENTS_REJECTED.name}_total[{window}]))"
-    received = f"sum by (stream) (increase({EVENTS_RECEIVED.name}_total[{window}]))"
+    rejected = f"sum by ({t.by('stream')}) (increase({EVENTS_REJECTED.name}_total{{{t.workers()}}}[{window}]))"
+    received = f"sum by ({t.by('stream')}) (increase({EVENTS_RECEIVED.name}_total{{{t.workers()}}}[{window}]))"
+    this = this_deployment(t, 'stream="%s"')
+    arguments = deployment_arguments(t, "$labels.stream")
     count = (
-        f'{{{{ with printf `sum(increase({EVENTS_REJECTED.name}_total{{stream="%s"}}[{window}]))` $labels.stream'
+        f"{{{{ with printf `sum(increase({EVENTS_REJECTED.name}_total{{{this}}}[{window}]))` {arguments}"
         ' | query }}{{ . | first | value | printf "%.0f" }}{{ end }}'
     )
     top_reason = (
         f"{{{{ with printf `topk(1, sum by (reason) (increase({EVENTS_REJECTED.name}_total"
-        f'{{stream="%s"}}[{window}])))` $labels.stream'
+        f"{{{this}}}[{window}])))` {arguments}"
         ' | query }}{{ . | first | label "reason" }}{{ end }}'
     )
     return alert(
         DEAD_LETTERS_RISING,
         f"(\n  {rejected}\n  /\n  {received}\n  > {t.dead_letters_fraction:g}\n)\n"
-        f"and on (stream)\n{rejected} >= {t.dead_letters_min_events}",
+        f"and on ({t.by('stream')})\n{rejected} >= {t.dead_letters_min_events}",
         for_=duration(t.dead_letters_for_s),
         severity=Severity.WARNING,
         summary="Many {{ $labels.stream }} events go to the dead-letter topic.",
@@ -109,12 +113,13 @@ def dead_letters_rising(t: Thresholds) -> Rule:
 
 def pipeline_stalled(t: Thresholds) -> Rule:
     window = duration(t.stalled_window_s)
+    by = t.by("stream, partition")
     return alert(
         PIPELINE_STALLED,
-        f"(\n  {PARTITION_LAG_MAX} >= {t.stalled_min_lag}\n  and on (stream, partition)\n"
+        f"(\n  {PARTITION_LAG_MAX} >= {t.stalled_min_lag}\n  and on ({by})\n"
         f"  delta({PARTITION_LAG_MAX}[{window}]) >= 0\n)\n"
-        "unless on (stream, partition)\n"
-        f"sum by (stream, partition) (increase({EVENTS_RECEIVED.name}_total[{window}])) > 0",
+        f"unless on ({by})\n"
+        f"sum by ({by}) (increase({EVENTS_RECEIVED.name}_total{{{t.workers()}}}[{window}])) > 0",
         for_=duration(t.stalled_for_s),
         severity=Severity.CRITICAL,
         summary="Partition {{ $labels.partition }} of {{ $labels.stream }} is not processed.",
@@ -127,9 +132,13 @@ def pipeline_stalled(t: Thresholds) -> Rule:
 
 
 def worker_down(t: Thresholds) -> Rule:
+    up, by = t.workers(), t.by("job")
     return alert(
         WORKER_DOWN,
-        f"up{{{t.workers()}}} == 0\nor\nabsent(up{{{t.workers()}}})",
+        f"up{{{up}}} == 0\nor\nabsent(up{{{up}}})\nor\n"
+        # A deployment whose every target is gone (absent() cannot tell deployments apart).
+        f"(\n  group by ({by}) (max_over_time(up{{{up}}}[{duration(t.worker_gone_lookback_s)}]))\n"
+        f"  unless on ({by})\n  group by ({by}) (up{{{up}}})\n)",
         for_=duration(t.worker_down_for_s),
         severity=Severity.CRITICAL,
         summary="{{ with $labels.instance }}Worker {{ . }} is down{{ else }}No corridor worker is scraped{{ end }}.",
@@ -149,9 +158,10 @@ def state_gap(t: Thresholds) -> Rule:
         STATE_GAP,
         # The counter is per process: a gap found while restoring, before the first scrape, shows
         # as a series that starts above zero, which increase() cannot see.
-        f"sum by (stream) (increase({STATE_GAPS.name}_total[{window}])) > 0\nor\n"
-        f"sum by (stream) (\n  {STATE_GAPS.name}_total > 0\n  and on (job, instance)\n"
-        f"  time() - process_start_time_seconds < {t.state_gap_window_s}\n)",
+        f"sum by ({t.by('stream')}) (increase({STATE_GAPS.name}_total{{{t.workers()}}}[{window}])) > 0\nor\n"
+        f"sum by ({t.by('stream')}) (\n  {STATE_GAPS.name}_total{{{t.workers()}}} > 0\n"
+        f"  and on ({t.by('job, instance')})\n"
+        f"  time() - process_start_time_seconds{{{t.workers()}}} < {t.state_gap_window_s}\n)",
         for_=duration(t.state_gap_for_s),
         severity=Severity.WARNING,
         summary="The {{ $labels.stream }} totals miss records (state gap).",
@@ -166,20 +176,23 @@ def state_gap(t: Thresholds) -> Rule:
 
 def restore_slow(t: Thresholds) -> Rule:
     limit = duration(t.restore_slow_s)
+    by = t.by("job, instance")
+    this = this_deployment(t, 'job="%s", instance="%s"')
+    arguments = deployment_arguments(t, "$labels.job $labels.instance")
     running = (
-        f'{{{{ with printf `max({RESTORE_SECONDS.name}{{instance="%s"}})` $labels.instance | query }}}}'
+        f"{{{{ with printf `max({RESTORE_SECONDS.name}{{{this}}})` {arguments} | query }}}}"
         "{{ . | first | value | humanizeDuration }}{{ end }}"
     )
     partitions = (
-        f'{{{{ with printf `sum({PARTITIONS_RESTORING.name}{{instance="%s"}})` $labels.instance | query }}}}'
+        f"{{{{ with printf `sum({PARTITIONS_RESTORING.name}{{{this}}})` {arguments} | query }}}}"
         "{{ . | first | value }}{{ end }}"
     )
     return alert(
         RESTORE_SLOW,
-        f"max by (job, instance) ({RESTORE_SECONDS.name}) > {t.restore_slow_s}\nor\n"
+        f"max by ({by}) ({RESTORE_SECONDS.name}{{{t.workers()}}}) > {t.restore_slow_s}\nor\n"
         # Restoring all along (a rebalance restarts the running restore, and its clock).
-        f"max by (job, instance) (\n  min_over_time({PARTITIONS_RESTORING.name}[{limit}]) > 0\n"
-        f"  and\n  {PARTITIONS_RESTORING.name} offset {limit} > 0\n)",
+        f"max by ({by}) (\n  min_over_time({PARTITIONS_RESTORING.name}{{{t.workers()}}}[{limit}]) > 0\n"
+        f"  and\n  {PARTITIONS_RESTORING.name}{{{t.workers()}}} offset {limit} > 0\n)",
         for_=duration(t.restore_slow_for_s),
         severity=Severity.CRITICAL,
         summary="Worker {{ $labels.instance }} restores partition state for too long.",

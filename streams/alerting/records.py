@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streams.alerting.alert import VOLUME_ANOMALY
+from streams.alerting.thresholds import PROFILES, Thresholds
 from streams.core.families import (
     DATACHANNEL_BYTES,
     DATACHANNEL_BYTES_WINDOW,
@@ -52,11 +53,13 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class RecordGroup:
-    """One rule group; ``spaced``: its rules are long, so blank lines part them and each expression is a block."""
+    """One rule group; ``spaced``: its rules are long, so blank lines part them and each expression is a block;
+    ``interval``: evaluated this often rather than at Prometheus' global interval."""
 
     name: str
     records: tuple[Record, ...]
     spaced: bool = False
+    interval: str = ""  # the group's evaluation interval; empty: Prometheus' global one
 
 
 # The table of rule names: dashboards and alerts import these, never spell them.
@@ -89,125 +92,153 @@ TEU_SEASONAL6H_ZSCORE = f"corridor_route_mode:{SHIPMENT_TEU.name}:seasonal6h_zsc
 TEU_SEASONAL6H_ZSCORE_SPREAD1W = f"corridor_route_mode:{SHIPMENT_TEU.name}:seasonal6h_zscore_spread1w"
 
 
-def _sum_rate(by: str, metric: str, window: str) -> str:
-    return f"sum by ({by}) (rate({metric}[{window}]))"
+def _sum_rate(t: Thresholds, by: str, metric: str, window: str) -> str:
+    """The rate of a worker counter summed by the deployment labels and ``by``."""
+    return f"sum by ({t.by(by)}) (rate({metric}{{{t.workers()}}}[{window}]))"
 
 
-_PIPELINE = RecordGroup(
-    "corridor-pipeline-records",
-    (
-        Record(RECEIVED_RATE5M, _sum_rate("stream", f"{EVENTS_RECEIVED.name}_total", "5m")),
-        Record(ACCEPTED_RATE5M, _sum_rate("stream", f"{EVENTS_ACCEPTED.name}_total", "5m")),
-        Record(REJECTED_RATE5M, _sum_rate("stream, reason", f"{EVENTS_REJECTED.name}_total", "5m")),
-        Record(DUPLICATE_RATE5M, _sum_rate("stream", f"{EVENTS_DUPLICATE.name}_total", "5m")),
-        Record(LATE_RATE5M, _sum_rate("stream", f"{EVENTS_LATE.name}_total", "5m")),
-        Record(EVENT_DELAY_BUCKET_RATE5M, _sum_rate("stream, le", f"{EVENT_DELAY.name}_bucket", "5m")),
-        Record(TOPIC_LAG_SUM, f"sum by (topic) ({CONSUMER_LAG.name})"),
-        Record(
-            PARTITION_LAG_MAX,
-            f'max by (stream, partition) (label_replace({CONSUMER_LAG.name}, "stream", "$1", "topic", '
-            r'"corridor\\.(.+)\\.v1"))',
-            "The lag per source partition under the family's name (topic corridor.<stream>.v1), the\n"
-            "newest owner's and the previous one's overlapping for a scrape during a move.",
+def _pipeline(t: Thresholds) -> RecordGroup:
+    return RecordGroup(
+        "corridor-pipeline-records",
+        (
+            Record(RECEIVED_RATE5M, _sum_rate(t, "stream", f"{EVENTS_RECEIVED.name}_total", "5m")),
+            Record(ACCEPTED_RATE5M, _sum_rate(t, "stream", f"{EVENTS_ACCEPTED.name}_total", "5m")),
+            Record(REJECTED_RATE5M, _sum_rate(t, "stream, reason", f"{EVENTS_REJECTED.name}_total", "5m")),
+            Record(DUPLICATE_RATE5M, _sum_rate(t, "stream", f"{EVENTS_DUPLICATE.name}_total", "5m")),
+            Record(LATE_RATE5M, _sum_rate(t, "stream", f"{EVENTS_LATE.name}_total", "5m")),
+            Record(EVENT_DELAY_BUCKET_RATE5M, _sum_rate(t, "stream, le", f"{EVENT_DELAY.name}_bucket", "5m")),
+            Record(TOPIC_LAG_SUM, f"sum by ({t.by('topic')}) ({CONSUMER_LAG.name}{{{t.workers()}}})"),
+            Record(
+                PARTITION_LAG_MAX,
+                f"max by ({t.by('stream, partition')}) (label_replace({CONSUMER_LAG.name}{{{t.workers()}}}, "
+                r'"stream", "$1", "topic", "corridor\\.(.+)\\.v1"))',
+                "The lag per source partition under the family's name (topic corridor.<stream>.v1), the\n"
+                "newest owner's and the previous one's overlapping for a scrape during a move.",
+            ),
+            Record(
+                KEY_LAST_EVENT_MAX, f"max by ({t.by('stream, key')}) ({LAST_EVENT_TIMESTAMP.name}{{{t.workers()}}})"
+            ),
+            Record(RESTORING_SUM, f"sum by ({t.by('stream')}) ({PARTITIONS_RESTORING.name}{{{t.workers()}}})"),
+            Record(CHECKPOINT_AGE_MAX, f"max by ({t.by('stream')}) ({CHECKPOINT_AGE.name}{{{t.workers()}}})"),
+            Record(
+                STATE_GAPS_INCREASE1H,
+                f"sum by ({t.by('stream')}) (increase({STATE_GAPS.name}_total{{{t.workers()}}}[1h]))",
+            ),
         ),
-        Record(KEY_LAST_EVENT_MAX, f"max by (stream, key) ({LAST_EVENT_TIMESTAMP.name})"),
-        Record(RESTORING_SUM, f"sum by (stream) ({PARTITIONS_RESTORING.name})"),
-        Record(CHECKPOINT_AGE_MAX, f"max by (stream) ({CHECKPOINT_AGE.name})"),
-        Record(STATE_GAPS_INCREASE1H, f"sum by (stream) (increase({STATE_GAPS.name}_total[1h]))"),
-    ),
-)
-
-_VOLUME = RecordGroup(
-    "corridor-volume-records",
-    (
-        Record(
-            TEU_WINDOW_SUM,
-            f"sum by (corridor, route, mode, window) ({SHIPMENT_TEU_WINDOW.name})",
-            "Event-time rolling windows are gauges: each worker shows the partitions it owns, so\n"
-            "the sum over workers is the corridor's volume.",
-        ),
-        Record(FLIGHTS_WINDOW_SUM, f"sum by (route, service, window) ({FLIGHTS_OPERATED_WINDOW.name})"),
-        Record(FINANCE_WINDOW_SUM, f"sum by (instrument, window) ({FINANCE_USD_WINDOW.name})"),
-        Record(BYTES_WINDOW_SUM, f"sum by (link, direction, window) ({DATACHANNEL_BYTES_WINDOW.name})"),
-        Record(
-            TEU_RATE1H,
-            _sum_rate("corridor, route, mode", f"{SHIPMENT_TEU.name}_total", "1h"),
-            "Processing-time rates of the durable totals.",
-        ),
-        Record(FLIGHTS_RATE1H, _sum_rate("route, carrier, service, status", f"{FLIGHT_EVENTS.name}_total", "1h")),
-        Record(FINANCE_RATE1H, _sum_rate("instrument", f"{FINANCE_USD.name}_total", "1h")),
-        Record(BYTES_RATE5M, _sum_rate("link, direction", f"{DATACHANNEL_BYTES.name}_total", "5m")),
-        Record(FLIGHT_DELAY_BUCKET_RATE1H, _sum_rate("route, service, le", f"{FLIGHT_DELAY.name}_bucket", "1h")),
-        Record(LATENCY_BUCKET_RATE5M, _sum_rate("link, le", f"{DATACHANNEL_LATENCY.name}_bucket", "5m")),
-        Record(
-            PACKET_LOSS_RATIO_RATE5M,
-            _sum_rate("link, direction", f"{DATACHANNEL_LOSS.name}_total", "5m")
-            + "\n/ "
-            + _sum_rate("link, direction", f"{DATACHANNEL_LOSS_MEASURED.name}_total", "5m"),
-            "The time-weighted packet-loss ratio: loss-weighted sample seconds over measured seconds.",
-        ),
-    ),
-)
-
-_TEU_5M = f'(sum by (corridor, route, mode) ({SHIPMENT_TEU_WINDOW.name}{{window="5m"}}))[5h55m:5m]'
+    )
 
 
-def _teu_7d(offset: str) -> str:
-    return f'sum by (corridor, route, mode) ({SHIPMENT_TEU_WINDOW.name}{{window="7d"}} offset {offset})'
+def _window_sum(t: Thresholds, by: str, metric: str) -> str:
+    return f"sum by ({t.by(by)}) ({metric}{{{t.workers()}}})"
 
 
-_BASELINES = RecordGroup(
-    "corridor-baselines",
-    (
-        Record(
-            TEU_SUM6H,
-            f"sum_over_time({_TEU_5M})",
-            "TEU departed in the last 6 hours: 72 consecutive 5-minute windows (a subquery every 5m\n"
-            "over 5h55m takes 72 points).",
+def _volume(t: Thresholds) -> RecordGroup:
+    return RecordGroup(
+        "corridor-volume-records",
+        (
+            Record(
+                TEU_WINDOW_SUM,
+                _window_sum(t, "corridor, route, mode, window", SHIPMENT_TEU_WINDOW.name),
+                "Event-time rolling windows are gauges: each worker shows the partitions it owns, so\n"
+                "the sum over workers is the corridor's volume.",
+            ),
+            Record(FLIGHTS_WINDOW_SUM, _window_sum(t, "route, service, window", FLIGHTS_OPERATED_WINDOW.name)),
+            Record(FINANCE_WINDOW_SUM, _window_sum(t, "instrument, window", FINANCE_USD_WINDOW.name)),
+            Record(BYTES_WINDOW_SUM, _window_sum(t, "link, direction, window", DATACHANNEL_BYTES_WINDOW.name)),
+            Record(
+                TEU_RATE1H,
+                _sum_rate(t, "corridor, route, mode", f"{SHIPMENT_TEU.name}_total", "1h"),
+                "Processing-time rates of the durable totals.",
+            ),
+            Record(
+                FLIGHTS_RATE1H,
+                _sum_rate(t, "route, carrier, service, status", f"{FLIGHT_EVENTS.name}_total", "1h"),
+            ),
+            Record(FINANCE_RATE1H, _sum_rate(t, "instrument", f"{FINANCE_USD.name}_total", "1h")),
+            Record(BYTES_RATE5M, _sum_rate(t, "link, direction", f"{DATACHANNEL_BYTES.name}_total", "5m")),
+            Record(
+                FLIGHT_DELAY_BUCKET_RATE1H,
+                _sum_rate(t, "route, service, le", f"{FLIGHT_DELAY.name}_bucket", "1h"),
+            ),
+            Record(LATENCY_BUCKET_RATE5M, _sum_rate(t, "link, le", f"{DATACHANNEL_LATENCY.name}_bucket", "5m")),
+            Record(
+                PACKET_LOSS_RATIO_RATE5M,
+                _sum_rate(t, "link, direction", f"{DATACHANNEL_LOSS.name}_total", "5m")
+                + "\n/ "
+                + _sum_rate(t, "link, direction", f"{DATACHANNEL_LOSS_MEASURED.name}_total", "5m"),
+                "The time-weighted packet-loss ratio: loss-weighted sample seconds over measured seconds.",
+            ),
         ),
-        Record(
-            TEU_SEASONAL6H,
-            "(\n"
-            f"    sum_over_time({_TEU_5M} offset 1w)\n"
-            f"  + sum_over_time({_TEU_5M} offset 2w)\n"
-            f"  + sum_over_time({_TEU_5M} offset 3w)\n"
-            ") / 3\n"
-            "* on (corridor, route, mode)\n"
-            "(\n"
-            f"    {_teu_7d('6h')}\n"
-            "  /\n"
-            "    (\n"
-            f"        {_teu_7d('1w6h')}\n"
-            f"      + {_teu_7d('2w6h')}\n"
-            f"      + {_teu_7d('3w6h')}\n"
-            "    ) * 3\n"
-            ")",
-            "What the last 6 hours should have carried: the same 6 hours of the week in each of the\n"
-            "last 3 weeks, averaged, scaled by the trend (the 7 days before the 6 hours, against the\n"
-            "same 7 days of those weeks). Absent until 3 weeks of history exist.",
+    )
+
+
+#: How often the seasonal baselines are evaluated: their subqueries step every 5 minutes over
+#: weeks, so evaluating them every 15 s would redo the same week-long work twenty times.
+BASELINES_INTERVAL = "5m"
+
+
+def _baselines(t: Thresholds) -> RecordGroup:
+    by = t.by("corridor, route, mode")
+    five_minutes, seven_days = t.workers('window="5m"'), t.workers('window="7d"')
+    teu_5m = f"(sum by ({by}) ({SHIPMENT_TEU_WINDOW.name}{{{five_minutes}}}))[5h55m:5m]"
+
+    def teu_7d(offset: str) -> str:
+        return f"sum by ({by}) ({SHIPMENT_TEU_WINDOW.name}{{{seven_days}}} offset {offset})"
+
+    return RecordGroup(
+        "corridor-baselines",
+        (
+            Record(
+                TEU_SUM6H,
+                f"sum_over_time({teu_5m})",
+                "TEU departed in the last 6 hours: 72 consecutive 5-minute windows (a subquery every 5m\n"
+                "over 5h55m takes 72 points).",
+            ),
+            Record(
+                TEU_SEASONAL6H,
+                "(\n"
+                f"    sum_over_time({teu_5m} offset 1w)\n"
+                f"  + sum_over_time({teu_5m} offset 2w)\n"
+                f"  + sum_over_time({teu_5m} offset 3w)\n"
+                ") / 3\n"
+                f"* on ({by})\n"
+                "(\n"
+                f"    {teu_7d('6h')}\n"
+                "  /\n"
+                "    (\n"
+                f"        {teu_7d('1w6h')}\n"
+                f"      + {teu_7d('2w6h')}\n"
+                f"      + {teu_7d('3w6h')}\n"
+                "    ) * 3\n"
+                ")",
+                "What the last 6 hours should have carried: the same 6 hours of the week in each of the\n"
+                "last 3 weeks, averaged, scaled by the trend (the 7 days before the 6 hours, against the\n"
+                "same 7 days of those weeks). Absent until 3 weeks of history exist.",
+            ),
+            Record(
+                TEU_SEASONAL6H_ZSCORE,
+                f"({TEU_SUM6H} - {TEU_SEASONAL6H})\n/ sqrt({TEU_SEASONAL6H} > 0)",
+                "How far the last 6 hours are from the expectation, in square roots of the expectation:\n"
+                "TEU arrive in shipments at random (a compound Poisson process), so the spread of a\n"
+                "volume grows with the square root of its mean, and this score has the same spread at\n"
+                "night, at the weekly low and at the weekday peak.",
+            ),
+            Record(
+                TEU_SEASONAL6H_ZSCORE_SPREAD1W,
+                "(\n"
+                f"    quantile_over_time(0.75, {TEU_SEASONAL6H_ZSCORE}[1w:1h])\n"
+                f"  - quantile_over_time(0.25, {TEU_SEASONAL6H_ZSCORE}[1w:1h])\n"
+                ") / 1.349",
+                "The score's usual spread on this route over the last week, measured robustly (the\n"
+                "interquartile range over 1.349 is the standard deviation of a normal distribution): a\n"
+                "drop earlier in the week moves a quartile little, where it would inflate a standard\n"
+                "deviation and blind the alert for a week.",
+            ),
         ),
-        Record(
-            TEU_SEASONAL6H_ZSCORE,
-            f"({TEU_SUM6H} - {TEU_SEASONAL6H})\n/ sqrt({TEU_SEASONAL6H} > 0)",
-            "How far the last 6 hours are from the expectation, in square roots of the expectation:\n"
-            "TEU arrive in shipments at random (a compound Poisson process), so the spread of a\n"
-            "volume grows with the square root of its mean, and this score has the same spread at\n"
-            "night, at the weekly low and at the weekday peak.",
-        ),
-        Record(
-            TEU_SEASONAL6H_ZSCORE_SPREAD1W,
-            "(\n"
-            f"    quantile_over_time(0.75, {TEU_SEASONAL6H_ZSCORE}[1w:1h])\n"
-            f"  - quantile_over_time(0.25, {TEU_SEASONAL6H_ZSCORE}[1w:1h])\n"
-            ") / 1.349",
-            "The score's usual spread on this route over the last week, measured robustly (the\n"
-            "interquartile range over 1.349 is the standard deviation of a normal distribution): a\n"
-            "drop earlier in the week moves a quartile little, where it would inflate a standard\n"
-            "deviation and blind the alert for a week.",
-        ),
-    ),
-    spaced=True,
-)
+        spaced=True,
+        interval=BASELINES_INTERVAL,
+    )
+
 
 _CORRIDOR_HEADER = """\
 Recording rules of Corridor Monitor, named level:metric:operation. Dashboards and alerts
@@ -232,15 +263,17 @@ Needs at least 3 weeks and 6 hours of raw history (set --storage.tsdb.retention.
 more; Prometheus' default 15d leaves the band empty and the alert silent) and one week of
 the z-score's own history before the spread exists."""
 
-#: Each rule file: its header comment and its groups, by file name.
-FILES: dict[str, tuple[str, tuple[RecordGroup, ...]]] = {
-    "corridor.yml": (_CORRIDOR_HEADER, (_PIPELINE, _VOLUME)),
-    "corridor-baselines.yml": (_BASELINES_HEADER, (_BASELINES,)),
-}
+def files(t: Thresholds) -> dict[str, tuple[str, tuple[RecordGroup, ...]]]:
+    """Each rule file: its header comment and its groups, by file name."""
+    return {
+        "corridor.yml": (_CORRIDOR_HEADER, (_pipeline(t), _volume(t))),
+        "corridor-baselines.yml": (_BASELINES_HEADER, (_baselines(t),)),
+    }
 
-#: Every recording rule's name.
+
+#: Every recording rule's name (the names do not depend on the thresholds).
 RECORD_NAMES: frozenset[str] = frozenset(
-    record.name for _, groups in FILES.values() for group in groups for record in group.records
+    record.name for _, groups in files(PROFILES["default"]).values() for group in groups for record in group.records
 )
 
 
@@ -253,7 +286,10 @@ def _text(header: str, groups: tuple[RecordGroup, ...]) -> str:
     for number, group in enumerate(groups):
         if number:
             lines.append("")
-        lines += [f"  - name: {group.name}", "    rules:"]
+        lines.append(f"  - name: {group.name}")
+        if group.interval:
+            lines.append(f"    interval: {group.interval}")
+        lines.append("    rules:")
         for position, record in enumerate(group.records):
             if group.spaced and position:
                 lines.append("")
@@ -265,16 +301,16 @@ def _text(header: str, groups: tuple[RecordGroup, ...]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render() -> dict[str, str]:
+def render(t: Thresholds) -> dict[str, str]:
     """The text of each recording-rule file, by file name."""
-    return {name: _text(header, groups) for name, (header, groups) in FILES.items()}
+    return {name: _text(header, groups) for name, (header, groups) in files(t).items()}
 
 
-def write(directory: Path) -> list[Path]:
+def write(directory: Path, t: Thresholds) -> list[Path]:
     """Write the recording-rule files into ``directory`` (created if missing); return their paths."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, text in render().items():
+    for name, text in render(t).items():
         path = directory / name
         path.write_text(text, encoding="utf-8")
         paths.append(path)

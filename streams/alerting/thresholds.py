@@ -59,6 +59,11 @@ class Thresholds(BaseModel):
     stalled_min_lag: int = Field(1, ge=1, description="fewest records waiting in a partition that count as a stall")
     stalled_for_s: int = Field(300, gt=0, description="for: of CorridorPipelineStalled")
     worker_down_for_s: int = Field(300, gt=0, description="for: of CorridorWorkerDown (a restart takes less)")
+    worker_gone_lookback_s: int = Field(
+        86400, gt=0,
+        description="a deployment whose workers were all scraped within this long, and none is now, is down "
+                    "(after it, the deployment counts as removed)",
+    )
     state_gap_window_s: int = Field(3600, gt=0, description="window in which a new state gap alerts")
     state_gap_for_s: int = Field(60, gt=0, description="for: of CorridorStateGap")
     restore_slow_s: int = Field(900, gt=0, description="seconds a worker may restore partition state")
@@ -175,6 +180,7 @@ PROFILES: dict[str, Thresholds] = {
         stalled_window_s=30,
         stalled_for_s=5,
         worker_down_for_s=5,
+        worker_gone_lookback_s=600,
         state_gap_window_s=60,
         state_gap_for_s=1,
         restore_slow_s=30,

@@ -25,7 +25,9 @@ from streams.alerting.alert import (
     Rule,
     Severity,
     alert,
+    deployment_arguments,
     duration,
+    this_deployment,
 )
 from streams.alerting.records import TEU_SEASONAL6H, TEU_SEASONAL6H_ZSCORE_SPREAD1W, TEU_SUM6H
 from streams.alerting.thresholds import Thresholds
@@ -52,21 +54,22 @@ class Volume:
     unit: str
     subject: str  # names one series in a description (a template over $labels)
 
-    @property
-    def grouping(self) -> str:
-        return ", ".join(self.by)
+    def grouping(self, t: Thresholds) -> str:
+        """The labels a series of this volume is kept by: the deployment's, then the volume's own."""
+        return t.by(*self.by)
 
-    def summed(self, window: str, matchers: str = "", offset: int | None = None) -> str:
+    def summed(self, t: Thresholds, window: str, matchers: str = "", offset: int | None = None) -> str:
         """The window summed over the workers (each owns some partitions), optionally one offset earlier."""
-        selector = f'{self.metric}{{window="{window}"{", " + matchers if matchers else ""}}}'
+        inside = t.workers(f'window="{window}"' + (f", {matchers}" if matchers else ""))
+        selector = f"{self.metric}{{{inside}}}"
         if offset is not None:
             selector += f" offset {duration(offset)}"
-        return f"sum by ({self.grouping}) ({selector})"
+        return f"sum by ({self.grouping(t)}) ({selector})"
 
-    def query(self, window: str, offset: int, per: int = 1) -> str:
+    def query(self, t: Thresholds, window: str, offset: int, per: int = 1) -> str:
         """A description template printing this series' window ``offset`` seconds earlier, divided by ``per``."""
-        matchers = ",".join(f'{label}="%s"' for label in self.by)
-        arguments = " ".join(f"$labels.{label}" for label in self.by)
+        matchers = this_deployment(t, ",".join(f'{label}="%s"' for label in self.by))
+        arguments = deployment_arguments(t, " ".join(f"$labels.{label}" for label in self.by))
         selector = f'{self.metric}{{window="{window}",{matchers}}} offset {duration(offset)}'
         scaled = f" / {per}" if per != 1 else ""
         return (
@@ -91,16 +94,17 @@ VOLUMES = {
 SHIPMENTS = VOLUMES["shipments"]
 
 
-#: Label matchers of one shipment route in a description's query, filled in from the alert's labels.
-ROUTE = ",".join(f'{label}="%s"' for label in SHIPMENTS.by)
-
-
-def _route_query(expression: str, times: int = 1) -> str:
+def _route_query(t: Thresholds, expression: str, times: int = 1) -> str:
     """A description template printing ``expression``'s value for the alert's route; ``expression`` holds
-    :data:`ROUTE` ``times`` times."""
-    arguments = " ".join([" ".join(f"$labels.{label}" for label in SHIPMENTS.by)] * times)
+    ``route(t)`` ``times`` times."""
+    arguments = " ".join([deployment_arguments(t, " ".join(f"$labels.{label}" for label in SHIPMENTS.by))] * times)
     return (f"{{{{ with printf `{expression}` {arguments} | query }}}}"
             "{{ . | first | value | humanize }}{{ end }}")
+
+
+def route(t: Thresholds) -> str:
+    """Label matchers of the alert's deployment and shipment route in a description's query (see _route_query)."""
+    return this_deployment(t, ",".join(f'{label}="%s"' for label in SHIPMENTS.by))
 
 
 def _human(number: float) -> str:
@@ -131,11 +135,11 @@ def volume_drop(t: Thresholds) -> list[Rule]:
         matchers = t.volume_drop_matchers.get(stream, "")
         fraction = t.volume_drop_fraction[stream]
         minimum = t.volume_drop_min_baseline[stream]
-        now = volume.summed(window, matchers)
-        before = volume.summed(window, matchers, offset=period)
+        now = volume.summed(t, window, matchers)
+        before = volume.summed(t, window, matchers, offset=period)
         expr = (
             f"{now}\n< {fraction:g} * {before}\n"
-            f"and on ({volume.grouping})\n{before} >= {minimum:g}"
+            f"and on ({volume.grouping(t)})\n{before} >= {minimum:g}"
         )
         rules.append(alert(
             VOLUME_DROP,
@@ -146,7 +150,7 @@ def volume_drop(t: Thresholds) -> list[Rule]:
                     f"{duration(period)} ago.",
             description=(
                 f"{volume.subject} carried {{{{ $value | humanize }}}} {volume.unit} in the last {window} (event "
-                f"time), against {volume.query(window, period)} {volume.unit} in the {window} up to "
+                f"time), against {volume.query(t, window, period)} {volume.unit} in the {window} up to "
                 f"{duration(period)} ago: below {fraction:.0%} of it for {duration(t.volume_drop_for_s)} "
                 f"(baselines under {_human(minimum)} {volume.unit} are not compared)."
             ),
@@ -158,15 +162,18 @@ def volume_drop(t: Thresholds) -> list[Rule]:
 
 def volume_anomaly(t: Thresholds) -> Rule:
     """Shipment TEU of the last 6 hours below the seasonal band (corridor-baselines.yml)."""
-    on = f"on ({SHIPMENTS.grouping})"
+    on = f"on ({SHIPMENTS.grouping(t)})"
     k = t.volume_anomaly_deviations
     floor = f"{TEU_SEASONAL6H} - {k:g} * {TEU_SEASONAL6H_ZSCORE_SPREAD1W} * sqrt({TEU_SEASONAL6H})"
     expr = (
         f"{TEU_SUM6H}\n< {on}\n({floor})\n"
         f"and {on}\n{TEU_SEASONAL6H} >= {t.volume_anomaly_min_expected:g}"
     )
-    expected = _route_query(f"{TEU_SEASONAL6H}{{{ROUTE}}}")
-    spread = _route_query(f"{TEU_SEASONAL6H_ZSCORE_SPREAD1W}{{{ROUTE}}} * sqrt({TEU_SEASONAL6H}{{{ROUTE}}})", times=2)
+    here = route(t)
+    expected = _route_query(t, f"{TEU_SEASONAL6H}{{{here}}}")
+    spread = _route_query(
+        t, f"{TEU_SEASONAL6H_ZSCORE_SPREAD1W}{{{here}}} * sqrt({TEU_SEASONAL6H}{{{here}}})", times=2
+    )
     return alert(
         VOLUME_ANOMALY,
         expr,
@@ -189,12 +196,13 @@ def route_vanished(t: Thresholds) -> Rule:
     held = silent - parse_window(window)
     if held <= 0:
         raise ValueError("route_vanished_silent_s must be longer than route_vanished_window")
-    selector = f'{SHIPMENTS.metric}{{window="{window}"}}'
+    inside = t.workers(f'window="{window}"')
+    selector = f"{SHIPMENTS.metric}{{{inside}}}"
     # Each worker's window stays at 0 exactly when their sum does (they are never negative).
-    nothing = f"sum by ({SHIPMENTS.grouping}) (max_over_time({selector}[{duration(held)}])) == 0"
-    before = SHIPMENTS.summed(previous, offset=silent)
+    nothing = f"sum by ({SHIPMENTS.grouping(t)}) (max_over_time({selector}[{duration(held)}])) == 0"
+    before = SHIPMENTS.summed(t, previous, offset=silent)
     expr = (
-        f"{nothing}\nand on ({SHIPMENTS.grouping})\n"
+        f"{nothing}\nand on ({SHIPMENTS.grouping(t)})\n"
         f"{before} >= {t.route_vanished_min_previous:g}"
     )
     return alert(
@@ -205,7 +213,7 @@ def route_vanished(t: Thresholds) -> Rule:
         summary=f"{SHIPMENTS.subject}: no departures for {duration(silent)}.",
         description=(
             f"{SHIPMENTS.subject}: no TEU departed for {duration(silent)} (event time), after "
-            f"{SHIPMENTS.query(previous, silent)} TEU in the {previous} before. The route is cut, or its "
+            f"{SHIPMENTS.query(t, previous, silent)} TEU in the {previous} before. The route is cut, or its "
             "departures no longer reach the corridor: see the runbook."
         ),
         thresholds=t,
@@ -221,10 +229,11 @@ def bookings_cancelled(t: Thresholds) -> Rule:
     bookings in the same window keeps a backlog replayed after an outage (bookings and
     cancellations together) from firing it."""
     window = duration(t.cancellations_window_s)
-    by = SHIPMENTS.grouping
+    by = SHIPMENTS.grouping(t)
 
     def counted(milestone: str) -> str:
-        return f'sum by ({by}) (increase({SHIPMENT_EVENTS.name}_total{{milestone="{milestone}"}}[{window}]))'
+        inside = t.workers(f'milestone="{milestone}"')
+        return f"sum by ({by}) (increase({SHIPMENT_EVENTS.name}_total{{{inside}}}[{window}]))"
 
     cancelled, booked = counted("cancelled"), counted("booked")
     per = t.cancellations_per_booking
@@ -232,7 +241,8 @@ def bookings_cancelled(t: Thresholds) -> Rule:
         f"{cancelled}\n>= {t.cancellations_min}\n"
         f"and on ({by})\n{cancelled}\n> {per:g} * {booked}"
     )
-    bookings = _route_query(f'sum(increase({SHIPMENT_EVENTS.name}_total{{milestone="booked",{ROUTE}}}[{window}]))')
+    booked_here = f'milestone="booked",{route(t)}'
+    bookings = _route_query(t, f"sum(increase({SHIPMENT_EVENTS.name}_total{{{booked_here}}}[{window}]))")
     ratio = "more cancellations than bookings" if per == 1 else f"over {per:g} cancellations per booking"
     return alert(
         BOOKINGS_CANCELLED,
@@ -256,7 +266,7 @@ def weekly_flights_below_schedule(t: Thresholds) -> Rule:
     per_route = []
     for route, scheduled in sorted(t.weekly_flights_schedule.items()):
         matcher = f'route="{route}"'
-        below = f"{flights.summed('7d', matcher)} < {scheduled}"
+        below = f"{flights.summed(t, '7d', matcher)} < {scheduled}"
         per_route.append(f'label_replace({below}, "schedule", "{scheduled}", "", "")')
     return alert(
         WEEKLY_FLIGHTS_BELOW_SCHEDULE,
@@ -278,12 +288,12 @@ def datachannel_throughput_drop(t: Thresholds) -> Rule:
     channel = VOLUMES["datachannel"]
     seconds = parse_window(THROUGHPUT_WINDOW)
     period = t.volume_period_s
-    now = f"{channel.summed(THROUGHPUT_WINDOW)} / {seconds}"
-    before = f"{channel.summed(THROUGHPUT_WINDOW, offset=period)} / {seconds}"
+    now = f"{channel.summed(t, THROUGHPUT_WINDOW)} / {seconds}"
+    before = f"{channel.summed(t, THROUGHPUT_WINDOW, offset=period)} / {seconds}"
     fraction = t.throughput_drop_fraction
     expr = (
         f"{now}\n< {fraction:g} * {before}\n"
-        f"and on ({channel.grouping})\n{before} >= {t.throughput_min_baseline_bytes_per_s:g}"
+        f"and on ({channel.grouping(t)})\n{before} >= {t.throughput_min_baseline_bytes_per_s:g}"
     )
     return alert(
         DATACHANNEL_THROUGHPUT_DROP,
@@ -293,7 +303,7 @@ def datachannel_throughput_drop(t: Thresholds) -> Rule:
         summary=f"{channel.subject}: throughput below {fraction:.0%} of {duration(period)} earlier.",
         description=(
             f"{channel.subject} carries {{{{ $value | humanize }}}}B/s (last {THROUGHPUT_WINDOW}, event time), "
-            f"against {channel.query(THROUGHPUT_WINDOW, period, per=seconds)}B/s in the same "
+            f"against {channel.query(t, THROUGHPUT_WINDOW, period, per=seconds)}B/s in the same "
             f"{THROUGHPUT_WINDOW} {duration(period)} earlier: below {fraction:.0%} for "
             f"{duration(t.throughput_drop_for_s)}."
         ),

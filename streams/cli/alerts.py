@@ -32,7 +32,8 @@ def alerts_render(directory: Path, profile: str, rules_dir: Path, prometheus_rul
     from streams.alerting.rules import write
     from streams.alerting.thresholds import PROFILES
 
-    for path in [*write(directory, PROFILES[profile]), *records.write(rules_dir)]:
+    thresholds = PROFILES[profile]
+    for path in [*write(directory, thresholds), *records.write(rules_dir, thresholds)]:
         click.echo(str(path))
     # What a cluster deploys carries the production thresholds only.
     if profile == "default" and prometheus_rule.parent.is_dir():

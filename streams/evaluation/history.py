@@ -14,7 +14,7 @@ import heapq
 import math
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import IO, Any
@@ -162,16 +162,19 @@ class History:
         times = [t for series in self.series.values() for t in (series.times[0], series.times[-1])]
         return (min(times), max(times)) if times else (0.0, 0.0)
 
-    def write_openmetrics(self, out: IO[str], start: float = -math.inf, end: float = math.inf) -> None:
+    def write_openmetrics(
+        self, out: IO[str], start: float = -math.inf, end: float = math.inf, target: Mapping[str, str] | None = None
+    ) -> None:
         """The samples in [start, end), a metric family and a series at a time (as OpenMetrics wants), then
-        ``# EOF``."""
+        ``# EOF``; every series also carries the ``target`` labels (a scrape's job, ...)."""
+        added = [f'{k}="{_escaped(v)}"' for k, v in sorted((target or {}).items())]
         by_family: dict[str, list[Series]] = {}
         for series in self.series.values():
             by_family.setdefault(series.family, []).append(series)
         for family, members in sorted(by_family.items()):
             out.write(f"# TYPE {family} {members[0].type}\n")
             for series in sorted(members, key=lambda s: (s.name, s.labels)):
-                labels = ",".join(f'{k}="{_escaped(v)}"' for k, v in series.labels)
+                labels = ",".join([*added, *(f'{k}="{_escaped(v)}"' for k, v in series.labels)])
                 head = f"{series.name}{{{labels}}} " if labels else f"{series.name} "
                 first, last = bisect_left(series.times, start), bisect_left(series.times, end)
                 points = zip(series.times[first:last], series.values[first:last], strict=True)

@@ -17,7 +17,7 @@ import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -50,8 +50,11 @@ def _run(command: Sequence[str], what: str, cwd: Path | None = None) -> str:
     return done.stdout
 
 
-def create_blocks(promtool: str, history: History, tsdb: Path, scratch: Path) -> None:
-    """Write ``history`` into TSDB blocks inside ``tsdb``, one day of it per promtool run.
+def create_blocks(
+    promtool: str, history: History, tsdb: Path, scratch: Path, target: Mapping[str, str] | None = None
+) -> None:
+    """Write ``history`` into TSDB blocks inside ``tsdb``, one day of it per promtool run, every series
+    with the ``target`` labels a scrape would add (its job, ...).
 
     promtool 2.42 reads its whole input once for every 2-hour block it cuts, so a history
     of weeks in one file costs weeks times more than the same in files of a day each.
@@ -63,7 +66,7 @@ def create_blocks(promtool: str, history: History, tsdb: Path, scratch: Path) ->
     while day <= last:
         openmetrics = scratch / "day.om"
         with openmetrics.open("w", encoding="utf-8") as out:
-            history.write_openmetrics(out, day, day + DAY)
+            history.write_openmetrics(out, day, day + DAY, target or {})
         _run([promtool, "tsdb", "create-blocks-from", "openmetrics", "--quiet", str(openmetrics), str(tsdb)],
              "promtool tsdb create-blocks-from openmetrics")
         openmetrics.unlink()

@@ -352,14 +352,26 @@ def evaluate(plan: Plan, thresholds: Thresholds, *, rules_dir: Path, workdir: Pa
     report = Report(plan, list(dict.fromkeys(rule["alert"] for rule in alerts)))
     for run in plan.runs():
         _evaluate_run(plan, run, alerts, levels, raw, report, workdir / run.kind / str(run.config.seed),
-                      promtool, prometheus_bin, progress)
+                      promtool, prometheus_bin, progress, scrape_labels(thresholds.worker_selector))
         if not keep:
             shutil.rmtree(workdir / run.kind / str(run.config.seed), ignore_errors=True)
     return report
 
 
+def scrape_labels(selector: str) -> dict[str, str]:
+    """The target labels a scrape adds so that ``selector`` (the config's worker selector) selects the
+    simulated worker's series: one per matcher, which must each be an equality."""
+    labels = {}
+    for name, operator, value in re.findall(r'(\w+)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"', selector):
+        if operator != "=":
+            raise ValueError(f"worker_selector {selector!r}: the evaluation needs label=\"value\" matchers only")
+        labels[name] = value
+    return labels
+
+
 def _evaluate_run(plan: Plan, run: Run, alerts: list[Rule], levels: Levels, raw: set[str],
-                  report: Report, directory: Path, promtool: str, prometheus_bin: str, progress: Progress) -> None:
+                  report: Report, directory: Path, promtool: str, prometheus_bin: str, progress: Progress,
+                  target: dict[str, str]) -> None:
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
     simulated = plan.duration.total_seconds()
@@ -369,7 +381,7 @@ def _evaluate_run(plan: Plan, run: Run, alerts: list[Rule], levels: Levels, raw:
     )
     progress.step(f"{run.name}: writing blocks", 0, 1)
     tsdb = directory / "tsdb"
-    prometheus.create_blocks(promtool, history, tsdb, directory / "openmetrics")
+    prometheus.create_blocks(promtool, history, tsdb, directory / "openmetrics", target)
     start = run.config.start.timestamp()
     first, last = start + plan.warmup.total_seconds(), start + plan.duration.total_seconds()
     total = len(levels) + len(alerts)

@@ -62,7 +62,7 @@ def rule_expressions() -> Iterator[tuple[str, str]]:
     for profile, thresholds in PROFILES.items():
         for rule in rules.alert_rules(thresholds):
             yield f"alert {rule['alert']} ({profile})", rule["expr"]
-    for text in records.render().values():
+    for text in records.render(PROFILES["default"]).values():
         for group in yaml.safe_load(text)["groups"]:
             for rule in group["rules"]:
                 yield f"record {rule['record']}", rule["expr"]

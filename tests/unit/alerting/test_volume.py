@@ -35,8 +35,8 @@ def test_volume_drop_has_one_rule_per_stream_with_its_window_fraction_and_minimu
     drops = {rule["labels"]["stream"]: rule for rule in by_name(thresholds)["CorridorVolumeDrop"]}
     assert set(drops) == {"shipments", "flights", "finance", "datachannel"}
     shipments = drops["shipments"]["expr"]
-    assert 'corridor_shipment_teu_window{window="24h"}' in shipments
-    assert "< 0.5 * sum by (corridor, route, mode)" in shipments
+    assert 'corridor_shipment_teu_window{job="corridor-worker", window="24h"}' in shipments
+    assert "< 0.5 * sum by (cluster, namespace, corridor, route, mode)" in shipments
     assert "offset 7d" in shipments and ">= 100" in shipments
     assert 'instrument="trade_finance"' in drops["finance"]["expr"]
     assert drops["shipments"]["for"] == "30m"
@@ -72,8 +72,9 @@ def test_route_vanished_needs_a_silence_longer_than_its_window():
     with pytest.raises(ValueError, match="longer than route_vanished_window"):
         volume.route_vanished(PROFILES["default"].model_copy(update={"route_vanished_silent_s": 3600}))
     rule = volume.route_vanished(PROFILES["default"])
-    assert "max_over_time(corridor_shipment_teu_window{window=\"1h\"}[5h])) == 0" in rule["expr"]
-    assert 'corridor_shipment_teu_window{window="24h"} offset 6h) >= 50' in rule["expr"]
+    teu_1h = 'corridor_shipment_teu_window{job="corridor-worker", window="1h"}'
+    assert f"max_over_time({teu_1h}[5h])) == 0" in rule["expr"]
+    assert 'corridor_shipment_teu_window{job="corridor-worker", window="24h"} offset 6h) >= 50' in rule["expr"]
 
 
 def test_bookings_cancelled_compares_a_routes_cancellations_with_its_own_bookings_in_one_window():
@@ -82,10 +83,12 @@ def test_bookings_cancelled_compares_a_routes_cancellations_with_its_own_booking
         "cancellations_for_s": 600,
     })
     rule = volume.bookings_cancelled(changed)
-    cancelled = 'sum by (corridor, route, mode) (increase(corridor_shipments_total{milestone="cancelled"}[30m]))'
-    booked = 'sum by (corridor, route, mode) (increase(corridor_shipments_total{milestone="booked"}[30m]))'
+    by = "cluster, namespace, corridor, route, mode"
+    shipments = 'corridor_shipments_total{job="corridor-worker", milestone="%s"}'
+    cancelled = f"sum by ({by}) (increase({shipments % 'cancelled'}[30m]))"
+    booked = f"sum by ({by}) (increase({shipments % 'booked'}[30m]))"
     # increase() per series, then the sum: a partition moving to another owner starts a new series.
-    assert rule["expr"] == f"{cancelled}\n>= 25\nand on (corridor, route, mode)\n{cancelled}\n> 2 * {booked}"
+    assert rule["expr"] == f"{cancelled}\n>= 25\nand on ({by})\n{cancelled}\n> 2 * {booked}"
     assert rule["for"] == "10m"
     assert "over 2 cancellations per booking" in rule["annotations"]["summary"]
     assert "fewer than 25 cancellations never alert" in rule["annotations"]["description"]
@@ -116,7 +119,7 @@ def test_baseline_rules_are_named_level_metric_operation_and_read_summed_windows
     for rule in rules:
         assert len(rule["record"].split(":")) == 3, rule["record"]
         if "corridor_shipment_teu_window" in rule["expr"]:
-            assert "sum by (corridor, route, mode) (corridor_shipment_teu_window" in rule["expr"]
+            assert "sum by (cluster, namespace, corridor, route, mode) (corridor_shipment_teu_window" in rule["expr"]
 
 
 def test_thresholds_are_readable_numbers_in_descriptions():
