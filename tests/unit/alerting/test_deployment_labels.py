@@ -5,12 +5,17 @@ deploy/prometheus/tests/deployments_test.yml shows an outage in one firing for t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from streams.alerting import records
 from streams.alerting.rules import alert_rules
 from streams.alerting.thresholds import PROFILES, Thresholds
 from tests.promql import deployment_problems
+
+ALERTMANAGER = Path(__file__).resolve().parents[3] / "deploy" / "alertmanager" / "alertmanager.yml"
 
 #: Another deployment layout: one label apart, and workers selected by two matchers.
 REGIONS = Thresholds(
@@ -62,3 +67,13 @@ def test_the_selector_and_labels_come_from_the_config():
     text = "\n".join(expr for _, expr in expressions(REGIONS))
     assert 'job="corridor", env="prod"' in text and "region" in text
     assert "cluster" not in text and "namespace" not in text and "corridor-worker" not in text
+
+
+def test_alertmanager_groups_and_inhibits_within_a_deployment():
+    """A worker down in staging must not silence production's volume alerts, nor share its notification."""
+    config = yaml.safe_load(ALERTMANAGER.read_text(encoding="utf-8"))
+    labels = set(PROFILES["default"].deployment_labels)
+    assert labels <= set(config["route"]["group_by"])
+    assert config["inhibit_rules"]
+    for rule in config["inhibit_rules"]:
+        assert labels <= set(rule["equal"]), rule
