@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from streams.cli.base import cli
+from streams.cli.base import cli, load_thresholds, thresholds_file_option
 
 
 @cli.group("alerts")
@@ -18,7 +18,9 @@ def alerts_group() -> None:
 @alerts_group.command("render")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=Path("deploy/prometheus/alerts"))
 @click.option("--profile", type=click.Choice(["default", "test"]), default="default", show_default=True,
-              help="Threshold set: default for production, test with short durations for live tests.")
+              help="Threshold set: default for production, test with short durations for live tests; "
+                   "--config overrides its keys.")
+@thresholds_file_option
 @click.option("--rules-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("deploy/prometheus/rules"), show_default=True,
               help="Where the recording rules are written; they go into the PrometheusRule with the alerts.")
@@ -26,18 +28,42 @@ def alerts_group() -> None:
               default=Path("deploy/k8s/base/prometheus-rules.yaml"), show_default=True,
               help="Also write the recording rules and the alerts as one Kubernetes PrometheusRule (skipped when "
                    "its folder is missing, and with --profile test).")
-def alerts_render(directory: Path, profile: str, rules_dir: Path, prometheus_rule: Path) -> None:
-    """Write one alert file per area into DIRECTORY [default: deploy/prometheus/alerts], and the recording rules."""
+def alerts_render(directory: Path, profile: str, config: Path | None, rules_dir: Path, prometheus_rule: Path) -> None:
+    """Write one alert file per area into DIRECTORY [default: deploy/prometheus/alerts], and the recording rules.
+
+    With --config FILE, the thresholds are the profile's with the file's keys over them (an
+    empty file: the profile's); a key the thresholds do not have, or a value they refuse,
+    exits 2 naming it. Give output folders of your own to keep the repository's files:
+
+    \b
+    corridor alerts render --config thresholds.yaml rendered/alerts --rules-dir rendered/rules \\
+        --prometheus-rule my-overlay/prometheus-rules.yaml
+    """
     from streams.alerting import kubernetes, records
     from streams.alerting.rules import write
-    from streams.alerting.thresholds import PROFILES
 
-    thresholds = PROFILES[profile]
+    thresholds = load_thresholds(profile, config)
     for path in [*write(directory, thresholds), *records.write(rules_dir, thresholds)]:
         click.echo(str(path))
     # What a cluster deploys carries the production thresholds only.
     if profile == "default" and prometheus_rule.parent.is_dir():
         click.echo(str(kubernetes.write(prometheus_rule, (rules_dir, directory))))
+
+
+@alerts_group.command("config")
+@click.option("--profile", type=click.Choice(["default", "test"]), default="default", show_default=True,
+              help="Threshold set printed; --config overrides its keys.")
+@thresholds_file_option
+def alerts_config(profile: str, config: Path | None) -> None:
+    """Print the thresholds as a thresholds file: every key, its value and what it is.
+
+    Without options, the defaults: deploy/config/thresholds.yaml is this output (a test keeps
+    it so). With --config FILE, what the file makes of the profile, checked as `alerts render`
+    and `dashboards build` check it.
+    """
+    from streams.alerting.config import example
+
+    click.echo(example(load_thresholds(profile, config)), nl=False)
 
 
 def _numbers(kind: type, text: str) -> tuple:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from pydantic import ValidationError
@@ -12,6 +13,9 @@ from pydantic import ValidationError
 from streams.cli.logs import configure_logging
 from streams.settings import Settings, get_settings
 from streams.sim.simulator import Scenario
+
+if TYPE_CHECKING:
+    from streams.alerting.thresholds import Thresholds
 
 T = TypeVar("T")
 
@@ -67,3 +71,27 @@ speed_option = click.option(
     show_default=True,
     help="Simulated seconds per wall-clock second while the past is replayed (3600: a simulated week in 168 s).",
 )
+
+
+# Shared by `corridor alerts render|config` and `corridor dashboards build`.
+thresholds_file_option = click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="YAML file of thresholds, selectors and labels (the keys `corridor alerts config` prints) over the "
+    "profile's; deploy/config/thresholds.yaml has every key.",
+)
+
+
+def load_thresholds(profile: str = "default", config: Path | None = None) -> Thresholds:
+    """The profile's thresholds with the file ``config`` over them; a file they refuse is a usage error."""
+    from streams.alerting.config import ConfigError, load
+    from streams.alerting.thresholds import PROFILES
+
+    if config is None:
+        return PROFILES[profile]
+    try:
+        return load(config, PROFILES[profile])
+    except ConfigError as error:
+        raise click.BadParameter(str(error), param_hint="'--config'") from None

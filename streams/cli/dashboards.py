@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from dashboards.grafana import DEFAULT_FOLDER, DEFAULT_PROMETHEUS_URL
-from streams.cli.base import cli
+from streams.cli.base import cli, load_thresholds, thresholds_file_option
 
 CONFIGMAP = Path("deploy/k8s/base/grafana-dashboards.yaml")
 
@@ -24,13 +24,19 @@ def dashboards_group() -> None:
 @click.option("--configmap", type=click.Path(dir_okay=False, path_type=Path), default=CONFIGMAP, show_default=True,
               help="Also write the dashboards as a ConfigMap for Grafana's sidecar (when its folder exists).")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 when a rendered file differs from the generators.")
-def dashboards_build(out: Path | None, configmap: Path, check: bool) -> None:
-    """Render every dashboard to JSON (and the Kubernetes ConfigMap that carries them)."""
+@thresholds_file_option
+def dashboards_build(out: Path | None, configmap: Path, check: bool, config: Path | None) -> None:
+    """Render every dashboard to JSON (and the Kubernetes ConfigMap that carries them).
+
+    With --config FILE, the threshold lines and selectors come from the default thresholds
+    with the file's keys over them, as `corridor alerts render --config FILE` renders the
+    alerts; give --out and --configmap of your own to keep the repository's files.
+    """
     import dashboards
     from dashboards.provisioning import render_configmap
 
     directory = out or dashboards.JSON_DIR
-    models = dashboards.render()
+    models = dashboards.render(load_thresholds(config=config))
     configmap_text = render_configmap(models)
     if check:
         differ = dashboards.stale(directory, models)
