@@ -42,3 +42,18 @@ clean:
 .PHONY: bench
 bench: install
 	.venv/bin/corridor bench $(BENCH_ARGS)
+
+# Every rendered file from its code (a test checks each): the rules and the PrometheusRule, the
+# dashboards and their ConfigMap, the thresholds file of every key, and the dev-thresholds overlay's
+# rules and dashboards from its thresholds.yaml.
+.PHONY: render
+render:
+	.venv/bin/corridor alerts render
+	.venv/bin/corridor dashboards build
+	.venv/bin/corridor alerts config > deploy/config/thresholds.yaml
+	overlay=deploy/k8s/overlays/dev-thresholds; out=$$(mktemp -d) \
+	  && .venv/bin/corridor alerts render --config $$overlay/thresholds.yaml $$out/alerts --rules-dir $$out/rules \
+	       --prometheus-rule $$overlay/prometheus-rules.yaml \
+	  && .venv/bin/corridor dashboards build --config $$overlay/thresholds.yaml --out $$out/dashboards \
+	       --configmap $$overlay/grafana-dashboards.yaml \
+	  && rm -r $$out

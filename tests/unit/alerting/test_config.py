@@ -17,6 +17,7 @@ from streams.cli import cli
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "deploy" / "config" / "thresholds.yaml"
 DEPLOY = ROOT / "deploy"
+OVERLAY = DEPLOY / "k8s" / "overlays" / "dev-thresholds"
 
 
 def write(tmp_path: Path, text: str, name: str = "thresholds.yaml") -> Path:
@@ -237,3 +238,20 @@ def test_a_missing_file_exits_2_naming_the_path(tmp_path, command):
     missing = tmp_path / "no-such-thresholds.yaml"
     output = usage_error(invoke(*command, "--config", str(missing)))
     assert str(missing) in output
+
+
+def test_the_overlay_s_rendered_files_are_committed_as_the_docs_render_them(tmp_path):
+    """The commands of the overlay's kustomization.yaml, run: they write exactly the committed files."""
+    thresholds = str(OVERLAY / "thresholds.yaml")
+    for arguments in (
+        ["alerts", "render", "--config", thresholds, str(tmp_path / "alerts"), "--rules-dir", str(tmp_path / "rules"),
+         "--prometheus-rule", str(tmp_path / "prometheus-rules.yaml")],
+        ["dashboards", "build", "--config", thresholds, "--out", str(tmp_path / "dashboards"),
+         "--configmap", str(tmp_path / "grafana-dashboards.yaml")],
+    ):
+        result = invoke(*arguments)
+        assert result.exit_code == 0, result.output
+    for name in ("prometheus-rules.yaml", "grafana-dashboards.yaml"):
+        assert (tmp_path / name).read_text(encoding="utf-8") == (OVERLAY / name).read_text(encoding="utf-8"), (
+            f"render {OVERLAY.relative_to(ROOT)}/{name} again: the commands are in its kustomization.yaml "
+            "(or `make render`)")
