@@ -255,3 +255,11 @@ def test_the_overlay_s_rendered_files_are_committed_as_the_docs_render_them(tmp_
         assert (tmp_path / name).read_text(encoding="utf-8") == (OVERLAY / name).read_text(encoding="utf-8"), (
             f"render {OVERLAY.relative_to(ROOT)}/{name} again: the commands are in its kustomization.yaml "
             "(or `make render`)")
+
+
+def test_the_runbook_s_example_file_is_one_the_thresholds_take():
+    runbook = (ROOT / "docs" / "runbook.md").read_text(encoding="utf-8")
+    section = runbook[runbook.index("\n## Thresholds\n"):]
+    start = section.index("```yaml\n") + len("```yaml\n")
+    loaded = parse(section[start:section.index("```\n", start)], source="docs/runbook.md")
+    assert loaded != PROFILES["default"] and "finance" not in loaded.stream_silent_s
