@@ -6,6 +6,9 @@ empty file is the profile itself; a key given replaces the field's value whole, 
 per-stream mapping lists every stream it keeps (a stream left out of ``stream_silent_s`` is
 not watched). The file is validated by ``Thresholds`` itself: whatever a field refuses, the
 file refuses, and a field added to the model is a key of the file with nothing to change here.
+Beyond the model, the file refuses what YAML would slip past it: a repeated key (PyYAML keeps
+the last) and a boolean where a field takes none (YAML reads ``yes``, ``no``, ``on``, ``off``
+as booleans, and pydantic would take them for 1 and 0).
 
 ``load`` refuses a file it cannot use with a ``ConfigError`` whose lines each name the file,
 the line, the key (``volume_drop_fraction.shipments`` inside a mapping) and what to change.
@@ -17,8 +20,9 @@ from __future__ import annotations
 import difflib
 import textwrap
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
 import yaml
 from pydantic import ValidationError
@@ -57,65 +61,112 @@ def parse(text: str, base: Thresholds | None = None, source: str = "<thresholds>
     """``load`` of the YAML ``text``; ``source`` names it in errors."""
     chosen = PROFILES["default"] if base is None else base
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        composed = _Composed(source, yaml.compose(text, Loader=yaml.SafeLoader))
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(error, "problem", None) or str(error)
-        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+        raise ConfigError(f"{where}: not valid YAML: {getattr(error, 'problem', None) or error}") from None
     if document is None:
         return chosen
     if not isinstance(document, dict):
         raise ConfigError(f"{source}: expected a mapping of threshold names to values, not a "
                           f"{type(document).__name__}; `corridor alerts config` prints one")
-    _refuse_repeated_keys(node, source)
+    composed.refuse_repeated_keys()
+    # A key YAML reads as a number or a boolean is no field's name either.
+    document = {key if isinstance(key, str) else str(key): value for key, value in document.items()}
+    _refuse_booleans(document, composed)
     try:
         return Thresholds.model_validate({**chosen.model_dump(), **document})
     except ValidationError as error:
-        lines = [_explain(detail, document, node, source, chosen) for detail in error.errors()]
+        lines = [_explain(detail, document, composed, chosen) for detail in error.errors()]
         raise ConfigError("\n".join(lines)) from None
 
 
-def _refuse_repeated_keys(node: yaml.Node | None, source: str) -> None:
-    # PyYAML keeps the last of repeated keys: a value set twice is a mistake one of them hides.
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[Any, int] = {}
-        for key, value in node.value:
-            if key.value in seen:
-                raise ConfigError(f"{source}:{key.start_mark.line + 1}: {key.value!r} repeats the key of line "
-                                  f"{seen[key.value]}: keep one")
-            seen[key.value] = key.start_mark.line + 1
-            _refuse_repeated_keys(value, source)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _refuse_repeated_keys(item, source)
+@dataclass(frozen=True, slots=True)
+class _Composed:
+    """The file as YAML nodes: where a key is, and a value as it is written."""
 
+    source: str
+    root: yaml.Node | None
 
-def _line(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
-    """The line of the deepest key of ``loc`` found in the composed document."""
-    line = None
-    for part in loc:
+    def _nodes(self, loc: tuple[int | str, ...]) -> list[yaml.Node]:
+        """The key (or item) node of each part of ``loc``, as far as the file has them, then the value of the last."""
+        found: list[yaml.Node] = []
+        node = self.root
+        for part in loc:
+            if isinstance(node, yaml.MappingNode):
+                pairs = [(key, value) for key, value in node.value if key.value == str(part)]
+                if not pairs:
+                    return found
+                key, node = pairs[-1]
+                found.append(key)
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+                node = node.value[part]
+                found.append(node)
+            else:
+                return found
+        return [*found, node] if found and node is not None else found
+
+    def where(self, loc: tuple[int | str, ...] = ()) -> str:
+        """``source:line`` of the deepest part of ``loc`` the file has, or the source alone."""
+        nodes = self._nodes(loc)[:len(loc)]
+        return f"{self.source}:{nodes[-1].start_mark.line + 1}" if nodes else self.source
+
+    def written(self, loc: tuple[int | str, ...]) -> str | None:
+        """The scalar at ``loc`` as the file writes it."""
+        nodes = self._nodes(loc)
+        if len(nodes) <= len(loc) or not isinstance(nodes[-1], yaml.ScalarNode):
+            return None
+        return str(nodes[-1].value)
+
+    def refuse_repeated_keys(self, node: yaml.Node | None = None) -> None:
+        # PyYAML keeps the last of repeated keys: a value set twice is a mistake one of them hides.
+        node = self.root if node is None else node
         if isinstance(node, yaml.MappingNode):
-            found = [(key, value) for key, value in node.value if key.value == str(part)]
-            if not found:
-                break
-            key, node = found[-1]
-            line = key.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
+            seen: dict[Any, int] = {}
+            for key, value in node.value:
+                if key.value in seen:
+                    raise ConfigError(f"{self.source}:{key.start_mark.line + 1}: {key.value!r} repeats the key of "
+                                      f"line {seen[key.value]}: keep one")
+                seen[key.value] = key.start_mark.line + 1
+                self.refuse_repeated_keys(value)
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                self.refuse_repeated_keys(item)
 
 
-def _explain(detail: ErrorDetails, document: Mapping[Any, Any], node: yaml.Node | None, source: str,
-             base: Thresholds) -> str:
+def _refuse_booleans(document: dict[str, Any], composed: _Composed) -> None:
+    # pydantic takes true for 1, and YAML reads yes, no, on and off as booleans: a number or a
+    # name written so would pass as a 1 or a 0.
+    for name, value in document.items():
+        field = Thresholds.model_fields.get(name)
+        if field is None or _admits_bool(field.annotation):
+            continue
+        for key, item in value.items() if isinstance(value, dict) else [(None, value)]:
+            if isinstance(item, bool):
+                loc = (name,) if key is None else (name, key)
+                written = composed.written(loc) or str(item).lower()
+                raise ConfigError(f"{composed.where(loc)}: {'.'.join(map(str, loc))}: {written} is a boolean here "
+                                  f"(YAML reads yes, no, on and off as booleans); quote it if it is a name, or "
+                                  f"give a {_kind(field.annotation)}")
+
+
+def _admits_bool(annotation: Any) -> bool:
+    return annotation is bool or any(_admits_bool(argument) for argument in get_args(annotation))
+
+
+def _kind(annotation: Any) -> str:
+    """What a value of ``annotation`` (of its values, for a mapping) is called."""
+    if isinstance(annotation, type):
+        return {int: "whole number", float: "number", str: "string"}.get(annotation, annotation.__name__)
+    arguments = get_args(annotation)
+    return _kind(arguments[-1] if get_origin(annotation) is dict else arguments[0]) if arguments else "value"
+
+
+def _explain(detail: ErrorDetails, document: Mapping[str, Any], composed: _Composed, base: Thresholds) -> str:
     loc = tuple(detail["loc"])
-    path = ".".join(str(part) for part in loc) or "the file"
-    line = _line(node, loc)
-    where = f"{source}:{line}" if line is not None else source
+    path, where = ".".join(str(part) for part in loc) or "the file", composed.where(loc)
     fields = Thresholds.model_fields
     if detail["type"] == "extra_forbidden" and len(loc) == 1:
         close = difflib.get_close_matches(str(loc[0]), list(fields), n=1)
@@ -130,13 +181,10 @@ def _explain(detail: ErrorDetails, document: Mapping[Any, Any], node: yaml.Node 
         # A check of the whole mapping (its keys, say): the keys it refuses on their own are at fault.
         culprits = [key for key in got if _refused(base, name, {key: got[key]})]
         if culprits and (len(culprits) < len(got) or len(got) == 1):
-            path = ", ".join(f"{name}.{key}" for key in culprits)
-            line = _line(node, (name, culprits[0]))
-            where = f"{source}:{line}" if line is not None else where
-    shown = "" if isinstance(got, (dict, list)) else f", got {got!r}"
+            path, where = ", ".join(f"{name}.{key}" for key in culprits), composed.where((name, culprits[0]))
+    shown = "" if isinstance(got, (dict, list)) else f"; the file has {got!r}"
     default = yaml.safe_dump(base.model_dump(mode="json")[name], default_flow_style=True, sort_keys=False,
-                             width=1000)
-    default = default.strip().removesuffix("...").strip()
+                             width=1000).strip().removesuffix("...").strip()
     return f"{where}: {path}: {message}{shown} ({name}: {fields[name].description}; default {default})"
 
 

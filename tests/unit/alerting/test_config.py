@@ -74,7 +74,11 @@ def test_the_file_s_keys_override_the_profile_and_the_rest_stays(tmp_path):
 @pytest.mark.parametrize(("text", "expected"), [
     ("silnt_for_s: 60\n", "thresholds.yaml:1: silnt_for_s: unknown key (did you mean 'silent_for_s'?)"),
     ("silent_for_s: 60\nwhatever: 1\n", "thresholds.yaml:2: whatever: unknown key (`corridor alerts config` lists"),
-    ("silent_for_s: -5\n", "thresholds.yaml:1: silent_for_s: Input should be greater than 0, got -5"),
+    ("silent_for_s: -5\n", "thresholds.yaml:1: silent_for_s: Input should be greater than 0; the file has -5"),
+    ("stream_silent_s: {shipments: on}\n", "thresholds.yaml:1: stream_silent_s.shipments: on is a boolean here (YAML "
+                                         "reads yes, no, on and off as booleans); quote it if it is a name, or give a "
+                                         "whole number"),
+    ("7: 1\n", "thresholds.yaml:1: 7: unknown key"),
     ("silent_for_s: 1.5\n", "thresholds.yaml:1: silent_for_s: Input should be a valid integer"),
     ("stream_silent_s:\n  shipments: 60\n  ships: 60\n", "thresholds.yaml:3: stream_silent_s.ships: not an event "
                                                            "family: ships (the families: shipments, flights"),
