@@ -89,7 +89,8 @@ def _numbers(kind: type, text: str) -> tuple:
 @click.option("--families", default="shipments,flights,finance,datachannel", show_default=True,
               help="Comma-separated families simulated in the runs without drops (shipments is needed).")
 @click.option("--profile", type=click.Choice(["default", "test"]), default="default", show_default=True,
-              help="Threshold set whose alerts are evaluated.")
+              help="Threshold set whose alerts are evaluated; --config overrides its keys.")
+@thresholds_file_option
 @click.option("--rules-dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
               default=Path("deploy/prometheus/rules"), show_default=True,
               help="Recording rules the alerts may read.")
@@ -99,8 +100,8 @@ def _numbers(kind: type, text: str) -> tuple:
 @click.option("--markdown", "markdown_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the tables as Markdown to this file.")
 def alerts_evaluate(weeks: int, seeds: str, routes: str, fractions: str, step: int, horizon: float, no_covid: bool,
-                    families: str, profile: str, rules_dir: Path, workdir: Path | None, keep: bool,
-                    markdown_file: Path | None) -> None:
+                    families: str, profile: str, config: Path | None, rules_dir: Path, workdir: Path | None,
+                    keep: bool, markdown_file: Path | None) -> None:
     """Measure the volume alerts: detection delay of injected drops, misses, false firings per week.
 
     Simulates weeks of corridor traffic (baseline; the same with drops of each fraction on
@@ -122,10 +123,10 @@ def alerts_evaluate(weeks: int, seeds: str, routes: str, fractions: str, step: i
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from streams.alerting.thresholds import PROFILES
     from streams.evaluation.quality import ANY, ROUTES, Plan, evaluate, markdown, summary_rows
     from streams.evaluation.tools import ToolMissing, require_tool
 
+    thresholds = load_thresholds(profile, config)
     try:
         promtool, prometheus_bin = require_tool("promtool"), require_tool("prometheus")
     except ToolMissing as missing:
@@ -153,7 +154,7 @@ def alerts_evaluate(weeks: int, seeds: str, routes: str, fractions: str, step: i
                     bar.update(task, description=description, completed=done, total=total)
 
             try:
-                report = evaluate(plan, PROFILES[profile], rules_dir=rules_dir, workdir=root, promtool=promtool,
+                report = evaluate(plan, thresholds, rules_dir=rules_dir, workdir=root, promtool=promtool,
                                   prometheus_bin=prometheus_bin, progress=_Bar(), keep=keep)
             except RuntimeError as error:
                 raise click.ClickException(str(error)) from None

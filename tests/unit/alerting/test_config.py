@@ -237,7 +237,15 @@ def test_a_refused_file_exits_2_naming_the_key_and_writes_nothing(tmp_path, comm
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("command", [("alerts", "render"), ("dashboards", "build"), ("alerts", "config")])
+def test_alerts_evaluate_refuses_a_bad_file_before_it_simulates_anything(tmp_path):
+    output = usage_error(invoke("alerts", "evaluate", "--workdir", str(tmp_path / "work"),
+                                "--config", str(write(tmp_path, "silent_for_s: -5\n"))))
+    assert "silent_for_s: Input should be greater than 0" in output
+    assert not (tmp_path / "work").exists()
+
+
+@pytest.mark.parametrize("command", [("alerts", "render"), ("dashboards", "build"), ("alerts", "config"),
+                                     ("alerts", "evaluate")])
 def test_a_missing_file_exits_2_naming_the_path(tmp_path, command):
     missing = tmp_path / "no-such-thresholds.yaml"
     output = usage_error(invoke(*command, "--config", str(missing)))
