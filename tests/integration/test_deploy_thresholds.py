@@ -138,7 +138,7 @@ def test_compose_override_renders_the_rules_and_dashboards_prometheus_and_grafan
     assert {path.name: path.read_text(encoding="utf-8") for path in (layout / "alerts").glob("*.yml")} == (
         render_alerts(thresholds))
     assert {path.name: path.read_text(encoding="utf-8") for path in (layout / "rules").glob("*.yml")} == (
-        records.render())
+        records.render(thresholds))
     pipeline = (layout / "alerts" / "pipeline.yml").read_text(encoding="utf-8")
     assert ("> 0.1\n" in pipeline) is own_file
     assert "SUCCESS" in run([promtool, "check", "config", str(layout / "prometheus.yml")])
@@ -182,7 +182,7 @@ def test_dev_thresholds_overlay_deploys_the_rules_and_dashboards_of_its_threshol
     (tmp_path / "alerts").mkdir()
     for name, text in render_alerts(thresholds).items():
         (tmp_path / "alerts" / name).write_text(text, encoding="utf-8")
-    records.write(tmp_path / "rules")
+    records.write(tmp_path / "rules", thresholds)
     (rule,) = [item for item in overlay if item["kind"] == "PrometheusRule"]
     assert rule["spec"]["groups"] == rule_groups((tmp_path / "rules", tmp_path / "alerts"))
     (configmap,) = [item for item in overlay if item["kind"] == "ConfigMap"
