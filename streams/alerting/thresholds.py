@@ -9,6 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.families import FAMILY_NAMES
 
+_MATCHER = r'\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(?:=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"\s*'
+#: Label matchers as inside a PromQL selector's braces: ``job="corridor-worker", env=~"prod|staging"``.
+_SELECTOR = re.compile(f"{_MATCHER}(?:,{_MATCHER})*")
+
 RUNBOOK_URL = "https://github.com/corridor-monitor/corridor-monitor/blob/main/docs/runbook.md"
 
 
@@ -130,6 +134,16 @@ class Thresholds(BaseModel):
         1e6, ge=0, description="a link direction carrying less a period earlier is not watched"
     )
     throughput_drop_for_s: int = Field(600, gt=0, description="for: of CorridorDataChannelThroughputDrop")
+
+    @field_validator("worker_selector", "ingest_selector")
+    @classmethod
+    def _matchers(cls, selector: str) -> str:
+        if not _SELECTOR.fullmatch(selector):
+            raise ValueError(
+                f"{selector!r} is not a list of label matchers: write them as inside a PromQL selector's braces, "
+                'e.g. job="corridor-worker", env=~"prod|staging"'
+            )
+        return selector
 
     @field_validator("deployment_labels")
     @classmethod

@@ -77,3 +77,9 @@ def test_alertmanager_groups_and_inhibits_within_a_deployment():
     assert config["inhibit_rules"]
     for rule in config["inhibit_rules"]:
         assert labels <= set(rule["equal"]), rule
+
+
+@pytest.mark.parametrize("selector", ["job=corridor-worker", "", 'job="corridor-worker",', '{job="corridor-worker"}'])
+def test_a_selector_that_is_not_label_matchers_is_refused(selector):
+    with pytest.raises(ValueError, match="not a list of label matchers"):
+        Thresholds(worker_selector=selector)
