@@ -5,11 +5,17 @@ and selectors as the alert rules (``streams.alerting.thresholds``), so a panel's
 is the alert's threshold. ``render()`` returns every dashboard as the JSON model Grafana
 imports; ``write()`` puts them in ``json/`` (committed, and tested to match the
 generators); ``stale()`` names the files that no longer match.
+
+The time zone the dashboards open in is a setting of the build (``render(timezone=...)``,
+``corridor dashboards build --timezone``), China time by default: the corridor's own clock
+(Chongqing and Singapore both keep UTC+8), the same for every viewer wherever their browser
+is. Grafana's time picker changes it for a session.
 """
 
 from __future__ import annotations
 
 import json
+import zoneinfo
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +25,11 @@ from streams.alerting.thresholds import PROFILES, Thresholds
 JSON_DIR = Path(__file__).resolve().parent / "json"
 
 Model = dict[str, Any]
+
+#: The time zone the rendered dashboards open in (the committed JSON's).
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+#: Grafana's own time zone settings besides an IANA name.
+GRAFANA_TIMEZONES = ("browser", "utc")
 
 
 def _generators() -> dict[str, Callable[[Thresholds], Model]]:
@@ -34,10 +45,24 @@ def _generators() -> dict[str, Callable[[Thresholds], Model]]:
     }
 
 
-def render(thresholds: Thresholds | None = None) -> dict[str, Model]:
-    """Every dashboard's JSON model, by file stem (which is also its uid)."""
+def check_timezone(timezone: str) -> str:
+    """``timezone`` if Grafana takes it (``browser``, ``utc`` or an IANA name such as ``Asia/Singapore``);
+    ValueError otherwise."""
+    if timezone in GRAFANA_TIMEZONES:
+        return timezone
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"not a time zone: {timezone!r} (use {', '.join(GRAFANA_TIMEZONES)} or an IANA name "
+                         "such as Asia/Shanghai)") from None
+    return timezone
+
+
+def render(thresholds: Thresholds | None = None, timezone: str = DEFAULT_TIMEZONE) -> dict[str, Model]:
+    """Every dashboard's JSON model, by file stem (which is also its uid), opening in ``timezone``."""
     chosen = thresholds or PROFILES["default"]
-    return {name: build(chosen) for name, build in _generators().items()}
+    check_timezone(timezone)
+    return {name: {**build(chosen), "timezone": timezone} for name, build in _generators().items()}
 
 
 def dumps(model: Model) -> str:

@@ -72,7 +72,6 @@ def new_dashboard(uid: str, title: str, description: str, thresholds: Thresholds
         .editable()
         .tooltip(model.DashboardCursorSync.CROSSHAIR)
         .time("now-7d", "now")
-        .timezone("utc")
         .refresh(REFRESH)
         .link(dashboard.DashboardLink("Corridor dashboards").type(model.DashboardLinkType.DASHBOARDS).tags(TAGS)
               .as_dropdown(True).include_vars(True).keep_time(True))

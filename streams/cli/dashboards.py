@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from dashboards import DEFAULT_TIMEZONE
 from dashboards.grafana import DEFAULT_FOLDER, DEFAULT_PROMETHEUS_URL
 from streams.cli.base import cli, load_thresholds, thresholds_file_option
 
@@ -25,7 +26,10 @@ def dashboards_group() -> None:
               help="Also write the dashboards as a ConfigMap for Grafana's sidecar (when its folder exists).")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 when a rendered file differs from the generators.")
 @thresholds_file_option
-def dashboards_build(out: Path | None, configmap: Path, check: bool, config: Path | None) -> None:
+@click.option("--timezone", default=DEFAULT_TIMEZONE, show_default=True, metavar="ZONE",
+              help="Time zone the dashboards open in: an IANA name, 'browser' (each viewer's own) or 'utc'. "
+                   "Grafana's time picker changes it for a session.")
+def dashboards_build(out: Path | None, configmap: Path, check: bool, config: Path | None, timezone: str) -> None:
     """Render every dashboard to JSON (and the Kubernetes ConfigMap that carries them).
 
     With --config FILE, the threshold lines and selectors come from the default thresholds
@@ -36,7 +40,11 @@ def dashboards_build(out: Path | None, configmap: Path, check: bool, config: Pat
     from dashboards.provisioning import render_configmap
 
     directory = out or dashboards.JSON_DIR
-    models = dashboards.render(load_thresholds(config=config))
+    try:
+        dashboards.check_timezone(timezone)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--timezone") from None
+    models = dashboards.render(load_thresholds(config=config), timezone=timezone)
     configmap_text = render_configmap(models)
     if check:
         differ = dashboards.stale(directory, models)

@@ -1,5 +1,5 @@
-"""The rendered dashboards: in sync with their generators, portable between Grafanas, and drawn
-with the alerts' own thresholds and runbooks."""
+"""The rendered dashboards: in sync with their generators, portable between Grafanas, drawn with
+the alerts' own thresholds and runbooks, in the time zone of the build."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 import dashboards
 from streams.alerting.rules import alert_rules
 from streams.alerting.thresholds import PROFILES, Thresholds
+from streams.cli import cli
 from tests.unit.dashboards.grafana_units import known
 
 MODELS = dashboards.load()
@@ -174,3 +176,28 @@ def test_an_unknown_unit_is_refused():
 def test_time_series_show_gaps_as_gaps(name):
     series = [panel for panel in panels(MODELS[name]) if panel["type"] == "timeseries"]
     assert series and all(panel["fieldConfig"]["defaults"]["custom"]["spanNulls"] is False for panel in series)
+
+
+def test_the_committed_dashboards_open_in_china_time():
+    assert dashboards.DEFAULT_TIMEZONE == "Asia/Shanghai"
+    assert {model["timezone"] for model in MODELS.values()} == {"Asia/Shanghai"}
+
+
+@pytest.mark.parametrize("timezone", ["browser", "utc", "Asia/Singapore"])
+def test_the_time_zone_is_a_setting_of_the_build(tmp_path, timezone):
+    result = CliRunner().invoke(cli, ["dashboards", "build", "--out", str(tmp_path / "json"), "--configmap",
+                                      str(tmp_path / "configmap.yaml"), "--timezone", timezone])
+    assert result.exit_code == 0, result.output
+    built = dashboards.load(tmp_path / "json")
+    assert set(built) == set(MODELS)
+    assert {model["timezone"] for model in built.values()} == {timezone}
+    assert f'"timezone": "{timezone}"' in (tmp_path / "configmap.yaml").read_text()
+    # Nothing else differs from the committed dashboards.
+    assert {name: {**model, "timezone": "Asia/Shanghai"} for name, model in built.items()} == MODELS
+
+
+def test_an_unknown_time_zone_is_refused():
+    result = CliRunner().invoke(cli, ["dashboards", "build", "--check", "--timezone", "China/Chongqing"])
+    assert result.exit_code == 2 and "not a time zone: 'China/Chongqing'" in result.output
+    with pytest.raises(ValueError, match="not a time zone"):
+        dashboards.render(timezone="UTC+8")
