@@ -1,5 +1,10 @@
-"""Cross-border finance: US dollars signed by instrument, the cumulative total, and the
-lender and borrower country pairs."""
+"""Cross-border finance: US dollars signed by instrument, in the dashboard's time range, and by
+lender and borrower country pair.
+
+What was signed in the time range is ``increase()`` over it, summed over the series: the raw
+counters' sum counts a partition twice while it moves between workers (docs/semantics.md,
+"Counters across partition moves"), so every deploy would show as a spike.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Any
 
 from dashboards.common import (
     Query,
+    bars,
     below,
     graph,
     grid,
@@ -31,10 +37,13 @@ def build(t: Thresholds) -> dict[str, Any]:
     period = duration(t.volume_period_s)
     window = t.volume_drop_window["finance"]
     fraction = t.volume_drop_fraction["finance"]
+    raw = f'{SELECTED}, lender_country=~"$lender", borrower_country=~"$borrower"'
+    signed = f'increase({FINANCE_USD.name}_total{{{raw}}}[$__range])'
+    pairs = f'sum by (lender_country, borrower_country) ({signed})'
     board = (
         new_dashboard(UID, "Cross-border finance",
                       "Financing signed across the China-Singapore corridor, in US dollars (converted at the FX "
-                      "table's rate): by instrument, cumulative, and by lender and borrower country.",
+                      "table's rate): by instrument, in the time range, and by lender and borrower country.",
                       t, alerts=ALERTS, stream="finance")
         .with_variable(label_variable("instrument", "instrument", f"{FINANCE_USD.name}_total"))
         .with_variable(label_variable("lender", "lender_country", f"{FINANCE_USD.name}_total", SELECTED))
@@ -42,10 +51,9 @@ def build(t: Thresholds) -> dict[str, Any]:
         .with_row(row("Volume"))
         .with_panel(single("Signed, last 7d", "US dollars signed in the rolling week (event time).",
                            [Query(f'sum({FINANCE_WINDOW_SUM}{{{SELECTED}, window="7d"}})')], "currencyUSD"))
-        .with_panel(single("Cumulative total", "US dollars signed since the totals began (all instruments selected).",
-                           [Query(f'sum({FINANCE_USD.name}_total'
-                                  f'{{{SELECTED}, lender_country=~"$lender", borrower_country=~"$borrower"}})')],
-                           "currencyUSD"))
+        .with_panel(single("Signed in the time range", "US dollars signed in the dashboard's time range (as "
+                           "processed), selected instruments and countries.",
+                           [Query(f"sum({signed})", instant=True)], "currencyUSD"))
         .with_panel(single(f"{window} volume against a week earlier",
                            f"The rolling {window} against the same window {period} earlier. {VOLUME_DROP} "
                            f"watches trade finance and fires below {fraction:.0%}.",
@@ -54,20 +62,19 @@ def build(t: Thresholds) -> dict[str, Any]:
                                   f'offset {period})')],
                            "percentunit", thresholds_config=below(fraction),
                            runbooks=runbook_links(t, [VOLUME_DROP])))
-        .with_panel(single("Deals' countries", "Lender and borrower country pairs with financing signed.",
-                           [Query(f'count(sum by (lender_country, borrower_country) ({FINANCE_USD.name}_total'
-                                  f'{{{SELECTED}}}) > 0)')], "none"))
+        .with_panel(single("Deals' countries", "Lender and borrower country pairs with financing signed in the "
+                           "time range (0 while financing is reported and none was signed).",
+                           [Query(f"count({pairs} > 0) or 0 * count({pairs})", instant=True)], "none"))
         .with_panel(graph("Signed by instrument, rolling 7d", "US dollars signed in the 7 days up to each moment.",
                           [Query(f'{FINANCE_WINDOW_SUM}{{{SELECTED}, window="7d"}}', "{{instrument}}")], "currencyUSD",
                           runbooks=runbook_links(t, [VOLUME_DROP])))
-        .with_panel(graph("Cumulative total by instrument", "US dollars signed since the totals began.",
-                          [Query(f'sum by (instrument) ({FINANCE_USD.name}_total'
-                                 f'{{{SELECTED}, lender_country=~"$lender", borrower_country=~"$borrower"}})',
-                                 "{{instrument}}")], "currencyUSD", stacked=True))
+        .with_panel(bars("Signed in the time range by instrument",
+                         "US dollars signed in the dashboard's time range (as processed), per instrument.",
+                         [Query(f'sum by (instrument) ({signed})', "{{instrument}}", instant=True)],
+                         "currencyUSD"))
         .with_row(row("Countries"))
-        .with_panel(grid("Lender and borrower countries", "US dollars signed per lender and borrower country pair.",
-                         [Query(f'sum by (lender_country, borrower_country) ({FINANCE_USD.name}_total'
-                                f'{{{SELECTED}, lender_country=~"$lender", borrower_country=~"$borrower"}})')],
-                         "currencyUSD", width=24))
+        .with_panel(grid("Lender and borrower countries", "US dollars signed in the dashboard's time range per "
+                         "lender and borrower country pair.",
+                         [Query(pairs)], "currencyUSD", width=24))
     )
     return to_model(board)
