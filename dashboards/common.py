@@ -1,15 +1,26 @@
-"""What every corridor dashboard shares: the datasource variable, label variables, panels with
-their queries, thresholds from the alert config, runbook links and the firing-alerts annotation.
+"""What every corridor dashboard shares: the datasource variable, the deployment variables, label
+variables, panels with their queries, thresholds from the alert config, runbook links and the
+firing-alerts annotation.
 
 Queries read the project's recording rules where one exists (deploy/prometheus/rules/) and
 the raw series otherwise; every label variable's "All" value is ``.*`` so that queries match
 with ``=~"$var"``. The datasource is always the ``$datasource`` variable: no dashboard
 carries a datasource uid of its own.
+
+Several deployments may share one Prometheus: every dashboard has a variable per deployment
+label of the alert config (``Thresholds.deployment_labels``, ``cluster`` and ``namespace`` by
+default), and every query selects them. A panel builds its selectors with ``deployment()``
+(recorded series, ``ALERTS``) or ``workers()`` (the workers' raw series, which also carry the
+worker selector); an aggregation that keeps series apart groups by ``t.by(...)``, which keeps the
+deployment labels, and names the series with ``per_deployment()``; one that adds everything up
+(``sum(...)``, ``sum by (le)``) shows one number for the deployments chosen. A Prometheus whose
+series carry none of these labels still works: the "All" value ``.*`` matches an absent label.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +44,9 @@ from streams.alerting.rules import alert_rules
 from streams.alerting.thresholds import Thresholds
 
 DATASOURCE = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
+#: The series every scraped target has: the deployment variables list their values from it, so a
+#: deployment whose workers are all down is still listed.
+TARGETS = "up"
 TAGS = ["corridor-monitor"]
 REFRESH = "1m"
 
@@ -48,23 +62,46 @@ class Query:
     instant: bool = False
 
 
+def deployment(t: Thresholds, matchers: str = "") -> str:
+    """The inside of a selector narrowed to the deployments the dashboard's variables choose, then
+    ``matchers``: for recorded series and ``ALERTS`` (``f'{RULE}{{{deployment(t, 'window="7d"')}}}'``)."""
+    return _chosen(t.deployment_labels, matchers)
+
+
+def _chosen(labels: Sequence[str], matchers: str) -> str:
+    return ", ".join([*(f'{label}=~"${label}"' for label in labels), *filter(None, [matchers])])
+
+
+def workers(t: Thresholds, matchers: str = "") -> str:
+    """The inside of a selector of the workers' raw series: the worker selector, the chosen deployments,
+    then ``matchers``."""
+    return t.workers(deployment(t, matchers))
+
+
+def per_deployment(t: Thresholds, legend: str = "") -> str:
+    """``legend`` followed by the series' deployment labels, so that under "All" the series of two
+    deployments are told apart (a Prometheus without the labels shows ``legend`` alone)."""
+    return " ".join([*filter(None, [legend]), *(f"{{{{{label}}}}}" for label in t.deployment_labels)])
+
+
 def firing_alerts(thresholds: Thresholds, alerts: Sequence[str], stream: str | None = None) -> str:
     """The ``ALERTS`` selector of the firing ``alerts``: with ``stream``, the rules rendered once per
     stream (those carrying a ``stream`` label) only for that stream."""
     per_stream = sorted({rule["alert"] for rule in alert_rules(thresholds) if rule["alert"] in alerts
                          and "stream" in rule["labels"]}) if stream else []
     others = sorted(set(alerts) - set(per_stream))
-    selectors = [f'ALERTS{{alertstate="firing", alertname=~"{"|".join(others)}"}}'] if others else []
+    firing = deployment(thresholds, 'alertstate="firing"')
+    selectors = [f'ALERTS{{{firing}, alertname=~"{"|".join(others)}"}}'] if others else []
     if per_stream:
-        selectors.append(f'ALERTS{{alertstate="firing", alertname=~"{"|".join(per_stream)}", stream="{stream}"}}')
+        selectors.append(f'ALERTS{{{firing}, alertname=~"{"|".join(per_stream)}", stream="{stream}"}}')
     return " or ".join(selectors)
 
 
 def new_dashboard(uid: str, title: str, description: str, thresholds: Thresholds, *, alerts: Sequence[str],
                   stream: str | None = None) -> dashboard.Dashboard:
-    """A dashboard with the datasource variable, the corridor links and the firing-alerts annotation
-    (``alerts``, narrowed to ``stream`` where an alert exists per stream)."""
-    return (
+    """A dashboard with the datasource and deployment variables, the corridor links and the
+    firing-alerts annotation (``alerts``, narrowed to ``stream`` where an alert exists per stream)."""
+    board = (
         dashboard.Dashboard(title)
         .uid(uid)
         .description(description)
@@ -87,6 +124,16 @@ def new_dashboard(uid: str, title: str, description: str, thresholds: Thresholds
             .expr(firing_alerts(thresholds, alerts, stream))
         )
     )
+    for variable in deployment_variables(thresholds):
+        board = board.with_variable(variable)
+    return board
+
+
+def deployment_variables(t: Thresholds) -> list[dashboard.QueryVariable]:
+    """A variable per deployment label, each narrowed by the ones before it (namespaces of the chosen
+    clusters), listing the values the workers' targets carry."""
+    labels = t.deployment_labels
+    return [label_variable(label, label, TARGETS, t.workers(_chosen(labels[:i], ""))) for i, label in enumerate(labels)]
 
 
 def label_variable(name: str, label: str, metric: str, selector: str = "") -> dashboard.QueryVariable:
@@ -182,11 +229,12 @@ def bars(title: str, description: str, queries: Sequence[Query], unit: str, *, w
          per_series: Mapping[str, dashboard.ThresholdsConfig] | None = None,
          runbooks: Sequence[dashboard.DashboardLink] = ()) -> Panel:
     """A horizontal bar gauge: one bar per series, its last value; ``per_series`` sets the thresholds
-    of the series named so in the legend."""
+    of the series whose legend is that name, or starts with it and a space (``per_deployment``)."""
     panel = (bargauge.Panel().orientation(VizOrientation.HORIZONTAL)
              .reduce_options(common.ReduceDataOptions().calcs(["lastNotNull"]).values(False)))
     for name, config in sorted((per_series or {}).items()):
-        panel = panel.override_by_name(name, [model.DynamicConfigValue(id_val="thresholds", value=config.build())])
+        panel = panel.override_by_regexp(f"^{re.escape(name)}( .*)?$",
+                                         [model.DynamicConfigValue(id_val="thresholds", value=config.build())])
     return _dress(panel, title, description, queries, unit, width=width, height=height,
                   thresholds_config=thresholds_config or steps((None, "blue")), runbooks=list(runbooks))
 

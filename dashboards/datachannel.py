@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboards.common import Query, below, graph, label_variable, new_dashboard, row, runbook_links, single, to_model
+from dashboards.common import (
+    Query,
+    below,
+    deployment,
+    graph,
+    label_variable,
+    new_dashboard,
+    per_deployment,
+    row,
+    runbook_links,
+    single,
+    to_model,
+    workers,
+)
 from streams.alerting.alert import DATACHANNEL_THROUGHPUT_DROP, STREAM_SILENT, VOLUME_DROP, duration
 from streams.alerting.records import BYTES_RATE5M, BYTES_WINDOW_SUM, LATENCY_BUCKET_RATE5M, PACKET_LOSS_RATIO_RATE5M
 from streams.alerting.thresholds import Thresholds
@@ -18,47 +31,52 @@ ALERTS = (DATACHANNEL_THROUGHPUT_DROP, VOLUME_DROP, STREAM_SILENT)
 def build(t: Thresholds) -> dict[str, Any]:
     period = duration(t.volume_period_s)
     runbooks = runbook_links(t, [DATACHANNEL_THROUGHPUT_DROP])
+    recorded, raw, link = deployment(t, SELECTED), workers(t, SELECTED), deployment(t, 'link=~"$link"')
     board = (
         new_dashboard(UID, "China-Singapore data channel",
                       "The international data channel between Chongqing and Singapore: throughput per link and "
                       "direction, latency and loss.",
                       t, alerts=ALERTS, stream="datachannel")
-        .with_variable(label_variable("link", "link", f"{DATACHANNEL_BYTES.name}_total"))
-        .with_variable(label_variable("direction", "direction", f"{DATACHANNEL_BYTES.name}_total", 'link=~"$link"'))
+        .with_variable(label_variable("link", "link", f"{DATACHANNEL_BYTES.name}_total", workers(t)))
+        .with_variable(label_variable("direction", "direction", f"{DATACHANNEL_BYTES.name}_total",
+                                      workers(t, 'link=~"$link"')))
         .with_row(row("Throughput"))
         .with_panel(single("Throughput now", "Bytes per second over the last 5 minutes, selected links.",
-                           [Query(f'sum({BYTES_RATE5M}{{{SELECTED}}}) * 8')], "bps"))
+                           [Query(f'sum({BYTES_RATE5M}{{{recorded}}}) * 8')], "bps"))
         .with_panel(single("Throughput against a week earlier",
                            f"Now over {period} earlier; {DATACHANNEL_THROUGHPUT_DROP} fires per link and "
                            f"direction below {t.throughput_drop_fraction:.0%}.",
-                           [Query(f'sum({BYTES_RATE5M}{{{SELECTED}}}) / '
-                                  f'sum(rate({DATACHANNEL_BYTES.name}_total{{{SELECTED}}}[5m] offset {period}))')],
+                           [Query(f'sum({BYTES_RATE5M}{{{recorded}}}) / '
+                                  f'sum(rate({DATACHANNEL_BYTES.name}_total{{{raw}}}[5m] offset {period}))')],
                            "percentunit", thresholds_config=below(t.throughput_drop_fraction), runbooks=runbooks))
         .with_panel(single("Carried, last 24h", "Bytes carried in the rolling 24h (event time).",
                            [Query(f'sum({BYTES_WINDOW_SUM}'
-                                  f'{{{SELECTED}, window="24h"}})')], "bytes"))
+                                  f'{{{recorded}, window="24h"}})')], "bytes"))
         .with_panel(single("Latency p99", "99th percentile of the links' latency over 5 minutes.",
                            [Query('histogram_quantile(0.99, sum by (le) '
-                                  f'({LATENCY_BUCKET_RATE5M}{{link=~"$link"}}))')],
+                                  f'({LATENCY_BUCKET_RATE5M}{{{link}}}))')],
                            "s"))
         .with_panel(graph("Throughput per link and direction", "Bits per second (5-minute rate).",
-                          [Query(f'{BYTES_RATE5M}{{{SELECTED}}} * 8', "{{link}} {{direction}}")], "bps",
+                          [Query(f'{BYTES_RATE5M}{{{recorded}}} * 8', per_deployment(t, "{{link}} {{direction}}"))],
+                          "bps",
                           runbooks=runbooks))
         .with_panel(graph("Rolling 1h volume: now against a week earlier",
                           f"Bytes in the hour up to each moment, and {period} earlier.",
-                          [Query(f'sum by (link, direction) ({BYTES_WINDOW_SUM}'
-                                 f'{{{SELECTED}, window="1h"}})', "{{link}} {{direction}}"),
-                           Query(f'sum by (link, direction) ({DATACHANNEL_BYTES_WINDOW.name}'
-                                 f'{{{SELECTED}, window="1h"}} offset {period})',
-                                 "{{link}} {{direction}} a week earlier")], "bytes", runbooks=runbooks))
+                          [Query(f'sum by ({t.by("link, direction")}) ({BYTES_WINDOW_SUM}'
+                                 f'{{{recorded}, window="1h"}})', per_deployment(t, "{{link}} {{direction}}")),
+                           Query(f'sum by ({t.by("link, direction")}) ({DATACHANNEL_BYTES_WINDOW.name}'
+                                 f'{{{raw}, window="1h"}} offset {period})',
+                                 per_deployment(t, "{{link}} {{direction}} a week earlier"))], "bytes",
+                          runbooks=runbooks))
         .with_row(row("Quality"))
         .with_panel(graph("Latency percentiles per link", "From the latency histogram (5-minute rate).",
-                          [Query(f'histogram_quantile({q}, sum by (link, le) '
-                                 f'({LATENCY_BUCKET_RATE5M}{{link=~"$link"}}))',
-                                 f"{{{{link}}}} p{round(q * 100)}") for q in (0.5, 0.9, 0.99)], "s"))
+                          [Query(f'histogram_quantile({q}, sum by ({t.by("link, le")}) '
+                                 f'({LATENCY_BUCKET_RATE5M}{{{link}}}))',
+                                 per_deployment(t, f"{{{{link}}}} p{round(q * 100)}")) for q in (0.5, 0.9, 0.99)],
+                          "s"))
         .with_panel(graph("Packet loss per link and direction",
                           "Time-weighted packet-loss ratio the probes report (5 minutes).",
-                          [Query(f'{PACKET_LOSS_RATIO_RATE5M}{{{SELECTED}}}',
-                                 "{{link}} {{direction}}")], "percentunit"))
+                          [Query(f'{PACKET_LOSS_RATIO_RATE5M}{{{recorded}}}',
+                                 per_deployment(t, "{{link}} {{direction}}"))], "percentunit"))
     )
     return to_model(board)

@@ -5,7 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboards.common import Query, below, graph, label_variable, new_dashboard, row, runbook_links, single, to_model
+from dashboards.common import (
+    Query,
+    below,
+    deployment,
+    graph,
+    label_variable,
+    new_dashboard,
+    per_deployment,
+    row,
+    runbook_links,
+    single,
+    to_model,
+    workers,
+)
 from streams.alerting.alert import STREAM_SILENT, VOLUME_DROP, WEEKLY_FLIGHTS_BELOW_SCHEDULE
 from streams.alerting.records import FLIGHT_DELAY_BUCKET_RATE1H, FLIGHTS_WINDOW_SUM
 from streams.alerting.thresholds import Thresholds
@@ -19,55 +32,58 @@ ALERTS = (WEEKLY_FLIGHTS_BELOW_SCHEDULE, VOLUME_DROP, STREAM_SILENT)
 def build(t: Thresholds) -> dict[str, Any]:
     schedule = min(t.weekly_flights_schedule.values())
     scheduled = ", ".join(f"{route}: {weekly}" for route, weekly in sorted(t.weekly_flights_schedule.items()))
+    recorded, raw = deployment(t, SELECTED), workers(t, f'{SELECTED}, carrier=~"$carrier"')
     board = (
         new_dashboard(UID, "Chongqing - Singapore flights",
                       "Flights between Chongqing and Singapore: operated flights against the timetable, passengers, "
                       "cargo, delays and cancellations.",
                       t, alerts=ALERTS, stream="flights")
-        .with_variable(label_variable("route", "route", f"{FLIGHT_EVENTS.name}_total"))
-        .with_variable(label_variable("carrier", "carrier", f"{FLIGHT_EVENTS.name}_total", SELECTED))
+        .with_variable(label_variable("route", "route", f"{FLIGHT_EVENTS.name}_total", workers(t)))
+        .with_variable(label_variable("carrier", "carrier", f"{FLIGHT_EVENTS.name}_total", workers(t, SELECTED)))
         .with_row(row("Schedule"))
         .with_panel(single("Operated flights, last 7d",
                            f"Flights operated in the rolling week (event time). Timetable: {scheduled} a week; "
                            f"{WEEKLY_FLIGHTS_BELOW_SCHEDULE} fires below it.",
-                           [Query(f'sum by (route) ({FLIGHTS_WINDOW_SUM}{{{SELECTED}, window="7d"}})', "{{route}}")],
+                           [Query(f'sum by ({t.by("route")}) ({FLIGHTS_WINDOW_SUM}{{{recorded}, window="7d"}})',
+                                  per_deployment(t, "{{route}}"))],
                            "none",
                            thresholds_config=below(schedule),
                            runbooks=runbook_links(t, [WEEKLY_FLIGHTS_BELOW_SCHEDULE])))
         .with_panel(single("Cancellations, last 7d", "Flights cancelled in the last 7 days (0 while flights are "
                            "reported and none was cancelled).",
                            [Query(f'sum(increase({FLIGHT_EVENTS.name}_total'
-                                  f'{{{SELECTED}, carrier=~"$carrier", status="cancelled"}}[7d])) '
+                                  f'{{{raw}, status="cancelled"}}[7d])) '
                                   f'or 0 * sum(increase({FLIGHT_EVENTS.name}_total'
-                                  f'{{{SELECTED}, carrier=~"$carrier"}}[7d]))')], "none"))
+                                  f'{{{raw}}}[7d]))')], "none"))
         .with_panel(single("Passengers, last 7d", "Passengers flown in the last 7 days.",
                            [Query(f'sum(increase({FLIGHT_PASSENGERS.name}_total'
-                                  f'{{{SELECTED}, carrier=~"$carrier"}}[7d]))')], "none"))
+                                  f'{{{raw}}}[7d]))')], "none"))
         .with_panel(single("Cargo, last 7d", "Air cargo flown in the last 7 days.",
                            [Query(f'sum(increase({FLIGHT_CARGO.name}_total'
-                                  f'{{{SELECTED}, carrier=~"$carrier"}}[7d])) / 1000')], "masskg"))
+                                  f'{{{raw}}}[7d])) / 1000')], "masskg"))
         .with_panel(graph("Weekly operated flights against the schedule",
                           "Rolling 7-day operated flights per route and service; the dashed line is the timetable.",
-                          [Query(f'{FLIGHTS_WINDOW_SUM}{{{SELECTED}, window="7d"}}', "{{route}} {{service}}")], "none",
+                          [Query(f'{FLIGHTS_WINDOW_SUM}{{{recorded}, window="7d"}}',
+                                 per_deployment(t, "{{route}} {{service}}"))], "none",
                           thresholds_config=below(schedule),
                           runbooks=runbook_links(t, [WEEKLY_FLIGHTS_BELOW_SCHEDULE, VOLUME_DROP])))
         .with_panel(graph("Flights by status", "Flight events per day by status and carrier.",
-                          [Query(f'sum by (carrier, status) (increase({FLIGHT_EVENTS.name}_total'
-                                 f'{{{SELECTED}, carrier=~"$carrier"}}[1d]))', "{{carrier}} {{status}}")],
+                          [Query(f'sum by ({t.by("carrier, status")}) (increase({FLIGHT_EVENTS.name}_total'
+                                 f'{{{raw}}}[1d]))', per_deployment(t, "{{carrier}} {{status}}"))],
                           "none", stacked=True))
         .with_row(row("Load and punctuality"))
         .with_panel(graph("Passengers per day", "Passengers per day by carrier.",
-                          [Query(f'sum by (carrier) (increase({FLIGHT_PASSENGERS.name}_total'
-                                 f'{{{SELECTED}, carrier=~"$carrier"}}[1d]))', "{{carrier}}")], "none", width=8))
+                          [Query(f'sum by ({t.by("carrier")}) (increase({FLIGHT_PASSENGERS.name}_total'
+                                 f'{{{raw}}}[1d]))', per_deployment(t, "{{carrier}}"))], "none", width=8))
         .with_panel(graph("Cargo per day", "Air cargo per day by carrier.",
-                          [Query(f'sum by (carrier) (increase({FLIGHT_CARGO.name}_total'
-                                 f'{{{SELECTED}, carrier=~"$carrier"}}[1d])) / 1000', "{{carrier}}")], "masskg",
+                          [Query(f'sum by ({t.by("carrier")}) (increase({FLIGHT_CARGO.name}_total'
+                                 f'{{{raw}}}[1d])) / 1000', per_deployment(t, "{{carrier}}"))], "masskg",
                           width=8))
         .with_panel(graph("Departure delay percentiles",
                           "Departure delay of operated flights (actual minus scheduled departure), from the "
                           "delay histogram (1h rate).",
                           [Query(f'histogram_quantile({q}, sum by (le) '
-                                 f'({FLIGHT_DELAY_BUCKET_RATE1H}{{{SELECTED}}}))',
+                                 f'({FLIGHT_DELAY_BUCKET_RATE1H}{{{recorded}}}))',
                                  f"p{round(q * 100)}") for q in (0.5, 0.9, 0.99)],
                           "s", width=8))
     )

@@ -10,13 +10,16 @@ from dashboards.common import (
     above,
     bars,
     below,
+    deployment,
     graph,
     label_variable,
     new_dashboard,
+    per_deployment,
     row,
     runbook_links,
     single,
     to_model,
+    workers,
 )
 from streams.alerting.alert import (
     DEAD_LETTERS_RISING,
@@ -57,16 +60,17 @@ ALERTS = (WORKER_DOWN, PIPELINE_STALLED, DEAD_LETTERS_RISING, STREAM_SILENT, STA
 
 
 def build(t: Thresholds) -> dict[str, Any]:
-    up = f'up{{{t.workers()}}}'
-    instance = t.workers('instance=~"$instance"')
+    up = f'up{{{workers(t)}}}'
+    instance = workers(t, 'instance=~"$instance"')
+    stream = deployment(t, STREAM)
     silent = ", ".join(f"{stream} {duration(seconds)}" for stream, seconds in t.stream_silent_s.items())
     board = (
         new_dashboard(UID, "Corridor pipeline health",
                       "Is the pipeline healthy? Events in and out of validation, dead letters, how far behind event "
                       "time and the topics the workers are, state restores, and the workers themselves.",
                       t, alerts=ALERTS)
-        .with_variable(label_variable("stream", "stream", f"{EVENTS_RECEIVED.name}_total"))
-        .with_variable(label_variable("instance", "instance", "up", t.workers()))
+        .with_variable(label_variable("stream", "stream", f"{EVENTS_RECEIVED.name}_total", workers(t)))
+        .with_variable(label_variable("instance", "instance", "up", workers(t)))
         .with_row(row("Workers"))
         .with_panel(single("Workers up", f"Workers Prometheus scrapes ({t.worker_selector}); "
                            f"{WORKER_DOWN} fires when one is down (or none is scraped).",
@@ -74,77 +78,81 @@ def build(t: Thresholds) -> dict[str, Any]:
                            runbooks=runbook_links(t, [WORKER_DOWN])))
         .with_panel(single("Partitions restoring", "Assigned partitions whose state is not restored yet; "
                            f"{RESTORE_SLOW} fires when a restore runs over {duration(t.restore_slow_s)}.",
-                           [Query(f'sum({RESTORING_SUM}{{{STREAM}}})')], "none",
+                           [Query(f'sum({RESTORING_SUM}{{{stream}}})')], "none",
                            thresholds_config=above(1), runbooks=runbook_links(t, [RESTORE_SLOW])))
         .with_panel(single("State gaps, last hour", "Committed offsets no checkpoint holds and the topic no longer "
                            f"has: records missing from the totals. {STATE_GAP} fires on any.",
-                           [Query(f'sum({STATE_GAPS_INCREASE1H}{{{STREAM}}})')], "none",
+                           [Query(f'sum({STATE_GAPS_INCREASE1H}{{{stream}}})')], "none",
                            thresholds_config=above(1), runbooks=runbook_links(t, [STATE_GAP])))
         .with_panel(single("Build", "Version each worker runs.",
-                           [Query(f'count by (version) ({BUILD.name}_info{{{instance}}})', "{{version}}")],
+                           [Query(f'count by ({t.by("version")}) ({BUILD.name}_info{{{instance}}})',
+                                  per_deployment(t, "{{version}}"))],
                            "none"))
         .with_panel(graph("Workers up", "1 per worker scraped; a gap is a worker down.",
-                          [Query(f'{up.rstrip("}")}, instance=~"$instance"}}', "{{instance}}")], "none",
+                          [Query(f'up{{{instance}}}', per_deployment(t, "{{instance}}"))], "none",
                           runbooks=runbook_links(t, [WORKER_DOWN])))
         .with_panel(graph("Rebalances per hour", "Consumer group rebalances each worker took part in.",
-                          [Query(f'sum by (instance) (increase({REBALANCES.name}_total{{{instance}}}[1h]))',
-                                 "{{instance}}")], "none", width=6))
+                          [Query(f'sum by ({t.by("instance")}) (increase({REBALANCES.name}_total{{{instance}}}[1h]))',
+                                 per_deployment(t, "{{instance}}"))], "none", width=6))
         .with_panel(graph("Restore time", "How long each worker's running state restore has taken (0: none runs).",
-                          [Query(f'max by (instance) ({RESTORE_SECONDS.name}{{{instance}}})', "{{instance}}")],
+                          [Query(f'max by ({t.by("instance")}) ({RESTORE_SECONDS.name}{{{instance}}})',
+                                 per_deployment(t, "{{instance}}"))],
                           "s", width=6, thresholds_config=above(t.restore_slow_s),
                           runbooks=runbook_links(t, [RESTORE_SLOW])))
         .with_row(row("Events"))
         .with_panel(graph("Events per second by outcome", "Received, accepted, duplicate and late events "
                           "(5-minute rates), per stream.",
-                          [Query(f'{RECEIVED_RATE5M}{{{STREAM}}}', "{{stream}} received"),
-                           Query(f'{ACCEPTED_RATE5M}{{{STREAM}}}', "{{stream}} accepted"),
-                           Query(f'{DUPLICATE_RATE5M}{{{STREAM}}}', "{{stream}} duplicate"),
-                           Query(f'{LATE_RATE5M}{{{STREAM}}}', "{{stream}} late")],
+                          [Query(f'{RECEIVED_RATE5M}{{{stream}}}', per_deployment(t, "{{stream}} received")),
+                           Query(f'{ACCEPTED_RATE5M}{{{stream}}}', per_deployment(t, "{{stream}} accepted")),
+                           Query(f'{DUPLICATE_RATE5M}{{{stream}}}', per_deployment(t, "{{stream}} duplicate")),
+                           Query(f'{LATE_RATE5M}{{{stream}}}', per_deployment(t, "{{stream}} late"))],
                           "ops"))
         .with_panel(graph("Rejected by reason", "Events sent to the dead-letter topic per second, by reason.",
-                          [Query(f'{REJECTED_RATE5M}{{{STREAM}}}',
-                                 "{{stream}} {{reason}}")], "ops", stacked=True,
+                          [Query(f'{REJECTED_RATE5M}{{{stream}}}',
+                                 per_deployment(t, "{{stream}} {{reason}}"))], "ops", stacked=True,
                           runbooks=runbook_links(t, [DEAD_LETTERS_RISING])))
         .with_panel(graph("Share rejected", f"Rejected over received in {duration(t.dead_letters_window_s)}; "
                           f"{DEAD_LETTERS_RISING} fires above {t.dead_letters_fraction:.0%} "
                           f"(with {t.dead_letters_min_events} rejections or more).",
-                          [Query(f'sum by (stream) (increase({EVENTS_REJECTED.name}_total'
-                                 f'{{{STREAM}}}[{duration(t.dead_letters_window_s)}])) / sum by (stream) '
-                                 f'(increase({EVENTS_RECEIVED.name}_total{{{STREAM}}}'
-                                 f'[{duration(t.dead_letters_window_s)}]))', "{{stream}}")],
+                          [Query(f'sum by ({t.by("stream")}) (increase({EVENTS_REJECTED.name}_total'
+                                 f'{{{workers(t, STREAM)}}}[{duration(t.dead_letters_window_s)}])) / sum by '
+                                 f'({t.by("stream")}) (increase({EVENTS_RECEIVED.name}_total{{{workers(t, STREAM)}}}'
+                                 f'[{duration(t.dead_letters_window_s)}]))', per_deployment(t, "{{stream}}"))],
                           "percentunit", thresholds_config=above(t.dead_letters_fraction),
                           runbooks=runbook_links(t, [DEAD_LETTERS_RISING])))
         .with_panel(graph("Event delay", "Processing time minus event time of accepted events (p50, p99).",
-                          [Query(f'histogram_quantile({q}, sum by (stream, le) '
-                                 f'({EVENT_DELAY_BUCKET_RATE5M}{{{STREAM}}}))',
-                                 f"{{{{stream}}}} p{round(q * 100)}") for q in (0.5, 0.99)], "s"))
+                          [Query(f'histogram_quantile({q}, sum by ({t.by("stream, le")}) '
+                                 f'({EVENT_DELAY_BUCKET_RATE5M}{{{stream}}}))',
+                                 per_deployment(t, f"{{{{stream}}}} p{round(q * 100)}")) for q in (0.5, 0.99)], "s"))
         .with_panel(bars("Since the newest event", f"Event time of each stream's newest event, now. Silent after: "
                          f"{silent} ({STREAM_SILENT}).",
-                         [Query(f'time() - max by (stream) ({KEY_LAST_EVENT_MAX}'
-                                f'{{{STREAM}}})', "{{stream}}")], "s",
+                         [Query(f'time() - max by ({t.by("stream")}) ({KEY_LAST_EVENT_MAX}'
+                                f'{{{stream}}})', per_deployment(t, "{{stream}}"))], "s",
                          per_series={stream: above(seconds) for stream, seconds in t.stream_silent_s.items()},
                          runbooks=runbook_links(t, [STREAM_SILENT])))
         .with_row(row("Kafka"))
         .with_panel(graph("Consumer lag per partition", "Records not yet applied, per stream and partition; "
                           f"{PIPELINE_STALLED} fires when it does not fall while nothing is processed.",
-                          [Query(f'{PARTITION_LAG_MAX}{{{STREAM}}}',
-                                 "{{stream}}/{{partition}}")], "none",
+                          [Query(f'{PARTITION_LAG_MAX}{{{stream}}}',
+                                 per_deployment(t, "{{stream}}/{{partition}}"))], "none",
                           runbooks=runbook_links(t, [PIPELINE_STALLED])))
         .with_panel(graph("Checkpoint age", "How long the oldest applied record has waited for a confirmed "
                           "checkpoint, per stream.",
-                          [Query(f'{CHECKPOINT_AGE_MAX}{{{STREAM}}}', "{{stream}}")], "s"))
+                          [Query(f'{CHECKPOINT_AGE_MAX}{{{stream}}}', per_deployment(t, "{{stream}}"))], "s"))
         .with_panel(graph("Commit latency p99", "Time to commit consumer offsets, per worker.",
-                          [Query('histogram_quantile(0.99, sum by (instance, le) '
+                          [Query(f'histogram_quantile(0.99, sum by ({t.by("instance, le")}) '
                                  f'(rate({COMMIT_LATENCY.name}_bucket{{{instance}}}[$__rate_interval])))',
-                                 "{{instance}}")], "s", width=6))
+                                 per_deployment(t, "{{instance}}"))], "s", width=6))
         .with_panel(graph("Send errors per hour", "Records the worker's producer failed to send (dead letters, "
                           "changelog).",
-                          [Query(f'sum by (instance) (increase({SEND_ERRORS.name}_total{{{instance}}}[1h]))',
-                                 "{{instance}}")], "none", width=6))
+                          [Query(f'sum by ({t.by("instance")}) (increase({SEND_ERRORS.name}_total{{{instance}}}[1h]))',
+                                 per_deployment(t, "{{instance}}"))], "none", width=6))
         .with_panel(graph("Worker memory", "Resident memory per worker.",
-                          [Query(f'process_resident_memory_bytes{{{instance}}}', "{{instance}}")], "bytes", width=6))
+                          [Query(f'process_resident_memory_bytes{{{instance}}}', per_deployment(t, "{{instance}}"))],
+                          "bytes", width=6))
         .with_panel(graph("Worker CPU", "CPU seconds per second per worker.",
-                          [Query(f'rate(process_cpu_seconds_total{{{instance}}}[$__rate_interval])', "{{instance}}")],
+                          [Query(f'rate(process_cpu_seconds_total{{{instance}}}[$__rate_interval])',
+                                 per_deployment(t, "{{instance}}"))],
                           "percentunit", width=6))
     )
     return to_model(board)

@@ -71,11 +71,13 @@ def missing(reason: str) -> NoReturn:
 
 
 class PrometheusServer:
-    """Prometheus on a free loopback port scraping the given targets every second (job ``job``),
-    evaluating rules every second and sending alerts to ``alertmanagers`` (host:port)."""
+    """Prometheus on a free loopback port scraping the given targets every second (job ``job``, the
+    targets labelled ``labels``), evaluating rules every second and sending alerts to
+    ``alertmanagers`` (host:port)."""
 
     def __init__(self, workdir: Path, targets: list[str], rule_files: list[Path] | None = None,
-                 binary: str | None = None, job: str = "corridor", alertmanagers: list[str] | None = None) -> None:
+                 binary: str | None = None, job: str = "corridor", alertmanagers: list[str] | None = None,
+                 labels: dict[str, str] | None = None) -> None:
         self.binary = binary or require_tool("prometheus")
         self.workdir = workdir
         self.port = free_port()
@@ -83,6 +85,7 @@ class PrometheusServer:
         self.rule_files = rule_files or []
         self.job = job
         self.alertmanagers = alertmanagers or []
+        self.labels = labels or {}
         self.server: ServerProcess | None = None
 
     @property
@@ -95,7 +98,8 @@ class PrometheusServer:
         document: dict = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(p) for p in self.rule_files],
-            "scrape_configs": [{"job_name": self.job, "static_configs": [{"targets": self.targets}]}],
+            "scrape_configs": [{"job_name": self.job,
+                                "static_configs": [{"targets": self.targets, "labels": self.labels}]}],
         }
         if self.alertmanagers:
             document["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": self.alertmanagers}]}]}

@@ -7,6 +7,10 @@ least one series with the template variables at "All" (``.*``). Queries that com
 week earlier (``offset``) read a week-old copy of the worker's own series: before Prometheus
 starts, the worker's scrape is written as OpenMetrics dated a week back and turned into a
 TSDB block with promtool, as an operator backfills history.
+
+The worker is scraped as one deployment (its target labelled ``cluster`` and ``namespace``), so
+the deployment variables are exercised for real: with the worker's own deployment chosen every
+query still returns series, with another one none does.
 """
 
 from __future__ import annotations
@@ -25,11 +29,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import dashboards
+from streams.alerting.records import RECEIVED_RATE5M
 from streams.alerting.thresholds import PROFILES
 from streams.evaluation.history import History
 from streams.kafka.admin import create_topics
 from streams.kafka.broker import EmbeddedBroker
 from streams.process import parse_metrics
+from tests.dashboard_queries import BUILTINS, label_values
 from tests.integration.conftest import broker_settings_for, free_port
 from tests.integration.prometheus import PROJECT_ROOT, PrometheusServer, job_of
 from tests.integration.workers import WorkerProcess, wait_for
@@ -40,11 +46,12 @@ RULE_FILES = sorted((PROJECT_ROOT / "deploy" / "prometheus" / "rules").glob("*.y
 #: The simulated span published before the worker is scraped, as fast as it goes: nearly the
 #: dedup horizon (7 days; older events are refused), so that the 7d windows are filled.
 SIMULATED_S = 7 * 86400 - 3600
-#: Grafana's own variables, as Grafana would fill them in for a short time range.
-BUILTINS = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h"}
+#: The deployment the worker's target is labelled as (Thresholds.deployment_labels of the default profile).
+DEPLOYMENT = {"cluster": "corridor-test", "namespace": "corridor"}
+#: A deployment nothing is scraped from.
+ELSEWHERE = {"cluster": "elsewhere", "namespace": "nowhere"}
 #: A line of `corridor simulate`'s summary: family, then the events it published.
 PUBLISHED = re.compile(r"^(?P<family>shipments|flights|finance|datachannel)\s+(?P<count>\d+)\s", re.MULTILINE)
-LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.+),\s*(?P<label>\w+)\)$")
 
 
 def panels(model: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -69,20 +76,25 @@ def variables() -> list[tuple[str, str, str]]:
             for variable in model["templating"]["list"] if variable["type"] == "query"]
 
 
-def interpolated(expression: str, model_variables: list[str]) -> str:
+def interpolated(expression: str, model_variables: list[str], chosen: dict[str, str] | None = None) -> str:
+    """``expression`` as Grafana sends it: its own variables filled in, the ``chosen`` ones with their
+    value (a deployment), every other at "All" (``.*``)."""
     for builtin, value in BUILTINS.items():
         expression = expression.replace(builtin, value)
     for name in sorted(model_variables, key=len, reverse=True):
-        expression = expression.replace(f"${{{name}}}", ".*").replace(f"${name}", ".*")
+        value = (chosen or {}).get(name, ".*")
+        expression = expression.replace(f"${{{name}}}", value).replace(f"${name}", value)
     assert "$" not in expression, f"an unknown template variable is left in {expression!r}"
     return expression
 
 
-def backfill_week_old_copy(metrics_text: str, tsdb: Path, promtool: str, now: float) -> None:
-    """The worker's counters and gauges as if scraped every minute around a week ago, as a TSDB block."""
+def backfill_week_old_copy(metrics_text: str, tsdb: Path, promtool: str, now: float,
+                           target_labels: dict[str, str]) -> None:
+    """The worker's counters and gauges as if scraped every minute around a week ago (with the labels
+    Prometheus gives its target), as a TSDB block."""
     history = History(wanted=set())
     period = PROFILES["default"].volume_period_s
-    samples = [(family.name, family.type, sample.name, sample.labels, sample.value)
+    samples = [(family.name, family.type, sample.name, {**sample.labels, **target_labels}, sample.value)
                for family in text_string_to_metric_families(metrics_text) if family.type in ("counter", "gauge")
                for sample in family.samples if not sample.name.endswith("_created")]
     history.wanted = frozenset(name for name, *_ in samples)
@@ -137,11 +149,13 @@ def scraped(fresh_broker_module, prometheus_bin, promtool_bin, tmp_path_factory)
             return text if accepted == published and lags and not any(lags) else None
 
         metrics_text = wait_for(caught_up, timeout=300, interval=1, message="the worker to apply the simulation")
-        backfill_week_old_copy(metrics_text, workdir / "tsdb", promtool_bin, time.time())
-        prometheus = PrometheusServer(workdir, [f"127.0.0.1:{worker.web_port}"], RULE_FILES, binary=prometheus_bin,
-                                      job=job_of(PROFILES["default"].worker_selector)).start()
+        target, job = f"127.0.0.1:{worker.web_port}", job_of(PROFILES["default"].worker_selector)
+        backfill_week_old_copy(metrics_text, workdir / "tsdb", promtool_bin, time.time(),
+                               {"job": job, "instance": target, **DEPLOYMENT})
+        prometheus = PrometheusServer(workdir, [target], RULE_FILES, binary=prometheus_bin, job=job,
+                                      labels=DEPLOYMENT).start()
         # Rates need two scrapes in their range and the recording rules a few evaluations.
-        wait_for(lambda: prometheus.query("stream:corridor_events_received:rate5m"), timeout=60, interval=1,
+        wait_for(lambda: prometheus.query(RECEIVED_RATE5M), timeout=60, interval=1,
                  message="the recording rules to produce series")
         time.sleep(3)
         yield prometheus
@@ -157,24 +171,50 @@ def test_every_panel_has_queries_and_the_rendered_json_exists():
     assert len(found) >= 40
 
 
+def model_variables(dashboard: str) -> list[str]:
+    return [v["name"] for v in dashboards.load()[dashboard]["templating"]["list"]]
+
+
+def listed(prometheus: PrometheusServer, dashboard: str, query: str, chosen: dict[str, str] | None = None) -> set[str]:
+    """The values a variable's ``label_values(selector, label)`` query lists."""
+    selector, label = label_values(query)
+    result = prometheus.query(f"count by ({label}) ({interpolated(selector, model_variables(dashboard), chosen)})")
+    return {series["metric"].get(label, "") for series in result}
+
+
 @pytest.mark.parametrize(("dashboard", "variable", "query"), variables(), ids=lambda v: str(v)[:60])
 def test_every_variable_has_values(scraped, dashboard, variable, query):
-    match = LABEL_VALUES.match(query)
-    assert match, f"{dashboard}/${variable}: not a label_values() query: {query!r}"
-    model_variables = [v["name"] for v in dashboards.load()[dashboard]["templating"]["list"]]
-    selector = interpolated(match["selector"], model_variables)
-    values = scraped.query(f'count by ({match["label"]}) ({selector})')
-    assert values, f"{dashboard}/${variable}: {query!r} lists no values"
+    assert listed(scraped, dashboard, query), f"{dashboard}/${variable}: {query!r} lists no values"
+
+
+def test_the_deployment_variables_list_the_scraped_deployment(scraped):
+    for dashboard, variable, query in variables():
+        if variable in DEPLOYMENT:
+            assert listed(scraped, dashboard, query) == {DEPLOYMENT[variable]}
+            assert listed(scraped, dashboard, query, DEPLOYMENT) == {DEPLOYMENT[variable]}
+            assert listed(scraped, dashboard, query, ELSEWHERE) == (set() if variable != "cluster" else
+                                                                    {DEPLOYMENT["cluster"]})
 
 
 @pytest.mark.parametrize(("dashboard", "title", "expression"), queries(), ids=lambda v: str(v)[:60])
 def test_every_panel_query_returns_series(scraped, dashboard, title, expression):
-    model_variables = [v["name"] for v in dashboards.load()[dashboard]["templating"]["list"]]
-    result = scraped.query(interpolated(expression, model_variables))
+    result = scraped.query(interpolated(expression, model_variables(dashboard)))
     assert result, f"{dashboard} / {title!r}: {expression!r} returned no series"
 
 
+@pytest.mark.parametrize(("dashboard", "title", "expression"), queries(), ids=lambda v: str(v)[:60])
+def test_every_panel_query_returns_series_for_the_scraped_deployment(scraped, dashboard, title, expression):
+    result = scraped.query(interpolated(expression, model_variables(dashboard), DEPLOYMENT))
+    assert result, f"{dashboard} / {title!r}: {expression!r} returned no series for {DEPLOYMENT}"
+
+
+@pytest.mark.parametrize(("dashboard", "title", "expression"), queries(), ids=lambda v: str(v)[:60])
+def test_no_panel_query_returns_series_for_another_deployment(scraped, dashboard, title, expression):
+    result = scraped.query(interpolated(expression, model_variables(dashboard), ELSEWHERE))
+    assert result == [], f"{dashboard} / {title!r}: {expression!r} shows another deployment's series"
+
+
 def test_alert_annotations_are_valid_promql(scraped):
-    for model in dashboards.load().values():
+    for dashboard, model in dashboards.load().items():
         for annotation in model["annotations"]["list"]:
-            scraped.query(annotation["expr"])  # raises on invalid PromQL
+            scraped.query(interpolated(annotation["expr"], model_variables(dashboard)))  # raises on invalid PromQL

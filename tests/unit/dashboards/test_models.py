@@ -4,6 +4,7 @@ the alerts' own thresholds and runbooks, in the time zone of the build."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -135,8 +136,12 @@ def test_thresholds_come_from_the_alert_config():
     assert threshold_values(panel("corridor-pipeline", "Share rejected")) == [t.dead_letters_fraction]
     assert threshold_values(panel("corridor-pipeline", "Restore time")) == [t.restore_slow_s]
     silent = panel("corridor-pipeline", "Since the newest event")["fieldConfig"]["overrides"]
-    by_stream = {o["matcher"]["options"]: o["properties"][0]["value"]["steps"][1]["value"] for o in silent}
-    assert by_stream == t.stream_silent_s
+    assert {o["matcher"]["id"] for o in silent} == {"byRegexp"}
+    for legend in ("{stream}", "{stream} prod corridor", "{stream}  "):  # with the deployment labels or without
+        by_stream = {stream: o["properties"][0]["value"]["steps"][1]["value"] for o in silent
+                     for stream in t.stream_silent_s
+                     if re.fullmatch(o["matcher"]["options"], legend.format(stream=stream))}
+        assert by_stream == t.stream_silent_s
 
 
 def test_a_changed_threshold_changes_the_panels():
