@@ -26,18 +26,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from grafana_foundation_sdk.builders import bargauge, common, dashboard, piechart, prometheus, stat, table, timeseries
+from grafana_foundation_sdk.builders import heatmap as heat
 from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models.common import (
     BigValueGraphMode,
     GraphTresholdsStyleMode,
+    HeatmapCellLayout,
     LegendDisplayMode,
     LegendPlacement,
     StackingMode,
     VizOrientation,
 )
+from grafana_foundation_sdk.models.heatmap import HeatmapColorMode, HeatmapColorScale
 from grafana_foundation_sdk.models.piechart import PieChartLegendValues, PieChartType
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from streams.alerting.alert import runbook_url
 from streams.alerting.rules import alert_rules
@@ -175,11 +179,13 @@ def runbook_links(thresholds: Thresholds, alerts: Sequence[str]) -> list[dashboa
             for alert in alerts]
 
 
-def _targets(queries: Sequence[Query]) -> list[prometheus.Dataquery]:
+def _targets(queries: Sequence[Query], query_format: PromQueryFormat | None = None) -> list[prometheus.Dataquery]:
     targets = []
     for ref, query in zip("ABCDEFGHIJ", queries, strict=False):
         target = prometheus.Dataquery().expr(query.expr).ref_id(ref).datasource(DATASOURCE)
         target = target.instant() if query.instant else target.range()
+        if query_format is not None:
+            target = target.format(query_format)
         if query.legend:
             target = target.legend_format(query.legend)
         targets.append(target)
@@ -188,8 +194,9 @@ def _targets(queries: Sequence[Query]) -> list[prometheus.Dataquery]:
 
 def _dress(panel: Any, title: str, description: str, queries: Sequence[Query], unit: str, *, width: int,
            height: int, thresholds_config: dashboard.ThresholdsConfig | None, runbooks: list[dashboard.DashboardLink],
-           ) -> Panel:
-    panel = (panel.title(title).description(description).datasource(DATASOURCE).targets(_targets(queries))
+           query_format: PromQueryFormat | None = None) -> Panel:
+    panel = (panel.title(title).description(description).datasource(DATASOURCE)
+             .targets(_targets(queries, query_format))
              .unit(unit).span(width).height(height))
     if thresholds_config is not None:
         panel = panel.thresholds(thresholds_config)
@@ -248,6 +255,21 @@ def pie(title: str, description: str, queries: Sequence[Query], unit: str, *, wi
                      .placement(LegendPlacement.RIGHT).show_legend(True).values([PieChartLegendValues.PERCENT])))
     return _dress(panel, title, description, queries, unit, width=width, height=height, thresholds_config=None,
                   runbooks=[])
+
+
+def heatmap(title: str, description: str, query: Query, unit: str, *, bounds_unit: str = "s", width: int = 12,
+            height: int = 8, runbooks: Sequence[dashboard.DashboardLink] = ()) -> Panel:
+    """A heatmap of a histogram: ``query`` sums a ``_bucket`` rate by ``le``; Grafana turns the cumulative
+    buckets into one row per bucket (bounds in ``bounds_unit``), each cell what fell in it (``unit``)."""
+    panel = (heat.Panel().calculate(False)
+             .rows_frame(heat.RowsHeatmapOptions().layout(HeatmapCellLayout.LE))
+             .color(heat.HeatmapColorOptions().mode(HeatmapColorMode.SCHEME).scheme("Oranges")
+                    .scale(HeatmapColorScale.EXPONENTIAL).exponent(0.5).steps(64))
+             .y_axis(heat.YAxisConfig().unit(bounds_unit))
+             .cell_values(heat.CellValues().unit(unit))
+             .show_legend().show_tooltip().show_y_histogram())
+    return _dress(panel, title, description, [Query(query.expr, query.legend or "{{le}}")], unit, width=width,
+                  height=height, thresholds_config=None, runbooks=list(runbooks), query_format=PromQueryFormat.HEATMAP)
 
 
 def grid(title: str, description: str, queries: Sequence[Query], unit: str, *, width: int = 12,

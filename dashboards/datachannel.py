@@ -9,6 +9,7 @@ from dashboards.common import (
     below,
     deployment,
     graph,
+    heatmap,
     label_variable,
     new_dashboard,
     per_deployment,
@@ -78,5 +79,8 @@ def build(t: Thresholds) -> dict[str, Any]:
                           "Time-weighted packet-loss ratio the probes report (5 minutes).",
                           [Query(f'{PACKET_LOSS_RATIO_RATE5M}{{{recorded}}}',
                                  per_deployment(t, "{{link}} {{direction}}"))], "percentunit"))
+        .with_panel(heatmap("Latency distribution", "Samples by latency, from the latency histogram (5-minute "
+                            "rate): each cell the samples per second whose latency fell in that bucket.",
+                            Query(f'sum by (le) ({LATENCY_BUCKET_RATE5M}{{{link}}})'), "short", width=24))
     )
     return to_model(board)

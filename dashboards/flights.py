@@ -10,6 +10,7 @@ from dashboards.common import (
     below,
     deployment,
     graph,
+    heatmap,
     label_variable,
     new_dashboard,
     per_deployment,
@@ -86,5 +87,10 @@ def build(t: Thresholds) -> dict[str, Any]:
                                  f'({FLIGHT_DELAY_BUCKET_RATE1H}{{{recorded}}}))',
                                  f"p{round(q * 100)}") for q in (0.5, 0.9, 0.99)],
                           "s", width=8))
+        .with_panel(heatmap("Departure delay distribution",
+                            "Operated flights by departure delay: each cell the flights of the hour up to that "
+                            "moment whose delay fell in that bucket of the delay histogram.",
+                            Query(f'sum by (le) ({FLIGHT_DELAY_BUCKET_RATE1H}{{{recorded}}}) * 3600'), "none",
+                            width=24))
     )
     return to_model(board)

@@ -12,6 +12,7 @@ from dashboards.common import (
     below,
     deployment,
     graph,
+    heatmap,
     label_variable,
     new_dashboard,
     per_deployment,
@@ -124,6 +125,10 @@ def build(t: Thresholds) -> dict[str, Any]:
                           [Query(f'histogram_quantile({q}, sum by ({t.by("stream, le")}) '
                                  f'({EVENT_DELAY_BUCKET_RATE5M}{{{stream}}}))',
                                  per_deployment(t, f"{{{{stream}}}} p{round(q * 100)}")) for q in (0.5, 0.99)], "s"))
+        .with_panel(heatmap("Event delay distribution", "Accepted events by processing time minus event time, "
+                            "from the event delay histogram (5-minute rate): each cell the events per second "
+                            "whose delay fell in that bucket.",
+                            Query(f'sum by (le) ({EVENT_DELAY_BUCKET_RATE5M}{{{stream}}})'), "short", width=24))
         .with_panel(bars("Since the newest event", f"Event time of each stream's newest event, now. Silent after: "
                          f"{silent} ({STREAM_SILENT}).",
                          [Query(f'time() - max by ({t.by("stream")}) ({KEY_LAST_EVENT_MAX}'

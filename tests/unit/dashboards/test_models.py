@@ -1,5 +1,5 @@
 """The rendered dashboards: in sync with their generators, portable between Grafanas, drawn with
-the alerts' own thresholds and runbooks, in the time zone of the build."""
+the alerts' own thresholds and runbooks, with a heatmap per histogram, in the time zone of the build."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 import dashboards
+from streams.alerting.records import EVENT_DELAY_BUCKET_RATE5M, FLIGHT_DELAY_BUCKET_RATE1H, LATENCY_BUCKET_RATE5M
 from streams.alerting.rules import alert_rules
 from streams.alerting.thresholds import PROFILES, Thresholds
 from streams.cli import cli
+from tests.dashboard_queries import parse
 from tests.unit.dashboards.grafana_units import known
 
 MODELS = dashboards.load()
@@ -181,6 +183,24 @@ def test_an_unknown_unit_is_refused():
 def test_time_series_show_gaps_as_gaps(name):
     series = [panel for panel in panels(MODELS[name]) if panel["type"] == "timeseries"]
     assert series and all(panel["fieldConfig"]["defaults"]["custom"]["spanNulls"] is False for panel in series)
+
+
+@pytest.mark.parametrize(("name", "record"), [
+    ("corridor-pipeline", EVENT_DELAY_BUCKET_RATE5M),
+    ("corridor-flights", FLIGHT_DELAY_BUCKET_RATE1H),
+    ("corridor-datachannel", LATENCY_BUCKET_RATE5M),
+])
+def test_each_histogram_has_a_heatmap_of_its_buckets(name, record):
+    (heatmap,) = [panel for panel in panels(MODELS[name]) if panel["type"] == "heatmap"]
+    (target,) = heatmap["targets"]
+    assert target["format"] == "heatmap" and target["legendFormat"] == "{{le}}"
+    tree = parse(target["expr"])
+    while not hasattr(tree, "modifier") or tree.modifier is None:  # sum by (le) (...), perhaps scaled
+        tree = tree.lhs
+    assert list(tree.modifier.labels) == ["le"] and tree.expr.name == record
+    options = heatmap["options"]
+    assert options["calculate"] is False and options["rowsFrame"]["layout"] == "le"
+    assert options["yAxis"]["unit"] == "s"
 
 
 def test_the_committed_dashboards_open_in_china_time():
