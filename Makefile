@@ -2,7 +2,7 @@
 .PHONY: run test install lint unit integration soak clean
 
 install:
-	WITH_PROMETHEUS=0 WITH_KAFKA=0 EXTRAS=rocksdb,dashboards ./scripts/bootstrap.sh
+	WITH_PROMETHEUS=0 WITH_KAFKA=0 EXTRAS=broker,rocksdb,dashboards ./scripts/bootstrap.sh
 
 run: install
 	.venv/bin/corridor run

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-EXTRAS=${EXTRAS:-test,rocksdb,dashboards}
+EXTRAS=${EXTRAS:-test,broker,rocksdb,dashboards}
 
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -12,6 +13,17 @@ from dashboards.grafana import DEFAULT_FOLDER, DEFAULT_PROMETHEUS_URL
 from streams.cli.base import cli, load_thresholds, thresholds_file_option
 
 CONFIGMAP = Path("deploy/k8s/base/grafana-dashboards.yaml")
+
+
+def require_dashboards_extra(verb: str, module: str, distribution: str) -> None:
+    """A clear error when ``module`` (of the `dashboards` extra, which the runtime image leaves out) is missing."""
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError:
+        raise click.ClickException(
+            f"corridor dashboards {verb} needs {distribution}, of the `dashboards` extra: "
+            "pip install 'corridor-monitor[dashboards]' (the runtime image leaves it out)"
+        ) from None
 
 
 @cli.group("dashboards")
@@ -36,6 +48,7 @@ def dashboards_build(out: Path | None, configmap: Path, check: bool, config: Pat
     with the file's keys over them, as `corridor alerts render --config FILE` renders the
     alerts; give --out and --configmap of your own to keep the repository's files.
     """
+    require_dashboards_extra("build", "grafana_foundation_sdk", "grafana-foundation-sdk")
     import dashboards
     from dashboards.provisioning import render_configmap
 
@@ -91,6 +104,8 @@ def dashboards_push(url: str, token: str | None, folder: str, prometheus_url: st
     """
     from contextlib import closing
     from urllib.parse import urlsplit
+
+    require_dashboards_extra("push", "grafana_client", "grafana-client")
 
     import dashboards
     from dashboards.grafana import (

