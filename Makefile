@@ -1,5 +1,5 @@
 # Two commands: `make run` (install, then the main job) and `make test` (install, then every test).
-.PHONY: run test install lint unit integration soak clean
+.PHONY: run test install lint unit integration soak clean lock
 
 install:
 	WITH_PROMETHEUS=0 WITH_KAFKA=0 EXTRAS=broker,rocksdb,dashboards ./scripts/bootstrap.sh
@@ -57,3 +57,19 @@ render:
 	  && .venv/bin/corridor dashboards build --config $$overlay/thresholds.yaml --out $$out/dashboards \
 	       --configmap $$overlay/grafana-dashboards.yaml \
 	  && rm -r $$out
+
+# The hashed lock files deploy/docker/Dockerfile installs from (docs/release.md): requirements/runtime.lock
+# (the dependencies and the rocksdb extra of pyproject.toml) and requirements/build.lock (its build
+# backend), resolved for CPython 3.11 on x86_64 Linux, the image's platform, whatever machine runs this.
+# uv is fetched into .tools/uv. Pins already in a lock are kept while they fit pyproject.toml;
+# make lock LOCK_ARGS=--upgrade takes the newest versions that fit.
+UV_VERSION = 0.13.8
+UV = .tools/uv/bin/uv
+LOCK = $(UV) pip compile --quiet --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+	--custom-compile-command "make lock" $(LOCK_ARGS)
+lock:
+	@$(UV) --version 2>/dev/null | grep -q "^uv $(UV_VERSION) " || \
+		python3 -m pip install --quiet --disable-pip-version-check --upgrade --target .tools/uv "uv==$(UV_VERSION)"
+	$(LOCK) --extra rocksdb pyproject.toml -o requirements/runtime.lock
+	python3 -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+		| $(LOCK) - -o requirements/build.lock
