@@ -1,5 +1,5 @@
 # Two commands: `make run` (install, then the main job) and `make test` (install, then every test).
-.PHONY: run test install lint unit integration soak clean lock
+.PHONY: run test install lint unit integration soak clean lock image
 
 install:
 	WITH_PROMETHEUS=0 WITH_KAFKA=0 EXTRAS=broker,rocksdb,dashboards ./scripts/bootstrap.sh
@@ -73,3 +73,12 @@ lock:
 	$(LOCK) --extra rocksdb pyproject.toml -o requirements/runtime.lock
 	python3 -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
 		| $(LOCK) - -o requirements/build.lock
+
+# The runtime image (deploy/docker/Dockerfile, docs/release.md), its OCI labels given the release of
+# pyproject.toml, the commit and the build time. IMAGE names it: make image IMAGE=registry/corridor-monitor:0.1.0
+IMAGE ?= corridor-monitor:local
+image:
+	docker build -f deploy/docker/Dockerfile -t $(IMAGE) \
+		--build-arg VERSION=$$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])') \
+		--build-arg REVISION=$$(git rev-parse HEAD) \
+		--build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) .

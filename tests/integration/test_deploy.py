@@ -9,7 +9,9 @@
   validates against the Kubernetes API schemas (kubernetes-validate, strict: unknown fields
   fail); the PrometheusRule and the dashboards' ConfigMap equal the files they come from; the
   workers' and the ingest's Services, budgets and ServiceMonitors each select their own pods.
-- The Dockerfile: slim base, non-root user, health check on /healthz, a real entry point.
+- The Dockerfile: slim base, the runtime lock installed with --require-hashes and the project
+  without dependencies, a runtime stage holding only that venv, the OCI labels, non-root user,
+  health check on /healthz, a real entry point.
 
 docker-compose and promtool missing skip these tests, or fail them under
 CORRIDOR_REQUIRE_PROMETHEUS=1 (`make test`); kubectl missing skips the Kubernetes ones.
@@ -143,15 +145,89 @@ def final_stage() -> list[tuple[str, str]]:
     return instructions[start:]
 
 
-def test_dockerfile_builds_on_slim_python_and_installs_the_project_with_rocksdb_and_dashboards():
+def stages() -> list[list[tuple[str, str]]]:
+    """The Dockerfile's stages, each from its FROM on."""
+    found: list[list[tuple[str, str]]] = []
+    for instruction in dockerfile():
+        if instruction[0] == "FROM":
+            found.append([])
+        found[-1].append(instruction)
+    return found
+
+
+def pip_installs(stage: list[tuple[str, str]]) -> list[list[str]]:
+    """The arguments of every `pip ... install` a stage's RUN instructions make."""
+    runs = [arguments for keyword, arguments in stage if keyword == "RUN"]
+    commands = [command.strip() for arguments in runs for command in arguments.split("&&")]
+    return [shlex.split(command) for command in commands if re.search(r"\bpip\b.*\binstall\b", command)]
+
+
+def test_dockerfile_builds_on_slim_python_and_copies_only_what_is_in_the_repository():
     bases = [arguments.split()[0] for keyword, arguments in dockerfile() if keyword == "FROM"]
     assert bases and all(base == "python:3.11-slim" for base in bases), bases
-    installs = [arguments for keyword, arguments in dockerfile() if keyword == "RUN" and "pip install" in arguments]
-    assert any(re.search(r"""pip install ["']?\.\[rocksdb,dashboards\]""", run_) for run_ in installs), installs
     for keyword, arguments in dockerfile():
         if keyword == "COPY" and not arguments.startswith("--from"):
             for source in arguments.split()[:-1]:
                 assert (PROJECT_ROOT / source).exists(), f"COPY {source}: no such file in the repository"
+
+
+def test_dockerfile_installs_the_runtime_lock_with_hashes_then_the_project_without_dependencies():
+    build, runtime = stages()
+    installs = pip_installs(build)
+    locked = [args for args in installs if "requirements/runtime.lock" in args]
+    assert len(locked) == 1, installs
+    assert {"--require-hashes", "--no-deps", "--only-binary"} <= set(locked[0]), locked[0]
+    assert locked[0][locked[0].index("requirements/runtime.lock") - 1] == "-r"
+    (backend,) = [args for args in installs if "requirements/build.lock" in args]
+    assert {"--require-hashes", "--no-deps"} <= set(backend), backend
+    project = [args for args in installs if args not in (locked[0], backend)]
+    assert project and all("--no-deps" in args for args in project), project
+    # Nothing else is installed: no extras, no names, no other requirements file.
+    for args in installs:
+        assert not [arg for arg in args if "[" in arg or arg.startswith(("calfkit", "grafana"))], args
+    built = [arguments for keyword, arguments in build if keyword == "RUN" and "--no-build-isolation" in arguments]
+    assert built, "the project's wheel is built with the locked backend, not one fetched unhashed"
+    assert not pip_installs(runtime), "the runtime stage installs nothing itself"
+
+
+def test_dockerfile_runtime_stage_takes_only_the_locked_venv_from_the_build():
+    build, runtime = stages()
+    assert build[0][1].split()[-2:] == ["AS", "build"], build[0]
+    copied = [arguments.split() for keyword, arguments in runtime if keyword == "COPY"]
+    assert copied == [["--from=build", "/opt/corridor", "/opt/corridor"]], copied
+    environment = " ".join(arguments for keyword, arguments in runtime if keyword == "ENV")
+    assert "PATH=/opt/corridor/bin:" in environment
+    # A venv of the lock and the project alone (no pip in it, so nothing else comes in later): no broker
+    # binary, no dashboard SDK (tests/unit/test_release.py checks the lock).
+    assert any("python -m venv --without-pip /opt/corridor" in arguments for keyword, arguments in build
+               if keyword == "RUN"), "the runtime venv is made without pip"
+
+
+OCI_LABELS = ("title", "description", "version", "source", "licenses", "revision", "created")
+
+
+def test_dockerfile_labels_the_image_with_the_oci_annotations_from_its_arguments():
+    _, runtime = stages()
+    labels = dict(pair.split("=", 1) for keyword, arguments in runtime if keyword == "LABEL"
+                  for pair in shlex.split(arguments))
+    assert sorted(labels) == sorted(f"org.opencontainers.image.{name}" for name in OCI_LABELS), labels
+    arguments = dict((pair.split("=", 1) + [""])[:2] for keyword, value in runtime if keyword == "ARG"
+                     for pair in shlex.split(value))
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    label = {name: labels[f"org.opencontainers.image.{name}"] for name in OCI_LABELS}
+    assert label["title"] == project["name"]
+    assert label["description"] == project["description"]
+    assert label["licenses"] == project["license"]
+    for name, argument in (("version", "VERSION"), ("revision", "REVISION"), ("created", "CREATED"),
+                           ("source", "SOURCE")):
+        assert label[name] == f"${{{argument}}}" and argument in arguments, (name, label[name])
+    assert arguments["VERSION"] == project["version"], "the default version is the release's"
+    assert arguments["SOURCE"].startswith("https://")
+    # `make image` passes what only the build knows.
+    makefile = (PROJECT_ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile[makefile.index("\nimage:"):].split("\n\n")[0]
+    assert "-f deploy/docker/Dockerfile" in recipe
+    assert set(re.findall(r"--build-arg (\w+)=", recipe)) == {"VERSION", "REVISION", "CREATED"}, recipe
 
 
 def test_dockerfile_runs_as_a_non_root_user():
