@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Creates .venv with the project and what the tests need, and puts the test servers into .tools/:
-# Prometheus, Alertmanager and docker-compose (WITH_PROMETHEUS=0 skips them) and Apache Kafka
-# (WITH_KAFKA=0 skips it). Nothing is installed on the machine. Safe to run again; fast once
+# Creates .venv with the project and what the tests need, and puts the test servers and tools into
+# .tools/: Prometheus, Alertmanager, docker-compose and kustomize (WITH_PROMETHEUS=0 skips them) and
+# Apache Kafka (WITH_KAFKA=0 skips it). Nothing is installed on the machine. Safe to run again; fast once
 # everything is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -107,13 +107,17 @@ alertmanager_ready() {
     "$TOOLS/bin/amtool" --version >/dev/null 2>&1
 }
 
-build_alertmanager() {
+go_install() {  # `go install ARGS...` with the machine's Go into $TOOLS/bin, its caches in $TOOLS/go
   local go_root
   mkdir -p "$TOOLS/go" "$TOOLS/bin"
   go_root=$(cd "$TOOLS/go" && pwd)
   GOPATH="$go_root" GOMODCACHE="$go_root/mod" GOCACHE="$go_root/cache" GOBIN="$(cd "$TOOLS/bin" && pwd)" \
     GOFLAGS="-buildvcs=false -modcacherw" GOTOOLCHAIN=local \
-    go install -ldflags "-X github.com/prometheus/common/version.Version=${ALERTMANAGER_VERSION#v}" \
+    go install "$@"
+}
+
+build_alertmanager() {
+  go_install -ldflags "-X github.com/prometheus/common/version.Version=${ALERTMANAGER_VERSION#v}" \
     "github.com/prometheus/alertmanager/cmd/alertmanager@$ALERTMANAGER_VERSION" \
     "github.com/prometheus/alertmanager/cmd/amtool@$ALERTMANAGER_VERSION" || return 1
   alertmanager_ready
@@ -128,6 +132,31 @@ if [ "${WITH_PROMETHEUS:-1}" = 1 ] && ! alertmanager_ready; then
   else
     echo "could not build Alertmanager into $TOOLS/bin (see above; 'rm -rf $TOOLS/go' starts over);" \
       "the Alertmanager tests will not find it there" >&2
+  fi
+fi
+
+# kustomize for the tests of deploy/k8s/ (tests/integration/test_deploy.py runs `kustomize build`), built
+# the same way from its Go module, sigs.k8s.io/kustomize/kustomize/v5 at KUSTOMIZE_VERSION: v5.8.2 (api
+# v0.21.2) is the newest whose go.mod asks for no newer Go than 1.26, so GOTOOLCHAIN=local builds it.
+KUSTOMIZE_VERSION=v5.8.2
+
+kustomize_ready() {
+  [ "$("$TOOLS/bin/kustomize" version 2>/dev/null)" = "$KUSTOMIZE_VERSION" ]
+}
+
+build_kustomize() {
+  go_install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" || return 1
+  kustomize_ready
+}
+
+if [ "${WITH_PROMETHEUS:-1}" = 1 ] && ! kustomize_ready; then
+  if ! command -v go >/dev/null 2>&1; then
+    echo "go not found: kustomize not built into $TOOLS/bin; the Kubernetes tests need it there" >&2
+  elif build_kustomize; then
+    echo "kustomize built into $TOOLS/bin: $("$TOOLS/bin/kustomize" version 2>&1)"
+  else
+    echo "could not build kustomize into $TOOLS/bin (see above; 'rm -rf $TOOLS/go' starts over);" \
+      "the Kubernetes tests will not find it there" >&2
   fi
 fi
 

@@ -5,7 +5,7 @@
   with real settings; the ingest listens where it is published, health-checked and scraped,
   with the development token docs/deploy.md sends; Prometheus' compose config passes
   `promtool check config`.
-- Kubernetes: `kubectl kustomize` renders the base and the dev overlay; every object
+- Kubernetes: `kustomize build` renders the base and the dev overlay; every object
   validates against the Kubernetes API schemas (kubernetes-validate, strict: unknown fields
   fail); the PrometheusRule and the dashboards' ConfigMap equal the files they come from; the
   workers' and the ingest's Services, budgets and ServiceMonitors each select their own pods.
@@ -13,8 +13,8 @@
   without dependencies, a runtime stage holding only that venv, the OCI labels, non-root user,
   health check on /healthz, a real entry point.
 
-docker-compose and promtool missing skip these tests, or fail them under
-CORRIDOR_REQUIRE_PROMETHEUS=1 (`make test`); kubectl missing skips the Kubernetes ones.
+docker-compose, promtool and kustomize missing (scripts/bootstrap.sh puts them into .tools/) skip
+these tests, or fail them under CORRIDOR_REQUIRE_PROMETHEUS=1 (`make test`, CI).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import shlex
 import shutil
@@ -483,18 +484,22 @@ def test_grafana_provisions_the_prometheus_datasource_and_the_dashboards(compose
 
 
 @pytest.fixture(scope="module")
-def kubectl() -> str:
-    found = shutil.which("kubectl")
-    if found is None:
-        pytest.skip("kubectl not found on PATH: install kubectl (1.22 or later, with kustomize) to check deploy/k8s")
-    return found
+def kustomize() -> str:
+    """The kustomize scripts/bootstrap.sh builds into .tools/bin: the project's own, never another on PATH."""
+    local = TOOLS_BIN / "kustomize"
+    if not os.access(local, os.X_OK):
+        missing(f"kustomize not found in {TOOLS_BIN}: run ./scripts/bootstrap.sh or make test to build it into .tools/")
+    return str(local)
+
+
+def kustomize_build(kustomize: str, folder: str) -> list[dict[str, Any]]:
+    """The objects `kustomize build` renders from deploy/k8s/<folder>."""
+    return [document for document in yaml.safe_load_all(run([kustomize, "build", str(K8S / folder)])) if document]
 
 
 @pytest.fixture(scope="module", params=["base", "overlays/dev"])
-def rendered(request: pytest.FixtureRequest, kubectl: str) -> list[dict[str, Any]]:
-    """The objects `kubectl kustomize` renders from deploy/k8s/<param>."""
-    return [document for document in yaml.safe_load_all(run([kubectl, "kustomize", str(K8S / request.param)]))
-            if document]
+def rendered(request: pytest.FixtureRequest, kustomize: str) -> list[dict[str, Any]]:
+    return kustomize_build(kustomize, request.param)
 
 
 def only(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -769,9 +774,8 @@ def test_ingest_service_budget_and_monitor_select_the_ingest_pods_not_the_worker
     assert {endpoint.get("path", "/metrics") for endpoint in monitor["spec"]["endpoints"]} == {"/metrics"}
 
 
-def test_dev_overlay_ships_example_secrets_and_one_pod_of_each(kubectl, monkeypatch):
-    objects = [document for document in yaml.safe_load_all(run([kubectl, "kustomize", str(K8S / "overlays/dev")]))
-               if document]
+def test_dev_overlay_ships_example_secrets_and_one_pod_of_each(kustomize, monkeypatch):
+    objects = kustomize_build(kustomize, "overlays/dev")
     secrets = {item["metadata"]["name"].rsplit("-", 1)[0]: item for item in objects if item["kind"] == "Secret"}
     assert set(secrets) == {"corridor-kafka", "corridor-ingest-tokens"}
     assert {item["metadata"].get("namespace") for item in objects if item["kind"] != "Namespace"} == {"corridor-dev"}
@@ -783,7 +787,7 @@ def test_dev_overlay_ships_example_secrets_and_one_pod_of_each(kubectl, monkeypa
     tokens = base64.b64decode(secrets["corridor-ingest-tokens"]["data"]["tokens"]).decode()
     settings = check_settings({"CORRIDOR_INGEST_TOKENS": tokens}, monkeypatch)
     assert settings.ingest_tokens is not None and ingest_token_digests(settings.ingest_tokens)
-    base = [document for document in yaml.safe_load_all(run([kubectl, "kustomize", str(K8S / "base")])) if document]
+    base = kustomize_build(kustomize, "base")
     assert not [item for item in base if item["kind"] == "Secret"], "the base must not ship credentials"
     # The ingest scales apart from the workers: two by default.
     assert only(base, "Deployment")["spec"]["replicas"] == 2

@@ -1,9 +1,9 @@
 """`make test` and `.ci/run` are harmless to the machine they run on.
 
 Nothing in the setup stops, signals, starts or installs a service: Prometheus comes from
-Debian's packages unpacked into .tools/ (scripts/bootstrap.sh), Alertmanager is built from its
-Go module and Apache Kafka's jars are copied from Maven Central, both into .tools/ too, and a
-Prometheus already running on the machine keeps running through it.
+Debian's packages unpacked into .tools/ (scripts/bootstrap.sh), Alertmanager and kustomize are
+built from their Go modules and Apache Kafka's jars are copied from Maven Central, all into .tools/
+too, and a Prometheus already running on the machine keeps running through it.
 """
 
 from __future__ import annotations
@@ -153,6 +153,7 @@ def test_running_prometheus_survives_bootstrap(prometheus_bin, tmp_path):
         assert "Prometheus unpacked into .tools/bin" in first.stdout, first.stdout + first.stderr
         assert "docker-compose unpacked into .tools/bin" in first.stdout, first.stdout + first.stderr
         assert "Alertmanager built into .tools/bin" in first.stdout, first.stdout + first.stderr
+        assert "kustomize built into .tools/bin" in first.stdout, first.stdout + first.stderr
         assert "Apache Kafka copied into .tools/kafka/libs" in first.stdout, first.stdout + first.stderr
         for tool in TOOLS:
             version = subprocess.run([str(project / ".tools" / "bin" / tool), "--version"], capture_output=True,
@@ -161,6 +162,9 @@ def test_running_prometheus_survives_bootstrap(prometheus_bin, tmp_path):
         compose = subprocess.run([str(project / ".tools" / "bin" / "docker-compose"), "version", "--short"],
                                  capture_output=True, text=True, timeout=60, check=False)
         assert compose.returncode == 0, compose.stdout + compose.stderr
+        kustomize = subprocess.run([str(project / ".tools" / "bin" / "kustomize"), "version"], capture_output=True,
+                                   text=True, timeout=60, check=False)
+        assert kustomize.returncode == 0 and kustomize.stdout.startswith("v5."), kustomize.stdout + kustomize.stderr
         assert "-m pip install" in (project / "pip.log").read_text()
         assert_host_untouched()
 
