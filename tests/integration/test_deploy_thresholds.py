@@ -6,10 +6,11 @@
   Prometheus and Grafana mount where compose.yaml mounted the repository's folders. The services'
   commands are run here on the host with their mounts laid out in a folder, and Prometheus' compose
   configuration with the rendered rules passes `promtool check config`.
-- Kubernetes: `kubectl kustomize` renders deploy/k8s/overlays/dev-thresholds, whose PrometheusRule
+- Kubernetes: `kustomize build` renders deploy/k8s/overlays/dev-thresholds, whose PrometheusRule
   and dashboards' ConfigMap are those rendered from its thresholds.yaml, and every object validates.
 
-Missing docker-compose, promtool or kubectl skip these tests, as in test_deploy.py.
+Missing docker-compose, promtool or kustomize skip these tests (or fail them under
+CORRIDOR_REQUIRE_PROMETHEUS=1), as in test_deploy.py.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ from tests.integration.test_deploy import (
     check_operator_object,
     corridor_command,
     docker_compose,
-    kubectl,
+    kustomize,
+    kustomize_build,
     run,
 )
 
@@ -52,7 +54,7 @@ EXAMPLE = DEPLOY / "config" / "thresholds.yaml"
 OVERLAY = K8S / "overlays" / "dev-thresholds"
 RENDERERS = {"alert-rules": ("alerts", "render"), "dashboards": ("dashboards", "build")}
 
-__all__ = ["docker_compose", "kubectl"]  # fixtures, used by name
+__all__ = ["docker_compose", "kustomize"]  # fixtures, used by name
 
 
 def compose_config(docker_compose: str, thresholds: Path | None) -> dict[str, Any]:
@@ -173,8 +175,8 @@ def test_compose_override_with_a_refused_file_stops_before_writing(docker_compos
 
 
 @pytest.fixture(scope="module")
-def overlay(kubectl: str) -> list[dict[str, Any]]:
-    return [document for document in yaml.safe_load_all(run([kubectl, "kustomize", str(OVERLAY)])) if document]
+def overlay(kustomize: str) -> list[dict[str, Any]]:
+    return kustomize_build(kustomize, "overlays/dev-thresholds")
 
 
 def test_dev_thresholds_overlay_deploys_the_rules_and_dashboards_of_its_thresholds(overlay, tmp_path):
@@ -195,9 +197,8 @@ def test_dev_thresholds_overlay_deploys_the_rules_and_dashboards_of_its_threshol
     assert any(f"> {thresholds.dead_letters_fraction:g}\n" in expr for expr in expressions)
 
 
-def test_dev_thresholds_overlay_is_the_dev_overlay_with_other_rules_and_dashboards(overlay, kubectl):
-    dev = [document for document in yaml.safe_load_all(run([kubectl, "kustomize", str(K8S / "overlays/dev")]))
-           if document]
+def test_dev_thresholds_overlay_is_the_dev_overlay_with_other_rules_and_dashboards(overlay, kustomize):
+    dev = kustomize_build(kustomize, "overlays/dev")
 
     def key(item: dict[str, Any]) -> tuple[str, str]:
         return item["kind"], item["metadata"]["name"]
