@@ -113,3 +113,38 @@ WORKER_SERIES: tuple[WorkerSeries, ...] = (
     BUILD, EVENT_DELAY, STATE_GAPS, CHECKPOINT_FAILURES, REBALANCES, SEND_ERRORS, COMMIT_LATENCY,
     LAST_EVENT_TIMESTAMP, CONSUMER_LAG, PARTITIONS_RESTORING, RESTORE_SECONDS, CHECKPOINT_AGE,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSeries:
+    """A series the HTTP ingest process exports (its own registry: ``streams/ingest/metrics.py``)."""
+
+    name: str
+    help: str
+    labels: Labels
+
+
+# What the HTTP ingest exports: every answer of its events API, and what became of the events.
+INGEST_REQUESTS = IngestSeries(
+    "corridor_ingest_requests",
+    "Answers of the events API (/v1/events/...) by family (other: a path naming none) and HTTP status code.",
+    ("family", "code"),
+)
+INGEST_ACCEPTED = IngestSeries(
+    "corridor_ingest_events_accepted", "Events the broker confirmed, by family.", ("family",)
+)
+INGEST_REJECTED = IngestSeries(
+    "corridor_ingest_events_rejected", "Invalid events refused (never sent), by family and reject reason.",
+    ("family", "reason"),
+)
+INGEST_UNDELIVERED = IngestSeries(
+    "corridor_ingest_events_undelivered", "Valid events the broker did not confirm in time (answered 503).", ("family",)
+)
+INGEST_DURATION = IngestSeries(
+    "corridor_ingest_request_duration_seconds",
+    "Time from a request's arrival at the events API to the end of its answer, by family.",
+    ("family",),
+)
+INGEST_SERIES: tuple[IngestSeries, ...] = (
+    INGEST_REQUESTS, INGEST_ACCEPTED, INGEST_REJECTED, INGEST_UNDELIVERED, INGEST_DURATION,
+)

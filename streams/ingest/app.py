@@ -28,7 +28,7 @@ from schemas.validation import ValidationRules, validate_record
 from streams.core.clock import Clock, SystemClock
 from streams.ingest.auth import TokenGrant, TokenTable
 from streams.ingest.limits import BodyTooLarge, RateLimiter, read_body, retry_after
-from streams.ingest.metrics import IngestMetrics
+from streams.ingest.metrics import IngestMetrics, RequestMetrics
 from streams.ingest.models import UNDELIVERED, EventProblem, IngestReport, Problem
 from streams.kafka.admin import BrokerProbe
 from streams.sdk.producer import DELIVERED, INVALID, Publisher, PublishReport
@@ -94,10 +94,8 @@ class IngestService:
         except HTTPException as exc:
             status = exc.status_code
             response = JSONResponse({"detail": exc.detail}, status_code=status, headers=exc.headers)
-        elapsed = time.perf_counter() - started
-        self.metrics.requests.labels(family, str(status)).inc()
-        self.metrics.latency.labels(family).observe(elapsed)
-        self._log(family, status, grant, report, elapsed, request)
+        # Requests and latency are counted by RequestMetrics, which also sees the answers raised past here.
+        self._log(family, status, grant, report, time.perf_counter() - started, request)
         return response
 
     def _authenticate(self, credentials: HTTPAuthorizationCredentials | None) -> TokenGrant:
@@ -275,6 +273,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
+    app.add_middleware(RequestMetrics, metrics=service.metrics)
     bearer = HTTPBearer(auto_error=False, description="A token listed in CORRIDOR_INGEST_TOKENS")
 
     for family in FAMILY_NAMES:

@@ -44,6 +44,7 @@ class RecordingPublisher:
         self.rules = ValidationRules.from_settings(settings)
         self.given: list[tuple[str, list[Any]]] = []  # (family, events) of each call
         self.broker_away = False
+        self.failure: Exception | None = None  # raised by publish(): a bug behind the handler
         self.closed = False
 
     async def publish(
@@ -51,6 +52,8 @@ class RecordingPublisher:
     ) -> PublishReport:
         events = list(events)
         self.given.append((family, events))
+        if self.failure is not None:
+            raise self.failure
         rejected = {error.index: error for error in validate_events(family, events, self.rules, reference_time).errors}
         outcomes = []
         for index in range(len(events)):
