@@ -1,6 +1,6 @@
 """One alerting rule with the labels and annotations every corridor alert carries, and its durations.
 
-The areas (``pipeline``, ``volume``) build their rules from these; ``rules`` renders the areas.
+The areas (``pipeline``, ``volume``, ``ingest``) build their rules from these; ``rules`` renders the areas.
 Every alert's name is a constant here.
 """
 
@@ -27,6 +27,11 @@ ROUTE_VANISHED = "CorridorRouteVanished"
 BOOKINGS_CANCELLED = "CorridorBookingsCancelled"
 WEEKLY_FLIGHTS_BELOW_SCHEDULE = "CorridorWeeklyFlightsBelowSchedule"
 DATACHANNEL_THROUGHPUT_DROP = "CorridorDataChannelThroughputDrop"
+INGEST_DOWN = "CorridorIngestDown"
+INGEST_SERVER_ERRORS = "CorridorIngestServerErrors"
+INGEST_UNDELIVERED = "CorridorIngestUndelivered"
+INGEST_RATE_LIMITED = "CorridorIngestRateLimited"
+INGEST_SLOW = "CorridorIngestSlow"
 
 
 def duration(seconds: int) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from streams.alerting import pipeline, volume
+from streams.alerting import ingest, pipeline, volume
 from streams.alerting.alert import Rule
 from streams.alerting.thresholds import Thresholds
 
@@ -19,7 +19,9 @@ HEADER = (
 
 
 #: Each area's rules, by area: one file and one group each.
-AREAS: dict[str, Callable[[Thresholds], list[Rule]]] = {"volume": volume.rules, "pipeline": pipeline.rules}
+AREAS: dict[str, Callable[[Thresholds], list[Rule]]] = {
+    "volume": volume.rules, "pipeline": pipeline.rules, "ingest": ingest.rules,
+}
 
 
 def alert_rules(thresholds: Thresholds) -> list[Rule]:

@@ -135,6 +135,35 @@ class Thresholds(BaseModel):
     )
     throughput_drop_for_s: int = Field(600, gt=0, description="for: of CorridorDataChannelThroughputDrop")
 
+    # ingest
+    ingest_window_s: int = Field(
+        300, gt=0, description="window over which the ingest's answers and latency are counted"
+    )
+    ingest_min_answers: int = Field(
+        5, ge=1, description="fewest answers of the kind an ingest share alert watches (5xx, 503, 429) in the window"
+    )
+    ingest_down_for_s: int = Field(180, gt=0, description="for: of CorridorIngestDown (a restart takes seconds)")
+    ingest_gone_lookback_s: int = Field(
+        3600, gt=0, description="a deployment that had ingest targets this recently and has none now is down"
+    )
+    ingest_server_errors_fraction: float = Field(
+        0.05, gt=0, le=1, description="share of the answers that are 5xx other than 503 (the ingest's own faults)"
+    )
+    ingest_server_errors_for_s: int = Field(300, gt=0, description="for: of CorridorIngestServerErrors")
+    ingest_undelivered_fraction: float = Field(
+        0.1, gt=0, le=1, description="share of the answers that are 503 (the broker did not confirm)"
+    )
+    ingest_undelivered_for_s: int = Field(300, gt=0, description="for: of CorridorIngestUndelivered")
+    ingest_rate_limited_fraction: float = Field(
+        0.1, gt=0, le=1, description="share of the answers that are 429 (a token over its rate limit)"
+    )
+    ingest_rate_limited_for_s: int = Field(900, gt=0, description="for: of CorridorIngestRateLimited")
+    ingest_slow_p99_s: float = Field(2.5, gt=0, description="seconds the ingest's p99 latency may reach")
+    ingest_slow_min_rate: float = Field(
+        0.1, gt=0, description="requests per second an ingest must answer for its latency to be watched"
+    )
+    ingest_slow_for_s: int = Field(600, gt=0, description="for: of CorridorIngestSlow")
+
     @field_validator("worker_selector", "ingest_selector")
     @classmethod
     def _matchers(cls, selector: str) -> str:
@@ -218,5 +247,14 @@ PROFILES: dict[str, Thresholds] = {
         weekly_flights_for_s=5,
         throughput_min_baseline_bytes_per_s=1,
         throughput_drop_for_s=5,
+        # ingest: a 20-second window, three answers
+        ingest_window_s=20,
+        ingest_min_answers=3,
+        ingest_down_for_s=2,
+        ingest_gone_lookback_s=60,
+        ingest_server_errors_for_s=2,
+        ingest_undelivered_for_s=2,
+        ingest_rate_limited_for_s=2,
+        ingest_slow_for_s=2,
     ),
 }

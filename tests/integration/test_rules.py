@@ -49,10 +49,11 @@ def test_promtool_accepts_the_prometheus_configuration(promtool_bin):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_the_prometheus_configuration_scrapes_the_job_worker_down_watches():
+def test_the_prometheus_configuration_scrapes_the_jobs_the_alerts_watch():
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
     jobs = {scrape["job_name"] for scrape in config["scrape_configs"]}
     assert job_of(PROFILES["default"].worker_selector) in jobs
+    assert job_of(PROFILES["default"].ingest_selector) in jobs
 
 
 def test_amtool_accepts_the_alertmanager_configuration(amtool_bin):

@@ -17,7 +17,7 @@ import dashboards
 from streams.alerting import records, rules
 from streams.alerting.thresholds import PROFILES
 from streams.core.families import MEASURED
-from streams.core.series import EVENTS_REJECTED, PIPELINE_COUNTERS, WORKER_SERIES
+from streams.core.series import EVENTS_REJECTED, INGEST_SERIES, PIPELINE_COUNTERS, WORKER_SERIES
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
 _IDENTIFIER = re.compile(r"(?<![\w:$])[A-Za-z_:][\w:]*")
@@ -26,8 +26,9 @@ _SUFFIXES = ("", "_total", "_bucket", "_sum", "_count", "_created", "_info")
 
 
 def exported() -> set[str]:
-    """Every series name a worker exports, with the suffixes Prometheus adds to counters, histograms and infos."""
-    series = [*PIPELINE_COUNTERS, EVENTS_REJECTED, *WORKER_SERIES]
+    """Every series name a worker or the ingest exports, with the suffixes Prometheus adds to counters,
+    histograms and infos."""
+    series = [*PIPELINE_COUNTERS, EVENTS_REJECTED, *WORKER_SERIES, *INGEST_SERIES]
     for family in MEASURED.values():
         series += [*family.counters, *family.windows, *family.histograms]
     return {series.name + suffix for series in series for suffix in _SUFFIXES}

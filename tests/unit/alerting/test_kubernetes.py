@@ -65,4 +65,5 @@ def test_alerts_render_skips_the_prometheus_rule_without_its_folder_or_with_test
     (tmp_path / "k8s").mkdir()
     target, _ = render_into(tmp_path, "--profile", "test")
     assert not target.exists()
-    assert sorted(path.name for path in (tmp_path / "alerts").glob("*.yml")) == ["pipeline.yml", "volume.yml"]
+    written = sorted(path.name for path in (tmp_path / "alerts").glob("*.yml"))
+    assert written == ["ingest.yml", "pipeline.yml", "volume.yml"]

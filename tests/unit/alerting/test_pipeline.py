@@ -76,9 +76,10 @@ def rendered_alerts() -> set[str]:
 
 
 def test_every_alert_has_its_runbook_section():
-    # The 11 alerts of the contract and CorridorBookingsCancelled, each with its section, and no section for none.
+    # The 11 alerts of the contract, CorridorBookingsCancelled and the 5 of the ingest, each with its section, and
+    # no section for none.
     assert rendered_alerts() == runbook_sections()
-    assert len(rendered_alerts()) == 12
+    assert len(rendered_alerts()) == 17
 
 
 def test_inhibitions_name_alerts_of_the_runbook():
