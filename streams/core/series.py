@@ -130,14 +130,14 @@ INGEST_REQUESTS = IngestSeries(
     "Answers of the events API (/v1/events/...) by family (other: a path naming none) and HTTP status code.",
     ("family", "code"),
 )
-INGEST_ACCEPTED = IngestSeries(
+INGEST_EVENTS_ACCEPTED = IngestSeries(
     "corridor_ingest_events_accepted", "Events the broker confirmed, by family.", ("family",)
 )
-INGEST_REJECTED = IngestSeries(
+INGEST_EVENTS_REJECTED = IngestSeries(
     "corridor_ingest_events_rejected", "Invalid events refused (never sent), by family and reject reason.",
     ("family", "reason"),
 )
-INGEST_UNDELIVERED = IngestSeries(
+INGEST_EVENTS_UNDELIVERED = IngestSeries(
     "corridor_ingest_events_undelivered", "Valid events the broker did not confirm in time (answered 503).", ("family",)
 )
 INGEST_DURATION = IngestSeries(
@@ -146,5 +146,5 @@ INGEST_DURATION = IngestSeries(
     ("family",),
 )
 INGEST_SERIES: tuple[IngestSeries, ...] = (
-    INGEST_REQUESTS, INGEST_ACCEPTED, INGEST_REJECTED, INGEST_UNDELIVERED, INGEST_DURATION,
+    INGEST_REQUESTS, INGEST_EVENTS_ACCEPTED, INGEST_EVENTS_REJECTED, INGEST_EVENTS_UNDELIVERED, INGEST_DURATION,
 )

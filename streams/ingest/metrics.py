@@ -22,11 +22,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from schemas.families import FAMILY_NAMES
 from schemas.validation import RejectReason
 from streams.core.series import (
-    INGEST_ACCEPTED,
     INGEST_DURATION,
-    INGEST_REJECTED,
+    INGEST_EVENTS_ACCEPTED,
+    INGEST_EVENTS_REJECTED,
+    INGEST_EVENTS_UNDELIVERED,
     INGEST_REQUESTS,
-    INGEST_UNDELIVERED,
     IngestSeries,
 )
 
@@ -55,9 +55,9 @@ class IngestMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self.requests = _counter(INGEST_REQUESTS, self.registry)
-        self.accepted = _counter(INGEST_ACCEPTED, self.registry)
-        self.rejected = _counter(INGEST_REJECTED, self.registry)
-        self.undelivered = _counter(INGEST_UNDELIVERED, self.registry)
+        self.accepted = _counter(INGEST_EVENTS_ACCEPTED, self.registry)
+        self.rejected = _counter(INGEST_EVENTS_REJECTED, self.registry)
+        self.undelivered = _counter(INGEST_EVENTS_UNDELIVERED, self.registry)
         self.latency = Histogram(
             INGEST_DURATION.name, INGEST_DURATION.help, INGEST_DURATION.labels, buckets=LATENCY_BUCKETS,
             registry=self.registry,

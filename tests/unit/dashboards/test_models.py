@@ -96,6 +96,16 @@ def test_template_variables_cover_corridor_route_link_and_instrument():
     assert {"datasource", "route"} <= names["corridor-flights"]
     assert {"datasource", "instrument"} <= names["corridor-finance"]
     assert {"datasource", "link"} <= names["corridor-datachannel"]
+    assert {"datasource", "cluster", "namespace", "family"} <= names["corridor-ingest"]
+
+
+def test_the_ingest_dashboard_selects_the_ingest_and_keeps_the_deployment_labels():
+    t = PROFILES["default"]
+    for item in panels(MODELS["corridor-ingest"]):
+        for target in item["targets"]:
+            assert t.ingest_selector in target["expr"], item["title"]
+            assert 'cluster=~"$cluster", namespace=~"$namespace"' in target["expr"], item["title"]
+            assert "sum by (" not in target["expr"] or "sum by (cluster, namespace" in target["expr"], item["title"]
 
 
 def runbook_urls(model: dict[str, Any]) -> set[str]:
@@ -137,6 +147,12 @@ def test_thresholds_come_from_the_alert_config():
         t.volume_drop_fraction["shipments"]]
     assert threshold_values(panel("corridor-pipeline", "Share rejected")) == [t.dead_letters_fraction]
     assert threshold_values(panel("corridor-pipeline", "Restore time")) == [t.restore_slow_s]
+    assert threshold_values(panel("corridor-ingest", "Server errors (5xx but 503)")) == [
+        t.ingest_server_errors_fraction]
+    assert threshold_values(panel("corridor-ingest", "Undelivered (503)")) == [t.ingest_undelivered_fraction]
+    assert threshold_values(panel("corridor-ingest", "Rate-limited (429)")) == [t.ingest_rate_limited_fraction]
+    assert threshold_values(panel("corridor-ingest", "Answer time percentiles")) == [t.ingest_slow_p99_s]
+    assert threshold_values(panel("corridor-ingest", "Replicas up")) == [1]
     silent = panel("corridor-pipeline", "Since the newest event")["fieldConfig"]["overrides"]
     assert {o["matcher"]["id"] for o in silent} == {"byRegexp"}
     for legend in ("{stream}", "{stream} prod corridor", "{stream}  "):  # with the deployment labels or without
