@@ -70,14 +70,21 @@ def missing(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+def scrape_job(job: str, *groups: tuple[list[str], dict[str, str] | None]) -> dict:
+    """One scrape configuration: each group's targets in ``job``, their series also carrying the group's
+    labels (the deployment labels a service discovery would add, say)."""
+    static = [{"targets": targets, **({"labels": labels} if labels else {})} for targets, labels in groups]
+    return {"job_name": job, "static_configs": static}
+
+
 class PrometheusServer:
-    """Prometheus on a free loopback port scraping the given targets every second (job ``job``, the
-    targets labelled ``labels``), evaluating rules every second and sending alerts to
-    ``alertmanagers`` (host:port)."""
+    """Prometheus on a free loopback port scraping the given targets every second (job ``job``, their
+    series carrying ``labels``; and the ``more_jobs`` of ``scrape_job``), evaluating rules every
+    second and sending alerts to ``alertmanagers`` (host:port)."""
 
     def __init__(self, workdir: Path, targets: list[str], rule_files: list[Path] | None = None,
                  binary: str | None = None, job: str = "corridor", alertmanagers: list[str] | None = None,
-                 labels: dict[str, str] | None = None) -> None:
+                 more_jobs: list[dict] | None = None, labels: dict[str, str] | None = None) -> None:
         self.binary = binary or require_tool("prometheus")
         self.workdir = workdir
         self.port = free_port()
@@ -85,7 +92,8 @@ class PrometheusServer:
         self.rule_files = rule_files or []
         self.job = job
         self.alertmanagers = alertmanagers or []
-        self.labels = labels or {}
+        self.more_jobs = more_jobs or []
+        self.labels = labels
         self.server: ServerProcess | None = None
 
     @property
@@ -98,8 +106,7 @@ class PrometheusServer:
         document: dict = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(p) for p in self.rule_files],
-            "scrape_configs": [{"job_name": self.job,
-                                "static_configs": [{"targets": self.targets, "labels": self.labels}]}],
+            "scrape_configs": [scrape_job(self.job, (self.targets, self.labels)), *self.more_jobs],
         }
         if self.alertmanagers:
             document["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": self.alertmanagers}]}]}

@@ -3,8 +3,10 @@ Prometheus evaluating the project's rules (the ``test`` thresholds: seconds, not
 real Alertmanager routing with deploy/alertmanager/alertmanager.yml to a webhook of the test.
 
 When the traffic stops, ``CorridorStreamSilent`` reaches the webhook as firing (through the
-``page`` receiver); when it comes back, as resolved. Everything runs on free loopback ports with
-directories of the test's own, and the test stops only what it started.
+``page`` receiver); when it comes back, as resolved. A real `corridor ingest` whose broker is away
+answers 503, and ``CorridorIngestUndelivered`` reaches the webhook with the deployment labels of
+its scrape target. Everything runs on free loopback ports with directories of the test's own, and
+the test stops only what it started.
 """
 
 from __future__ import annotations
@@ -26,12 +28,15 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.alerting.rules import write
+from schemas.samples import sample_event
+from streams.alerting.alert import INGEST_UNDELIVERED as UNDELIVERED
+from streams.alerting.rules import render, write
 from streams.alerting.thresholds import PROFILES
 from streams.process import ServerProcess
 from streams.sdk.producer import Publisher
 from streams.sim.simulator import Scenario, SimulationConfig, generate, pause
 from tests.integration.conftest import broker_settings_for, free_port
+from tests.integration.ingests import IngestProcess
 from tests.integration.prometheus import PROJECT_ROOT, PrometheusServer, job_of
 from tests.integration.workers import wait_for, worker_for
 
@@ -71,13 +76,13 @@ class Webhook:
         self.server.shutdown()
         self.server.server_close()
 
-    def alert(self, status: str, since: float) -> dict[str, Any] | None:
-        """The first notified alert of the data-channel silence with ``status``, posted after ``since``."""
+    def alert(self, status: str, since: float, name: str = ALERT, **labels: str) -> dict[str, Any] | None:
+        """The first notified alert ``name`` with ``status`` and ``labels``, posted after ``since``."""
+        wanted = {"alertname": name, **labels}
         for posted, notification in list(self.received):
             for alert in notification["alerts"]:
-                labels = alert["labels"]
-                if posted >= since and labels["alertname"] == ALERT and labels.get("stream") == STREAM \
-                        and alert["status"] == status:
+                if posted >= since and alert["status"] == status \
+                        and all(alert["labels"].get(key) == value for key, value in wanted.items()):
                     return {**alert, "receiver": notification["receiver"]}
         return None
 
@@ -186,7 +191,8 @@ async def test_stream_silent_reaches_alertmanager_and_resolves(
                 stopped = time.time()
 
                 try:
-                    firing = await until(lambda: webhook.alert("firing", stopped), 40, f"{ALERT} firing at the webhook")
+                    firing = await until(lambda: webhook.alert("firing", stopped, stream=STREAM), 40,
+                                         f"{ALERT} firing at the webhook")
                 except AssertionError as error:
                     raise AssertionError(f"{error}; {diagnosis(prometheus, alertmanager, webhook)}") from None
                 assert firing["receiver"] == "page"
@@ -199,7 +205,7 @@ async def test_stream_silent_reaches_alertmanager_and_resolves(
                 traffic = asyncio.create_task(publish_until(publisher, source, stop))
                 resumed = time.time()
                 try:
-                    resolved = await until(lambda: webhook.alert("resolved", resumed), 40,
+                    resolved = await until(lambda: webhook.alert("resolved", resumed, stream=STREAM), 40,
                                            f"{ALERT} resolved at the webhook")
                 except AssertionError as error:
                     raise AssertionError(f"{error}; {diagnosis(prometheus, alertmanager, webhook)}") from None
@@ -212,6 +218,53 @@ async def test_stream_silent_reaches_alertmanager_and_resolves(
                 if server is not None:
                     server.stop()
             worker.stop()
+
+
+def test_ingest_undelivered_reaches_alertmanager_with_its_deployment_labels(
+    alertmanager_bin, prometheus_bin, tmp_path
+):
+    """Every POST to an ingest whose broker is away is answered 503 after the publisher's retry timeout;
+    the ingest alerts (the only rules loaded) page for the deployment its scrape target names."""
+    deployment = {"cluster": "live", "namespace": "alerting"}
+    alerts = tmp_path / "ingest.yml"
+    alerts.write_text(render(THRESHOLDS)["ingest.yml"])
+    ingest = IngestProcess(f"127.0.0.1:{free_port()}", tmp_path / "ingest.log",
+                           {"CORRIDOR_PUBLISH_RETRY_TIMEOUT_S": "0.5"}).start()
+    alertmanager = prometheus = None
+    with Webhook() as webhook:
+        try:
+            (tmp_path / "alertmanager").mkdir()
+            alertmanager = AlertmanagerServer(alertmanager_bin, tmp_path / "alertmanager",
+                                              alertmanager_config(webhook.url)).start()
+            (tmp_path / "prometheus").mkdir()
+            prometheus = PrometheusServer(
+                tmp_path / "prometheus", [f"127.0.0.1:{ingest.port}"], rule_files=[alerts], binary=prometheus_bin,
+                job=job_of(THRESHOLDS.ingest_selector), alertmanagers=[alertmanager.address], labels=deployment,
+            ).start()
+            wait_for(lambda: prometheus.query("up == 1"), timeout=30, interval=0.5,
+                     message="Prometheus to scrape the ingest")
+            started = time.time()
+
+            def answered_503_and_notified() -> dict[str, Any] | None:
+                assert ingest.post("datachannel", [sample_event("datachannel")]).status == 503
+                return webhook.alert("firing", started, UNDELIVERED, **deployment)
+
+            try:
+                firing = wait_for(answered_503_and_notified, timeout=60, interval=0.2,
+                                  message=f"{UNDELIVERED} firing at the webhook")
+            except AssertionError as error:
+                alerts_now = [(row["metric"], row["value"][1]) for row in prometheus.query("ALERTS")]
+                raise AssertionError(f"{error}; ALERTS {alerts_now}; webhook {webhook.received}") from None
+            assert firing["receiver"] == "page"
+            assert firing["labels"] == {"alertname": UNDELIVERED, "severity": "critical", **deployment}
+            assert firing["annotations"]["runbook_url"].endswith(f"#{UNDELIVERED.lower()}")
+            assert "in cluster live namespace alerting" in firing["annotations"]["summary"]
+            assert time.time() - started < 45
+        finally:
+            for server in (prometheus, alertmanager):
+                if server is not None:
+                    server.stop()
+            ingest.stop()
 
 
 def test_pipeline_alerts_silence_the_volume_alerts_they_cause(alertmanager_bin, tmp_path):

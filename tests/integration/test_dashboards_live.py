@@ -1,5 +1,8 @@
 """Every query of every rendered dashboard, run against a real Prometheus that scrapes a real
-worker fed by the simulator (all four families) with the project's recording rules loaded.
+worker fed by the simulator (all four families) with the project's recording rules loaded, and
+two real `corridor ingest` processes (the ingest dashboard's series): one in front of the
+broker answering 202, 401, 404 and 422, one whose broker is away answering 503, each as the
+ingest job with cluster and namespace labels of its own, as two deployments would be.
 
 The panels and variables are enumerated from the committed JSON in dashboards/json, so a new
 panel is checked without touching this test. Each query must be valid PromQL and return at
@@ -29,6 +32,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import dashboards
+from schemas.families import FAMILY_NAMES
+from schemas.samples import sample_event
 from streams.alerting.records import RECEIVED_RATE5M
 from streams.alerting.thresholds import PROFILES
 from streams.evaluation.history import History
@@ -37,7 +42,8 @@ from streams.kafka.broker import EmbeddedBroker
 from streams.process import parse_metrics
 from tests.dashboard_queries import BUILTINS, label_values
 from tests.integration.conftest import broker_settings_for, free_port
-from tests.integration.prometheus import PROJECT_ROOT, PrometheusServer, job_of
+from tests.integration.ingests import IngestProcess
+from tests.integration.prometheus import PROJECT_ROOT, PrometheusServer, job_of, scrape_job
 from tests.integration.workers import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.integration
@@ -52,6 +58,10 @@ DEPLOYMENT = {"cluster": "corridor-test", "namespace": "corridor"}
 ELSEWHERE = {"cluster": "elsewhere", "namespace": "nowhere"}
 #: A line of `corridor simulate`'s summary: family, then the events it published.
 PUBLISHED = re.compile(r"^(?P<family>shipments|flights|finance|datachannel)\s+(?P<count>\d+)\s", re.MULTILINE)
+#: The deployment labels of the two ingests' scrape jobs: one in front of the broker, in the worker's
+#: deployment, and one whose broker is away, in a namespace of its own.
+SERVING = DEPLOYMENT
+BROKER_AWAY = {"cluster": DEPLOYMENT["cluster"], "namespace": "broker-away"}
 
 
 def panels(model: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -128,8 +138,14 @@ def scraped(fresh_broker_module, prometheus_bin, promtool_bin, tmp_path_factory)
     )
     assert simulate.returncode == 0, simulate.stdout + simulate.stderr
     worker = WorkerProcess(bootstrap, workdir / "state", workdir / "worker.log").start()
+    serving = IngestProcess(bootstrap, workdir / "ingest-serving.log")
+    # Nothing listens at the away broker's address: the publisher gives up after a second, and answers 503.
+    away = IngestProcess(f"127.0.0.1:{free_port()}", workdir / "ingest-away.log",
+                         {"CORRIDOR_PUBLISH_RETRY_TIMEOUT_S": "1"})
     prometheus = None
     try:
+        serving.start()
+        away.start()
         published = {match["family"]: int(match["count"]) for match in PUBLISHED.finditer(simulate.stdout)}
         assert set(published) == {"shipments", "flights", "finance", "datachannel"}, simulate.stdout
 
@@ -152,17 +168,38 @@ def scraped(fresh_broker_module, prometheus_bin, promtool_bin, tmp_path_factory)
         target, job = f"127.0.0.1:{worker.web_port}", job_of(PROFILES["default"].worker_selector)
         backfill_week_old_copy(metrics_text, workdir / "tsdb", promtool_bin, time.time(),
                                {"job": job, "instance": target, **DEPLOYMENT})
-        prometheus = PrometheusServer(workdir, [target], RULE_FILES, binary=prometheus_bin, job=job,
-                                      labels=DEPLOYMENT).start()
+        ingest_job = job_of(PROFILES["default"].ingest_selector)
+        prometheus = PrometheusServer(
+            workdir, [target], RULE_FILES, binary=prometheus_bin, job=job, labels=DEPLOYMENT,
+            more_jobs=[scrape_job(ingest_job, ([f"127.0.0.1:{serving.port}"], SERVING),
+                                  ([f"127.0.0.1:{away.port}"], BROKER_AWAY))],
+        ).start()
+        wait_for(lambda: len(prometheus.query(f'up{{job="{ingest_job}"}} == 1')) == 2, timeout=60, interval=1,
+                 message="Prometheus to scrape both ingests")
+        post_ingest_traffic(serving, away)
         # Rates need two scrapes in their range and the recording rules a few evaluations.
         wait_for(lambda: prometheus.query(RECEIVED_RATE5M), timeout=60, interval=1,
                  message="the recording rules to produce series")
+        wait_for(lambda: prometheus.query('increase(corridor_ingest_requests_total{code="503"}[1m]) > 0'),
+                 timeout=60, interval=1, message="Prometheus to see the ingest's answers")
         time.sleep(3)
         yield prometheus
     finally:
         if prometheus is not None:
             prometheus.stop()
+        for ingest in (serving, away):
+            ingest.stop()
         worker.stop()
+
+
+def post_ingest_traffic(serving: IngestProcess, away: IngestProcess) -> None:
+    """202 for every family, 401, 404 and 422 from the serving ingest; 503 from the one whose broker is away."""
+    for family in FAMILY_NAMES:
+        assert serving.post(family, [sample_event(family)]).status == 202
+    assert serving.post("flights", [sample_event("flights")], token=None).status == 401
+    assert serving.post("ferries", [sample_event("flights")]).status == 404
+    assert serving.post("flights", [sample_event("flights", passengers=-1)]).status == 422
+    assert away.post("datachannel", [sample_event("datachannel")]).status == 503
 
 
 def test_every_panel_has_queries_and_the_rendered_json_exists():
@@ -218,3 +255,19 @@ def test_alert_annotations_are_valid_promql(scraped):
     for dashboard, model in dashboards.load().items():
         for annotation in model["annotations"]["list"]:
             scraped.query(interpolated(annotation["expr"], model_variables(dashboard)))  # raises on invalid PromQL
+
+
+def test_the_ingest_panels_read_both_real_ingests(scraped):
+    """The ingest dashboard's answers by code and its replicas show what the two ingests answered."""
+    board = dashboards.load()["corridor-ingest"]
+    chosen = model_variables("corridor-ingest")
+    (by_code,) = [target["expr"] for panel in panels(board) if panel["title"] == "Requests per second by code"
+                  for target in panel["targets"]]
+    answered = {(row["metric"]["namespace"], row["metric"]["code"])
+                for row in scraped.query(f"{interpolated(by_code, chosen)} > 0")}
+    serving, away = SERVING["namespace"], BROKER_AWAY["namespace"]
+    assert answered == {(serving, "202"), (serving, "401"), (serving, "404"), (serving, "422"), (away, "503")}
+    (replicas,) = [target["expr"] for panel in panels(board) if panel["title"] == "Up per replica"
+                   for target in panel["targets"]]
+    assert {row["metric"]["namespace"] for row in scraped.query(interpolated(replicas, chosen))} == {
+        serving, away}
