@@ -430,7 +430,7 @@ def test_compose_prometheus_matches_the_project_config_and_scrapes_both_workers(
         assert mounts[folder] == DEPLOY / "prometheus" / Path(pattern).parent
 
 
-def test_compose_prometheus_scrapes_the_ingest_in_a_job_no_alert_watches(compose_config, monkeypatch):
+def test_compose_prometheus_scrapes_the_ingest_in_the_job_its_alerts_watch(compose_config, monkeypatch):
     compose = compose_prometheus_config()
     project = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
     compose_jobs = {job["job_name"]: job for job in compose["scrape_configs"]}
@@ -443,16 +443,21 @@ def test_compose_prometheus_scrapes_the_ingest_in_a_job_no_alert_watches(compose
         targets = [target for config in jobs[INGEST_JOB]["static_configs"] for target in config["targets"]]
         assert targets == [expected]
 
-    # The ingest's targets add `up` series and corridor_ingest_* series: no rule may read them.
+    # The workers' and the ingest's targets both add `up` series: every rule reads `up` of one job, and
+    # the corridor_ingest_* series only with the ingest's selector.
     worker_job = job_of(PROFILES["default"].worker_selector)
-    assert worker_job != INGEST_JOB
+    ingest_selector = PROFILES["default"].ingest_selector
+    assert job_of(ingest_selector) == INGEST_JOB != worker_job
     rules = [rule for group in rule_groups(RULE_DIRECTORIES) for rule in group["rules"]]
     for rule in rules:
         name = rule.get("alert", rule.get("record"))
         selectors = re.findall(r"\bup\b(\{[^}]*\})?", rule["expr"])
-        assert all(selector == f'{{job="{worker_job}"}}' for selector in selectors), f"{name} reads `up` of other jobs"
-        assert "corridor_ingest_" not in rule["expr"], name
-    assert any(rule.get("alert") == "CorridorWorkerDown" for rule in rules)
+        assert all(selector in (f'{{job="{worker_job}"}}', f"{{{ingest_selector}}}") for selector in selectors), (
+            f"{name} reads `up` of other jobs")
+        ingest_selectors = re.findall(r"\bcorridor_ingest_\w+(\{[^}]*\})?", rule["expr"])
+        assert all(selector.startswith(f"{{{ingest_selector}") for selector in ingest_selectors), name
+    alerts = {rule.get("alert") for rule in rules}
+    assert {"CorridorWorkerDown", "CorridorIngestDown"} <= alerts
 
 
 def test_compose_prometheus_config_passes_promtool(tmp_path):
