@@ -126,7 +126,7 @@ def server_errors(t: Thresholds) -> Rule:
         for_=duration(t.ingest_server_errors_for_s),
         severity=Severity.CRITICAL,
         summary=f"The HTTP ingest{deployment(t)} fails requests with server errors.",
-        description=_share_description(t, "server errors (5xx other than 503)", fraction)
+        description=_share_description(t, "server errors, 5xx other than 503", fraction)
         + " An exception the ingest did not expect: its log has the traceback. Producers get no report of "
         "their events and must send them again.",
         thresholds=t,
