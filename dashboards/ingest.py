@@ -1,8 +1,8 @@
 """The HTTP ingest: replicas up, answers by code, the shares its alerts watch (with their thresholds),
 answer time percentiles, and the events accepted, rejected and undelivered by family.
 
-Every query selects the ingest's series with ``Thresholds.ingests()`` and groups by the
-deployment labels, one variable each, like the alerts; the shares are the alerts' own
+Every query selects the ingest's series with ``Thresholds.ingests()`` and the deployments
+chosen in the dashboard's variables, and groups by the deployment labels like the alerts; the shares are the alerts' own
 expressions over the same window.
 """
 
@@ -14,6 +14,7 @@ from dashboards.common import (
     Query,
     above,
     below,
+    deployment,
     graph,
     label_variable,
     new_dashboard,
@@ -47,7 +48,7 @@ FAMILY = 'family=~"$family"'
 
 def build(t: Thresholds) -> dict[str, Any]:
     deployed = t.by()
-    where = ", ".join(f'{label}=~"${label}"' for label in t.deployment_labels)
+    where = deployment(t)  # the deployments chosen in new_dashboard's variables
     legend = "/".join(f"{{{{{label}}}}}" for label in t.deployment_labels)
 
     def selected(*matchers: str) -> str:
@@ -82,9 +83,6 @@ def build(t: Thresholds) -> dict[str, Any]:
                       "time, and what became of the events of each family.",
                       t, alerts=ALERTS)
     )
-    for position, label in enumerate(t.deployment_labels):
-        narrowed = ", ".join(f'{outer}=~"${outer}"' for outer in t.deployment_labels[:position])
-        board = board.with_variable(label_variable(label, label, "up", t.ingests(narrowed)))
     board = (
         board
         .with_variable(label_variable("family", "family", requests, selected()))
