@@ -89,7 +89,8 @@ CHECKPOINT_FAILURES = WorkerSeries(
 )
 REBALANCES = WorkerSeries("corridor_rebalances", "Consumer group rebalances this worker took part in.")
 SEND_ERRORS = WorkerSeries(
-    "corridor_send_errors", "Records the worker's producer failed to send (checkpoints, dead letters)."
+    "corridor_send_errors",
+    "Records the worker's producer failed to send, by topic (the dead-letter topic, the changelogs).",
 )
 COMMIT_LATENCY = WorkerSeries("corridor_commit_latency_seconds", "Time to commit consumer offsets.")
 LAST_EVENT_TIMESTAMP = WorkerSeries(
@@ -98,6 +99,10 @@ LAST_EVENT_TIMESTAMP = WorkerSeries(
 CONSUMER_LAG = WorkerSeries(
     "corridor_consumer_lag",
     "Records not yet consumed, per source topic and partition (absent while the end offset is unknown).",
+)
+CONSUMER_LAG_SECONDS = WorkerSeries(
+    "corridor_consumer_lag_seconds",
+    "Age of the oldest record not yet applied, per source topic and partition (an upper bound; 0 with no lag).",
 )
 PARTITIONS_RESTORING = WorkerSeries(
     "corridor_partitions_restoring", "Partitions assigned to this worker whose state is not restored yet."
@@ -112,6 +117,7 @@ CHECKPOINT_AGE = WorkerSeries(
 WORKER_SERIES: tuple[WorkerSeries, ...] = (
     BUILD, EVENT_DELAY, STATE_GAPS, CHECKPOINT_FAILURES, REBALANCES, SEND_ERRORS, COMMIT_LATENCY,
     LAST_EVENT_TIMESTAMP, CONSUMER_LAG, PARTITIONS_RESTORING, RESTORE_SECONDS, CHECKPOINT_AGE,
+    CONSUMER_LAG_SECONDS,
 )
 
 

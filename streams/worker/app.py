@@ -92,7 +92,7 @@ class CorridorApp:
             recovery_consistency_check=PROFILES[BrokerFlavor.KAFKA].recovery_consistency_check,
         )
         self.delays = EventDelays(self.families)
-        self.health = WorkerHealth(self.families)
+        self.health = WorkerHealth(self.families, send_topics=(DEADLETTER_TOPIC,))
         self.dead_letters = self.app.topic(DEADLETTER_TOPIC, key_serializer="raw", value_serializer="raw",
                                            partitions=settings.topic_partitions)
         self.workers: dict[str, FamilyWorker] = {}
@@ -161,12 +161,14 @@ class CorridorApp:
             for partition, age in worker.checkpoint_ages(now).items()
         }
         profile = self.cluster.profile
+        lag = self.consumer_lag()
         return WorkerStatus(
-            lag=self.consumer_lag(),
+            lag=lag,
             restoring=restoring,
             restore_seconds=now - self._assigned_at if any(restoring.values()) else 0.0,
             checkpoint_age=ages,
             broker=profile.flavor if profile is not None else "unknown",
+            lag_seconds=self.consumer_lag_seconds(lag),
         )
 
     def consumer_lag(self) -> dict[tuple[str, int], int]:
@@ -179,6 +181,23 @@ class CorridorApp:
                 if highwater is not None:
                     lag[(worker.topic, partition)] = max(highwater - owned.state.offset - 1, 0)
         return lag
+
+    def consumer_lag_seconds(self, lag: dict[tuple[str, int], int]) -> dict[tuple[str, int], float]:
+        """The age of the oldest record not yet applied (an upper bound) per owned partition with a known
+        ``lag``; each partition seen with no lag is noted as caught up now (``OwnedPartition.lag_seconds``)."""
+        now = self.clock.now()
+        ages: dict[tuple[str, int], float] = {}
+        for worker in self.workers.values():
+            for partition, owned in worker.partitions.items():
+                records = lag.get((worker.topic, partition))
+                if records is None:
+                    continue
+                if records <= 0:
+                    owned.seen_caught_up(now)
+                age = owned.lag_seconds(records, now)
+                if age is not None:
+                    ages[(worker.topic, partition)] = age
+        return ages
 
     def restoring(self) -> bool:
         """Whether some assigned partition has no restored state yet (or the first assignment is pending)."""

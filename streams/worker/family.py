@@ -188,6 +188,7 @@ class FamilyWorker:
         held = owned.state.offset  # as it will be after the records taken so far
         run: list[tuple[int, float, bytes]] = []
         headers: dict[int, Headers] = {}  # only of records that carry any: plain records pay nothing
+        last_timestamp_ms = -1  # of the last record taken; -1: none, or it carries no timestamp
         for record in records:
             offset = record.offset
             decision = sequence.decide(held, offset)
@@ -202,6 +203,7 @@ class FamilyWorker:
             if record.headers:
                 headers[offset] = record.headers
             held = max(held, offset)
+            last_timestamp_ms = record.timestamp
         if not run:
             return
         try:
@@ -217,6 +219,8 @@ class FamilyWorker:
         if accepted_times:
             self.delays.observe_many(self.family, self.clock.now(), accepted_times)
         owned.applied(len(run), time.monotonic())
+        if last_timestamp_ms >= 0:
+            owned.last_record_time = last_timestamp_ms / 1000.0
         if time.monotonic() - owned.last_checkpoint >= self.checkpoints.interval_s:
             self.checkpoints.checkpoint(partition, owned)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import platform
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import metadata
 from typing import Any, Protocol
@@ -41,6 +41,7 @@ from streams.core.series import (
     CHECKPOINT_FAILURES,
     COMMIT_LATENCY,
     CONSUMER_LAG,
+    CONSUMER_LAG_SECONDS,
     EVENT_DELAY,
     EVENTS_REJECTED,
     LAST_EVENT_TIMESTAMP,
@@ -102,6 +103,9 @@ class WorkerStatus:
     checkpoint_age: Mapping[tuple[str, int], float]
     #: The kind of broker the worker found (streams/kafka/profile.py); ``unknown`` until one answered.
     broker: str = "unknown"
+    #: Age of the oldest record not yet applied (an upper bound), by (topic, partition): 0 without lag,
+    #: absent while neither bound is known (see ``OwnedPartition.lag_seconds``).
+    lag_seconds: Mapping[tuple[str, int], float] = field(default_factory=dict)
 
 
 class StatusSource(Protocol):
@@ -124,11 +128,12 @@ class EventDelays:
 class WorkerHealth:
     """Process-local counts of what went wrong, and of the group's rebalances and commits."""
 
-    def __init__(self, streams: Iterable[str]) -> None:
+    def __init__(self, streams: Iterable[str], send_topics: Iterable[str] = ()) -> None:
         self.state_gaps = dict.fromkeys(streams, 0)
         self.checkpoint_failures = dict.fromkeys(self.state_gaps, 0)
         self.rebalances = 0
-        self.send_errors = 0
+        #: Failed sends by topic; ``send_topics`` are pre-created at 0, so that ``increase()`` sees the first.
+        self.send_errors: Counter[str] = Counter(dict.fromkeys(send_topics, 0))
         self.commit_latency = Histogram.empty(tuple(round(b * 1000) for b in COMMIT_LATENCY_BUCKETS))
 
     def metrics(self) -> Iterator[Metric]:
@@ -148,9 +153,10 @@ class WorkerHealth:
         yield CounterMetricFamily(
             REBALANCES.name, REBALANCES.help, value=self.rebalances
         )
-        yield CounterMetricFamily(
-            SEND_ERRORS.name, SEND_ERRORS.help, value=self.send_errors,
-        )
+        send_errors = CounterMetricFamily(SEND_ERRORS.name, SEND_ERRORS.help, labels=("topic",))
+        for topic, count in sorted(self.send_errors.items()):
+            send_errors.add_metric((topic,), count)
+        yield send_errors
         commits = HistogramMetricFamily(COMMIT_LATENCY.name, COMMIT_LATENCY.help)
         commits.add_metric([], _histogram_buckets(self.commit_latency), self.commit_latency.sum_ms / 1000)
         yield commits
@@ -309,6 +315,13 @@ class WorkerCollector(Collector):
         for (topic, partition), records in sorted(status.lag.items()):
             lag.add_metric((topic, str(partition)), max(records, 0))
         yield lag
+        lag_seconds = GaugeMetricFamily(
+            CONSUMER_LAG_SECONDS.name, CONSUMER_LAG_SECONDS.help,
+            labels=("topic", PARTITION_LABEL),
+        )
+        for (topic, partition), seconds in sorted(status.lag_seconds.items()):
+            lag_seconds.add_metric((topic, str(partition)), seconds)
+        yield lag_seconds
         restoring = GaugeMetricFamily(
             PARTITIONS_RESTORING.name, PARTITIONS_RESTORING.help, labels=(STREAM_LABEL,),
         )

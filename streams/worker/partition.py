@@ -143,6 +143,10 @@ class OwnedPartition:
     #: The checkpoint in flight (its result: whether it was confirmed), and when its oldest record was applied.
     writing: asyncio.Future[bool] | None = None
     writing_since: float | None = None
+    #: Kafka timestamp (Unix seconds) of the last record applied in this ownership, and when (Unix seconds)
+    #: the worker last saw no record after the last applied one: the next record came later than both.
+    last_record_time: float | None = None
+    caught_up_at: float | None = None
 
     @property
     def owned(self) -> bool:
@@ -152,6 +156,24 @@ class OwnedPartition:
         """How long the oldest record no confirmed checkpoint holds has waited (0 with none)."""
         waiting = [since for since in (self.due_since, self.writing_since) if since is not None]
         return now - min(waiting) if waiting else 0.0
+
+    def lag_seconds(self, lag: int, now: float) -> float | None:
+        """How long the oldest record not yet applied has waited at most, at ``now`` (Unix seconds), with
+        ``lag`` records waiting: 0 without lag, None while neither bound is known.
+
+        That record was appended after the last applied record (Kafka timestamps grow along a
+        partition: the broker's append time, or producers' clocks) and after the worker last saw
+        none waiting; so it is at most as old as the later of the two. Behind a backlog, where the
+        next record follows the last applied one closely, the bound is its age.
+        """
+        if lag <= 0:
+            return 0.0
+        since = [moment for moment in (self.last_record_time, self.caught_up_at) if moment is not None]
+        return max(now - max(since), 0.0) if since else None
+
+    def seen_caught_up(self, now: float) -> None:
+        """No record waits after the last applied one at ``now`` (Unix seconds)."""
+        self.caught_up_at = now
 
     def applied(self, records: int, now: float) -> None:
         """Records applied: CLEAN -> DUE, WRITING -> WRITING_DUE."""

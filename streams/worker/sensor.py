@@ -12,7 +12,7 @@ from streams.worker.metrics import WorkerHealth
 
 
 class WorkerSensor(Sensor):
-    """Rebalances, commit latency and send errors, into :class:`WorkerHealth` (exported at scrape)."""
+    """Rebalances, commit latency and send errors (by topic), into :class:`WorkerHealth` (exported at scrape)."""
 
     def __init__(self, health: WorkerHealth, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -29,5 +29,8 @@ class WorkerSensor(Sensor):
         if isinstance(state, float):
             self.health.commit_latency.observe(round((time.monotonic() - state) * 1000))
 
+    def on_send_initiated(self, producer: ProducerT, topic: str, message: Any, keysize: int, valsize: int) -> str:
+        return topic  # the state faust hands to on_send_error: which topic a failed record was for
+
     def on_send_error(self, producer: ProducerT, exc: BaseException, state: Any) -> None:
-        self.health.send_errors += 1
+        self.health.send_errors[state if isinstance(state, str) else "unknown"] += 1

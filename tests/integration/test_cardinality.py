@@ -107,10 +107,11 @@ def worker_series_bound(families: int, partitions: int) -> int:
     """The worker's own series, which no event adds to (docs/metrics.md, "The worker itself")."""
     collectors = sum(len(metric.samples) for metric in build_registry(process=True).collect())
     per_stream = (len(EVENT_DELAY_BUCKETS) + 3) + 4  # delay histogram, restoring, gaps, checkpoint failures
-    per_partition = 2  # consumer lag, checkpoint age
-    # build info, restore seconds, rebalances, send errors, the commit-latency histogram
-    process = 4 + len(COMMIT_LATENCY_BUCKETS) + 3
-    return collectors + families * (per_stream + partitions * per_partition) + process
+    per_partition = 3  # consumer lag in records and in seconds, checkpoint age
+    # build info, restore seconds, rebalances, the commit-latency histogram
+    process = 3 + len(COMMIT_LATENCY_BUCKETS) + 3
+    send_errors = 1 + families  # by topic: the dead-letter topic and the changelogs
+    return collectors + families * (per_stream + partitions * per_partition) + process + send_errors
 
 
 def codes(alphabet: str, length: int) -> Iterator[str]:
@@ -223,7 +224,8 @@ def test_a_flood_of_unknown_names_stays_within_the_series_bound_and_out_of_state
     bound = series_bound(registry, PARTITIONS, len(DEFAULT_WINDOWS), reasons)
     own_bound = worker_series_bound(len(FAMILY_NAMES), PARTITIONS)
     state_derived = sum(n for name, n in series.items() if name.startswith("corridor_") and name not in {
-        "corridor_build", "corridor_event_delay_seconds", "corridor_consumer_lag", "corridor_partitions_restoring",
+        "corridor_build", "corridor_event_delay_seconds", "corridor_consumer_lag", "corridor_consumer_lag_seconds",
+        "corridor_partitions_restoring",
         "corridor_restore_seconds", "corridor_checkpoint_age_seconds", "corridor_checkpoint_failures",
         "corridor_state_gaps", "corridor_rebalances", "corridor_commit_latency_seconds", "corridor_send_errors",
     })

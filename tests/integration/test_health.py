@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+from schemas.families import DEADLETTER_TOPIC
 from tests.integration.workers import (
     drained,
     expected_received,
@@ -80,7 +81,11 @@ def test_promtool_finds_nothing_in_a_live_workers_metrics_and_faust_pages_are_of
     assert text is not None and "corridor_build_info{" in text and "process_cpu_seconds_total" in text
     samples = parse_samples(text)
     assert samples[("corridor_rebalances_total", ())] >= 1
-    assert samples[("corridor_send_errors_total", ())] == 0
+    assert samples[("corridor_send_errors_total", (("topic", DEADLETTER_TOPIC),))] == 0
+    # Drained: every source partition with a known end shows its lag in records and in seconds, both 0.
+    lags = {labels: value for (name, labels), value in samples.items() if name == "corridor_consumer_lag"}
+    ages = {labels: value for (name, labels), value in samples.items() if name == "corridor_consumer_lag_seconds"}
+    assert lags and set(ages) == set(lags) and set(ages.values()) == {0.0}, (lags, ages)
     result = subprocess.run([promtool_bin, "check", "metrics"], input=text, capture_output=True, text=True,
                             timeout=60, check=False)
     assert (result.returncode, result.stdout + result.stderr) == (0, "")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import platform
 from datetime import UTC, datetime
 from importlib import metadata
+from typing import cast
 
 import orjson
+from faust.types import ProducerT
 from prometheus_client import CollectorRegistry, generate_latest
 
 from schemas.samples import sample_event
@@ -23,6 +25,7 @@ from streams.worker.metrics import (
     WorkerStatus,
     build_registry,
 )
+from streams.worker.sensor import WorkerSensor
 
 NOW = datetime(2026, 11, 26, 12, 0, 7, tzinfo=UTC).timestamp()
 FAMILIES = ["shipments", "finance"]
@@ -105,6 +108,7 @@ def test_the_worker_collector_reports_build_restore_checkpoint_age_and_only_know
         restore_seconds=4.5,
         checkpoint_age={("shipments", 0): 1.25},
         broker="kafka",
+        lag_seconds={("corridor.shipments.v1", 0): 42.5, ("corridor.shipments.v1", 1): 0.0},
     )
     registry = build_registry(WorkerCollector(Status(status), EventDelays(FAMILIES), health), process=True)
     value = registry.get_sample_value
@@ -113,6 +117,9 @@ def test_the_worker_collector_reports_build_restore_checkpoint_age_and_only_know
     assert value("corridor_consumer_lag", {"topic": "corridor.shipments.v1", "partition": "0"}) == 5
     assert value("corridor_consumer_lag", {"topic": "corridor.shipments.v1", "partition": "1"}) == 0
     assert value("corridor_consumer_lag", {"topic": "corridor.shipments.v1", "partition": "2"}) is None
+    assert value("corridor_consumer_lag_seconds", {"topic": "corridor.shipments.v1", "partition": "0"}) == 42.5
+    assert value("corridor_consumer_lag_seconds", {"topic": "corridor.shipments.v1", "partition": "1"}) == 0
+    assert value("corridor_consumer_lag_seconds", {"topic": "corridor.shipments.v1", "partition": "2"}) is None
     assert value("corridor_partitions_restoring", {"stream": "shipments"}) == 2
     assert value("corridor_restore_seconds") == 4.5
     assert value("corridor_checkpoint_age_seconds", {"stream": "shipments", "partition": "0"}) == 1.25
@@ -140,3 +147,17 @@ def test_a_revoked_partition_shows_its_counters_but_not_its_windows_or_freshness
     assert registry.get_sample_value("corridor_shipment_teu_window", labels | {"window": "1h"}) == 2.0
     freshness = {"stream": "shipments", "key": "CNCKG-CNQZH-SGSIN"}
     assert registry.get_sample_value("corridor_last_event_timestamp_seconds", freshness) == NOW - 60
+
+
+def test_send_errors_are_counted_by_topic_the_dead_letter_topic_from_zero():
+    health = WorkerHealth(FAMILIES, send_topics=("corridor.deadletter.v1",))
+    sensor = WorkerSensor(health)
+    registry = build_registry(WorkerCollector(Status(WorkerStatus({}, {}, 0.0, {})), EventDelays(FAMILIES), health))
+    assert registry.get_sample_value("corridor_send_errors_total", {"topic": "corridor.deadletter.v1"}) == 0
+    producer = cast(ProducerT, object())
+    for topic in ("corridor.deadletter.v1", "corridor-state-shipments-changelog", "corridor.deadletter.v1"):
+        state = sensor.on_send_initiated(producer, topic, message=None, keysize=0, valsize=0)
+        sensor.on_send_error(producer, RuntimeError("refused"), state)
+    assert registry.get_sample_value("corridor_send_errors_total", {"topic": "corridor.deadletter.v1"}) == 2
+    assert registry.get_sample_value(
+        "corridor_send_errors_total", {"topic": "corridor-state-shipments-changelog"}) == 1

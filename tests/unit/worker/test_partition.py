@@ -64,3 +64,29 @@ async def test_a_rebased_partition_is_due_though_nothing_was_applied_and_only_a_
     assert (owned.phase, owned.due_since) == (PartitionPhase.DUE, 5.0)
     with pytest.raises(PhaseError):
         partition().started(asyncio.get_running_loop().create_future(), now=0.0)
+
+
+def test_lag_seconds_is_zero_without_lag_and_unknown_until_a_bound_is():
+    owned = partition()
+    assert owned.lag_seconds(0, now=100.0) == 0.0
+    assert owned.lag_seconds(5, now=100.0) is None, "no record applied, never seen caught up: no bound yet"
+
+
+def test_lag_seconds_bounds_the_oldest_waiting_record_by_the_later_of_the_last_applied_one_and_caught_up():
+    owned = partition()
+    owned.last_record_time = 1000.0  # a backlog: the next record follows the last applied one closely
+    assert owned.lag_seconds(40, now=1030.0) == 30.0
+    assert owned.lag_seconds(40, now=1045.0) == 15 + 30.0, "rises with the wall clock while nothing more is applied"
+    # A quiet partition: its last record an hour old, seen with nothing waiting a scrape ago. A record
+    # arriving now waits seconds, not the hour since the previous one.
+    owned.seen_caught_up(4600.0)
+    assert owned.lag_seconds(1, now=4615.0) == 15.0
+    # A replay whose records carry old producer timestamps: being caught up recently keeps the bound near.
+    owned.last_record_time = 10.0
+    assert owned.lag_seconds(3, now=4620.0) == 20.0
+
+
+def test_lag_seconds_is_never_negative_when_a_producer_clock_runs_ahead():
+    owned = partition()
+    owned.last_record_time = 2000.0
+    assert owned.lag_seconds(2, now=1990.0) == 0.0

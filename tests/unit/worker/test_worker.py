@@ -345,3 +345,15 @@ async def test_a_checkpoint_planned_before_the_cluster_changed_moves_nothing_whe
     assert offsets.committable == [-1] and changelog.data == {}
     assert owned.phase is PartitionPhase.DUE, "the rebased state is still due"
     assert await worker.checkpoint(0) is True and offsets.committable == [-1, 0]
+
+
+def test_the_kafka_timestamp_of_the_last_applied_record_is_kept_for_the_lag_in_seconds():
+    worker = family_worker()
+    fetched = records(0, 1, 2)
+    fetched[2] = MemoryRecord(2, fetched[2].timestamp + 5000, fetched[2].value)
+    worker.handle_batch(0, fetched)
+    owned = worker.partitions[0]
+    assert owned.last_record_time == fetched[2].timestamp / 1000
+    assert owned.lag_seconds(7, now=owned.last_record_time + 12) == 12.0
+    worker.handle_batch(0, [MemoryRecord(3, -1, fetched[0].value)])  # a record without a timestamp
+    assert owned.last_record_time == fetched[2].timestamp / 1000, "a record without one leaves the bound as it was"
