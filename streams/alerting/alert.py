@@ -32,6 +32,12 @@ INGEST_SERVER_ERRORS = "CorridorIngestServerErrors"
 INGEST_UNDELIVERED = "CorridorIngestUndelivered"
 INGEST_RATE_LIMITED = "CorridorIngestRateLimited"
 INGEST_SLOW = "CorridorIngestSlow"
+CONSUMER_LAG_HIGH = "CorridorConsumerLagHigh"
+CHECKPOINT_FAILING = "CorridorCheckpointFailing"
+CHECKPOINT_AGE_HIGH = "CorridorCheckpointAgeHigh"
+DEAD_LETTERS_UNSENT = "CorridorDeadLettersUnsent"
+DATACHANNEL_LATENCY_HIGH = "CorridorDataChannelLatencyHigh"
+DATACHANNEL_PACKET_LOSS_HIGH = "CorridorDataChannelPacketLossHigh"
 
 
 def duration(seconds: int) -> str:

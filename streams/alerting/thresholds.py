@@ -163,6 +163,43 @@ class Thresholds(BaseModel):
         0.1, gt=0, description="requests per second an ingest must answer for its latency to be watched"
     )
     ingest_slow_for_s: int = Field(600, gt=0, description="for: of CorridorIngestSlow")
+    # health: the workers' consumer lag in seconds, checkpoints, dead letters unsent
+    consumer_lag_high_s: int = Field(
+        300, gt=0, description="age (seconds) of a partition's oldest unapplied record above which it falls behind"
+    )
+    consumer_lag_window_s: int = Field(
+        600, gt=0, description="window in which that age rose and records of the partition were processed"
+    )
+    consumer_lag_for_s: int = Field(300, gt=0, description="for: of CorridorConsumerLagHigh")
+    checkpoint_failures_window_s: int = Field(900, gt=0, description="window over which failed checkpoints count")
+    checkpoint_failures_min: int = Field(
+        3, ge=1, description="fewest checkpoint writes the changelog refused in the window that alert"
+    )
+    checkpoint_failures_for_s: int = Field(300, gt=0, description="for: of CorridorCheckpointFailing")
+    checkpoint_age_high_s: int = Field(
+        120, gt=0, description="seconds an applied record may wait for a confirmed checkpoint"
+    )
+    checkpoint_age_for_s: int = Field(60, gt=0, description="for: of CorridorCheckpointAgeHigh")
+    dead_letters_unsent_window_s: int = Field(
+        3600, gt=0, description="window in which a dead letter the producer failed to send alerts"
+    )
+    dead_letters_unsent_for_s: int = Field(60, gt=0, description="for: of CorridorDeadLettersUnsent")
+
+    # data channel: link quality
+    datachannel_quality_window_s: int = Field(
+        600, gt=0, description="window over which the links' latency and packet loss are measured"
+    )
+    datachannel_latency_quantile: float = Field(
+        0.9, gt=0, lt=1, description="the latency quantile compared with datachannel_latency_high_s"
+    )
+    datachannel_latency_high_s: float = Field(
+        0.15, gt=0, description="latency (seconds) above which a link is slow (60-70 ms normal, 230 ms before it)"
+    )
+    datachannel_latency_for_s: int = Field(600, gt=0, description="for: of CorridorDataChannelLatencyHigh")
+    datachannel_loss_high_ratio: float = Field(
+        0.01, gt=0, le=1, description="time-weighted packet-loss ratio above which a link direction is lossy"
+    )
+    datachannel_loss_for_s: int = Field(600, gt=0, description="for: of CorridorDataChannelPacketLossHigh")
 
     @field_validator("worker_selector", "ingest_selector")
     @classmethod
@@ -256,5 +293,20 @@ PROFILES: dict[str, Thresholds] = {
         ingest_undelivered_for_s=2,
         ingest_rate_limited_for_s=2,
         ingest_slow_for_s=2,
+        # health: a backlog a slow worker takes more than half a minute over ages past 5 s within seconds
+        consumer_lag_high_s=5,
+        consumer_lag_window_s=10,
+        consumer_lag_for_s=2,
+        checkpoint_failures_window_s=60,
+        checkpoint_failures_min=1,
+        checkpoint_failures_for_s=5,
+        checkpoint_age_high_s=10,
+        checkpoint_age_for_s=5,
+        dead_letters_unsent_window_s=60,
+        dead_letters_unsent_for_s=1,
+        # data channel
+        datachannel_quality_window_s=60,
+        datachannel_latency_for_s=5,
+        datachannel_loss_for_s=5,
     ),
 }
