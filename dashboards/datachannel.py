@@ -6,6 +6,7 @@ from typing import Any
 
 from dashboards.common import (
     Query,
+    above,
     below,
     deployment,
     graph,
@@ -19,18 +20,28 @@ from dashboards.common import (
     to_model,
     workers,
 )
-from streams.alerting.alert import DATACHANNEL_THROUGHPUT_DROP, STREAM_SILENT, VOLUME_DROP, duration
+from streams.alerting.alert import (
+    DATACHANNEL_LATENCY_HIGH,
+    DATACHANNEL_PACKET_LOSS_HIGH,
+    DATACHANNEL_THROUGHPUT_DROP,
+    STREAM_SILENT,
+    VOLUME_DROP,
+    duration,
+)
+from streams.alerting.datachannel import latency_quantile, packet_loss_ratio
 from streams.alerting.records import BYTES_RATE5M, BYTES_WINDOW_SUM, LATENCY_BUCKET_RATE5M, PACKET_LOSS_RATIO_RATE5M
 from streams.alerting.thresholds import Thresholds
 from streams.core.families import DATACHANNEL_BYTES, DATACHANNEL_BYTES_WINDOW
 
 UID = "corridor-datachannel"
 SELECTED = 'link=~"$link", direction=~"$direction"'
-ALERTS = (DATACHANNEL_THROUGHPUT_DROP, VOLUME_DROP, STREAM_SILENT)
+ALERTS = (DATACHANNEL_THROUGHPUT_DROP, VOLUME_DROP, STREAM_SILENT, DATACHANNEL_LATENCY_HIGH,
+          DATACHANNEL_PACKET_LOSS_HIGH)
 
 
 def build(t: Thresholds) -> dict[str, Any]:
     period = duration(t.volume_period_s)
+    quality = duration(t.datachannel_quality_window_s)
     runbooks = runbook_links(t, [DATACHANNEL_THROUGHPUT_DROP])
     recorded, raw, link = deployment(t, SELECTED), workers(t, SELECTED), deployment(t, 'link=~"$link"')
     board = (
@@ -82,5 +93,21 @@ def build(t: Thresholds) -> dict[str, Any]:
         .with_panel(heatmap("Latency distribution", "Samples by latency, from the latency histogram (5-minute "
                             "rate): each cell the samples per second whose latency fell in that bucket.",
                             Query(f'sum by (le) ({LATENCY_BUCKET_RATE5M}{{{link}}})'), "short", width=24))
+        .with_panel(graph("Latency against its alert",
+                          f"p{t.datachannel_latency_quantile * 100:g} over {quality} per link, as "
+                          f"{DATACHANNEL_LATENCY_HIGH} reads it; it fires above "
+                          f"{t.datachannel_latency_high_s * 1000:g} ms (the channel: 60-70 ms, the path before it: "
+                          "up to 230 ms).",
+                          [Query(latency_quantile(t, deployment(t, 'link=~"$link"')), per_deployment(t, "{{link}}"))],
+                          "s", thresholds_config=above(t.datachannel_latency_high_s),
+                          runbooks=runbook_links(t, [DATACHANNEL_LATENCY_HIGH])))
+        .with_panel(graph("Packet loss against its alert",
+                          f"Time-weighted packet-loss ratio over {quality} per link and direction, as "
+                          f"{DATACHANNEL_PACKET_LOSS_HIGH} reads it; it fires above "
+                          f"{t.datachannel_loss_high_ratio:.1%}.",
+                          [Query(packet_loss_ratio(t, deployment(t, SELECTED)),
+                                 per_deployment(t, "{{link}} {{direction}}"))], "percentunit",
+                          thresholds_config=above(t.datachannel_loss_high_ratio),
+                          runbooks=runbook_links(t, [DATACHANNEL_PACKET_LOSS_HIGH])))
     )
     return to_model(board)

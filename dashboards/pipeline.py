@@ -22,8 +22,13 @@ from dashboards.common import (
     to_model,
     workers,
 )
+from schemas.families import DEADLETTER_TOPIC
 from streams.alerting.alert import (
+    CHECKPOINT_AGE_HIGH,
+    CHECKPOINT_FAILING,
+    CONSUMER_LAG_HIGH,
     DEAD_LETTERS_RISING,
+    DEAD_LETTERS_UNSENT,
     PIPELINE_STALLED,
     RESTORE_SLOW,
     STATE_GAP,
@@ -47,7 +52,9 @@ from streams.alerting.records import (
 from streams.alerting.thresholds import Thresholds
 from streams.core.series import (
     BUILD,
+    CHECKPOINT_FAILURES,
     COMMIT_LATENCY,
+    CONSUMER_LAG_SECONDS,
     EVENTS_RECEIVED,
     EVENTS_REJECTED,
     REBALANCES,
@@ -57,13 +64,17 @@ from streams.core.series import (
 
 UID = "corridor-pipeline"
 STREAM = 'stream=~"$stream"'
-ALERTS = (WORKER_DOWN, PIPELINE_STALLED, DEAD_LETTERS_RISING, STREAM_SILENT, STATE_GAP, RESTORE_SLOW)
+ALERTS = (WORKER_DOWN, PIPELINE_STALLED, DEAD_LETTERS_RISING, STREAM_SILENT, STATE_GAP, RESTORE_SLOW,
+          CONSUMER_LAG_HIGH, CHECKPOINT_FAILING, CHECKPOINT_AGE_HIGH, DEAD_LETTERS_UNSENT)
+#: The source topics of the selected streams (a family's topic is corridor.<stream>.v1).
+STREAM_TOPICS = r'topic=~"corridor\\.($stream)\\.v1"'
 
 
 def build(t: Thresholds) -> dict[str, Any]:
     up = f'up{{{workers(t)}}}'
     instance = workers(t, 'instance=~"$instance"')
     stream = deployment(t, STREAM)
+    unsent = workers(t, f'topic="{DEADLETTER_TOPIC}", instance=~"$instance"')
     silent = ", ".join(f"{stream} {duration(seconds)}" for stream, seconds in t.stream_silent_s.items())
     board = (
         new_dashboard(UID, "Corridor pipeline health",
@@ -142,8 +153,11 @@ def build(t: Thresholds) -> dict[str, Any]:
                                  per_deployment(t, "{{stream}}/{{partition}}"))], "none",
                           runbooks=runbook_links(t, [PIPELINE_STALLED])))
         .with_panel(graph("Checkpoint age", "How long the oldest applied record has waited for a confirmed "
-                          "checkpoint, per stream.",
-                          [Query(f'{CHECKPOINT_AGE_MAX}{{{stream}}}', per_deployment(t, "{{stream}}"))], "s"))
+                          f"checkpoint, per stream; {CHECKPOINT_AGE_HIGH} fires above "
+                          f"{duration(t.checkpoint_age_high_s)}.",
+                          [Query(f'{CHECKPOINT_AGE_MAX}{{{stream}}}', per_deployment(t, "{{stream}}"))], "s",
+                          thresholds_config=above(t.checkpoint_age_high_s),
+                          runbooks=runbook_links(t, [CHECKPOINT_AGE_HIGH])))
         .with_panel(graph("Commit latency p99", "Time to commit consumer offsets, per worker.",
                           [Query(f'histogram_quantile(0.99, sum by ({t.by("instance, le")}) '
                                  f'(rate({COMMIT_LATENCY.name}_bucket{{{instance}}}[$__rate_interval])))',
@@ -159,5 +173,30 @@ def build(t: Thresholds) -> dict[str, Any]:
                           [Query(f'rate(process_cpu_seconds_total{{{instance}}}[$__rate_interval])',
                                  per_deployment(t, "{{instance}}"))],
                           "percentunit", width=6))
+        .with_row(row("Falling behind and durability"))
+        .with_panel(graph("Consumer lag in seconds", "How long the oldest record not yet applied has waited (at most), "
+                          f"per topic and partition; {CONSUMER_LAG_HIGH} fires above "
+                          f"{duration(t.consumer_lag_high_s)} while it rises and the partition is processed "
+                          f"({PIPELINE_STALLED} when nothing is).",
+                          [Query(f'max by ({t.by("topic, partition")}) ({CONSUMER_LAG_SECONDS.name}'
+                                 f'{{{workers(t, STREAM_TOPICS)}}})', per_deployment(t, "{{topic}}/{{partition}}"))],
+                          "s",
+                          thresholds_config=above(t.consumer_lag_high_s),
+                          runbooks=runbook_links(t, [CONSUMER_LAG_HIGH, PIPELINE_STALLED])))
+        .with_panel(graph("Checkpoint failures", f"Checkpoint writes the changelog refused in "
+                          f"{duration(t.checkpoint_failures_window_s)}, per stream (each retried); "
+                          f"{CHECKPOINT_FAILING} fires from {t.checkpoint_failures_min}.",
+                          [Query(f'sum by ({t.by("stream")}) (increase({CHECKPOINT_FAILURES.name}_total'
+                                 f'{{{workers(t, STREAM)}}}[{duration(t.checkpoint_failures_window_s)}]))',
+                                 per_deployment(t, "{{stream}}"))], "none", width=6,
+                          thresholds_config=above(t.checkpoint_failures_min),
+                          runbooks=runbook_links(t, [CHECKPOINT_FAILING])))
+        .with_panel(graph("Dead letters unsent", f"Rejected records the worker failed to send to {DEADLETTER_TOPIC} "
+                          f"in {duration(t.dead_letters_unsent_window_s)}, per worker: each is lost, and "
+                          f"{DEAD_LETTERS_UNSENT} fires on the first (the line).",
+                          [Query(f'sum by ({t.by("instance")}) (increase({SEND_ERRORS.name}_total{{{unsent}}}'
+                                 f'[{duration(t.dead_letters_unsent_window_s)}]))', per_deployment(t, "{{instance}}"))],
+                          "none", width=6,
+                          thresholds_config=above(1), runbooks=runbook_links(t, [DEAD_LETTERS_UNSENT])))
     )
     return to_model(board)

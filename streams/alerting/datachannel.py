@@ -24,20 +24,22 @@ def rules(thresholds: Thresholds) -> list[Rule]:
     return [latency_high(thresholds), packet_loss_high(thresholds)]
 
 
-def latency_quantile(t: Thresholds) -> str:
-    """The links' latency quantile of the alert, per link (also what the dashboard draws)."""
+def latency_quantile(t: Thresholds, matchers: str = "") -> str:
+    """The links' latency quantile of the alert, per link (the dashboard adds its ``matchers``)."""
     window = duration(t.datachannel_quality_window_s)
-    buckets = f"{DATACHANNEL_LATENCY.name}_bucket{{{t.workers()}}}"
+    buckets = f"{DATACHANNEL_LATENCY.name}_bucket{{{t.workers(matchers)}}}"
     return (f"histogram_quantile({t.datachannel_latency_quantile:g}, "
             f"sum by ({t.by('link', 'le')}) (rate({buckets}[{window}])))")
 
 
-def packet_loss_ratio(t: Thresholds) -> str:
-    """The time-weighted packet-loss ratio of the alert, per link and direction (also what the dashboard draws)."""
+def packet_loss_ratio(t: Thresholds, matchers: str = "") -> str:
+    """The time-weighted packet-loss ratio of the alert, per link and direction (the dashboard adds its
+    ``matchers``)."""
     window = duration(t.datachannel_quality_window_s)
     by = t.by("link", "direction")
-    return (f"sum by ({by}) (rate({DATACHANNEL_LOSS.name}_total{{{t.workers()}}}[{window}]))\n/\n"
-            f"sum by ({by}) (rate({DATACHANNEL_LOSS_MEASURED.name}_total{{{t.workers()}}}[{window}]))")
+    selector = t.workers(matchers)
+    return (f"sum by ({by}) (rate({DATACHANNEL_LOSS.name}_total{{{selector}}}[{window}]))\n/\n"
+            f"sum by ({by}) (rate({DATACHANNEL_LOSS_MEASURED.name}_total{{{selector}}}[{window}]))")
 
 
 def latency_high(t: Thresholds) -> Rule:
