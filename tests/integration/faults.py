@@ -8,6 +8,9 @@
   time they are fetched, as the rest of a fetch that a rebalance overtook is dropped.
 - ``slow-restore``: restoring the assigned partitions' state takes CORRIDOR_TEST_RESTORE_DELAY_S
   seconds (default 8) longer, as a long changelog would.
+- ``slow-apply``: the family records of each fetch are handed to the worker one at a time, each
+  CORRIDOR_TEST_APPLY_DELAY_S seconds (default 0.2) after the previous one, as a worker short of CPU
+  applies them: at most 1/delay records a second, whatever arrives.
 """
 
 from __future__ import annotations
@@ -62,7 +65,35 @@ def slow_restore() -> None:
     CorridorApp._restore_assigned = slow  # type: ignore[method-assign]
 
 
-FAULTS = {"hold-changelog": hold_changelog, "drop-fetched": drop_fetched, "slow-restore": slow_restore}
+def slow_apply() -> None:
+    from streams.worker.faust_compat import Consumer
+
+    wait_next_records = Consumer._wait_next_records
+    delay = float(os.environ.get("CORRIDOR_TEST_APPLY_DELAY_S", "0.2"))
+    fetched: dict[Any, list[Any]] = {}  # family records fetched and not yet handed over, by partition
+
+    async def one_at_a_time(self: Any, timeout: float) -> Any:
+        waiting = [tp for tp, batch in fetched.items() if batch]
+        if not waiting:
+            records, active = await wait_next_records(self, timeout)
+            passed = {}
+            for tp, batch in (records or {}).items():
+                if tp.topic in self.batch_handlers:
+                    fetched.setdefault(tp, []).extend(batch)
+                else:
+                    passed[tp] = batch  # changelogs while they recover: as fetched
+            if passed or not any(fetched.values()):
+                return passed, active
+            waiting = [tp for tp, batch in fetched.items() if batch]
+        await asyncio.sleep(delay)
+        tp = waiting[0]
+        return {tp: [fetched[tp].pop(0)]}, None
+
+    Consumer._wait_next_records = one_at_a_time  # type: ignore[method-assign]
+
+
+FAULTS = {"hold-changelog": hold_changelog, "drop-fetched": drop_fetched, "slow-restore": slow_restore,
+          "slow-apply": slow_apply}
 
 if __name__ == "__main__":
     FAULTS[sys.argv[1]]()

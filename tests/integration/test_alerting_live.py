@@ -5,8 +5,9 @@ real Alertmanager routing with deploy/alertmanager/alertmanager.yml to a webhook
 When the traffic stops, ``CorridorStreamSilent`` reaches the webhook as firing (through the
 ``page`` receiver); when it comes back, as resolved. A real `corridor ingest` whose broker is away
 answers 503, and ``CorridorIngestUndelivered`` reaches the webhook with the deployment labels of
-its scrape target. Everything runs on free loopback ports with directories of the test's own, and
-the test stops only what it started.
+its scrape target. A worker that starts late on a backlog and applies it slowly raises
+``CorridorConsumerLagHigh`` (through the ``ticket`` receiver) while it processes. Everything runs on
+free loopback ports with directories of the test's own, and the test stops only what it started.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ from typing import Any
 
 import pytest
 import yaml
+from aiokafka import AIOKafkaProducer
 
+from schemas.families import FAMILIES
 from schemas.samples import sample_event
+from streams.alerting.alert import CONSUMER_LAG_HIGH, PIPELINE_STALLED
 from streams.alerting.alert import INGEST_UNDELIVERED as UNDELIVERED
 from streams.alerting.rules import render, write
 from streams.alerting.thresholds import PROFILES
@@ -265,6 +269,84 @@ def test_ingest_undelivered_reaches_alertmanager_with_its_deployment_labels(
                 if server is not None:
                     server.stop()
             ingest.stop()
+
+
+#: The slow worker of the lag test applies a record at most every APPLY_DELAY_S (tests/integration/faults.py,
+#: ``slow-apply``), so the BACKLOG records published before it starts take it at least BACKLOG * APPLY_DELAY_S.
+APPLY_DELAY_S = 0.2
+BACKLOG = 150
+
+
+async def publish_backlog(bootstrap: str) -> float:
+    """BACKLOG data-channel samples, one record each (each its own batch: the embedded broker under-reports the
+    end offset after multi-record batches); returns how long publishing them took."""
+    source = samples()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    started = time.monotonic()
+    try:
+        for event in itertools.islice(source, BACKLOG):
+            await producer.send_and_wait(FAMILIES[STREAM].topic, json.dumps(event).encode(),
+                                         key=event["link_id"].encode())
+    finally:
+        await producer.stop()
+    return time.monotonic() - started
+
+
+async def test_a_worker_falling_behind_reaches_alertmanager_as_consumer_lag_high(
+    fresh_broker, alertmanager_bin, prometheus_bin, tmp_path
+):
+    """A worker that starts late on a backlog and applies it slowly: the oldest unapplied record ages past the
+    test threshold and goes on ageing while records are processed, so CorridorConsumerLagHigh fires.
+
+    Deterministic by construction: the backlog is published (in ``published_in`` seconds) before the worker
+    starts, and the worker takes at least BACKLOG * APPLY_DELAY_S = 30 s over it. While it does, its lag is
+    above zero, the age of the oldest unapplied record is now minus the Kafka timestamp of the last applied one,
+    which the publishing spread over ``published_in`` only: it rises at least (1 - published_in / 30 s) seconds
+    a second, and stays above the 5 s threshold from 5 s after the backlog was published. Prometheus needs two
+    scrapes (1 s) for the rise, the for: of 2 s and Alertmanager's group_wait of 1 s: well inside the 30 s.
+    """
+    published_in = await publish_backlog(fresh_broker.bootstrap)
+    processing_s = BACKLOG * APPLY_DELAY_S
+    assert published_in < processing_s / 3, "the backlog must be published well before the worker is through it"
+    rule_files = write(tmp_path / "alerts", THRESHOLDS)
+    worker = worker_for(fresh_broker, tmp_path, "slow", app_id=f"corridor-lag-{uuid.uuid4().hex[:8]}",
+                        fault="slow-apply", env={"CORRIDOR_TEST_APPLY_DELAY_S": str(APPLY_DELAY_S)}).start()
+    alertmanager = prometheus = None
+    with Webhook() as webhook:
+        try:
+            (tmp_path / "alertmanager").mkdir()
+            alertmanager = AlertmanagerServer(alertmanager_bin, tmp_path / "alertmanager",
+                                              alertmanager_config(webhook.url)).start()
+            (tmp_path / "prometheus").mkdir()
+            prometheus = PrometheusServer(
+                tmp_path / "prometheus", [f"127.0.0.1:{worker.web_port}"], rule_files=rule_files,
+                binary=prometheus_bin, job=job_of(THRESHOLDS.worker_selector), alertmanagers=[alertmanager.address],
+            ).start()
+            name = CONSUMER_LAG_HIGH
+            try:
+                firing = await until(lambda: webhook.alert("firing", 0, name, stream=STREAM), 60,
+                                     f"{name} firing at the webhook")
+            except AssertionError as error:
+                ages = prometheus.query("corridor_consumer_lag_seconds")
+                raise AssertionError(f"{error}; lag seconds {ages}; {diagnosis(prometheus, alertmanager, webhook)}") \
+                    from None
+            samples_now = worker.scrape() or {}
+            received = sum(v for (metric, labels), v in samples_now.items()
+                           if metric == "corridor_events_received_total" and ("stream", STREAM) in labels)
+            assert 0 < received < BACKLOG, "it fired while the worker was processing the backlog, not after"
+            assert firing["receiver"] == "ticket"
+            labels = firing["labels"]
+            assert labels["severity"] == "warning"
+            assert labels["topic"] == FAMILIES[STREAM].topic and labels["partition"].isdigit()
+            assert firing["annotations"]["runbook_url"].endswith("#corridorconsumerlaghigh")
+            stalled = webhook.alert("firing", 0, PIPELINE_STALLED, stream=STREAM)
+            assert not stalled, "processing, however slowly, is no stall"
+        finally:
+            for server in (prometheus, alertmanager):
+                if server is not None:
+                    server.stop()
+            worker.stop()
 
 
 def test_pipeline_alerts_silence_the_volume_alerts_they_cause(alertmanager_bin, tmp_path):
