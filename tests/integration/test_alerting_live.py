@@ -356,6 +356,7 @@ def test_pipeline_alerts_silence_the_volume_alerts_they_cause(alertmanager_bin, 
 
     down = labels("CorridorWorkerDown", "a", job="corridor-worker", instance="w1:6066", severity="critical")
     stalled = labels("CorridorPipelineStalled", "b", stream="shipments", partition="2", severity="critical")
+    unpersisted = labels("CorridorCheckpointAgeHigh", "d", stream="flights", partition="1", severity="critical")
     expected = {  # alert -> whether it is silenced
         "a silent finance": (labels("CorridorStreamSilent", "a", stream="finance"), True),
         "a route anomaly": (labels("CorridorVolumeAnomaly", "a", corridor="ILSTC", route="CNCKG-SGSIN"), True),
@@ -370,11 +371,16 @@ def test_pipeline_alerts_silence_the_volume_alerts_they_cause(alertmanager_bin, 
         "b weekly flights": (labels("CorridorWeeklyFlightsBelowSchedule", "b", route="CKG-SIN"), False),
         "b throughput": (labels("CorridorDataChannelThroughputDrop", "b", link="CQ-SG-1", direction="cn_to_sg"), False),
         "c silent finance": (labels("CorridorStreamSilent", "c", stream="finance"), False),
+        # A partition not checkpointed freezes what its stream exports, as a stall does.
+        "d silent flights": (labels("CorridorStreamSilent", "d", stream="flights"), True),
+        "d weekly flights": (labels("CorridorWeeklyFlightsBelowSchedule", "d", route="CKG-SIN"), True),
+        "d silent finance": (labels("CorridorStreamSilent", "d", stream="finance"), False),
     }
     with Webhook() as webhook:
         alertmanager = AlertmanagerServer(alertmanager_bin, tmp_path, alertmanager_config(webhook.url)).start()
         try:
-            body = json.dumps([{"labels": alert} for alert in (down, stalled, *(a for a, _ in expected.values()))])
+            sources = (down, stalled, unpersisted)
+            body = json.dumps([{"labels": alert} for alert in (*sources, *(a for a, _ in expected.values()))])
             request = urllib.request.Request(f"http://{alertmanager.address}/api/v2/alerts", data=body.encode(),
                                              headers={"Content-Type": "application/json"}, method="POST")
             with urllib.request.urlopen(request, timeout=10) as response:
