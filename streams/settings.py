@@ -70,6 +70,11 @@ class Settings(BaseSettings):
         15.0, gt=0,
         description="Prometheus' scrape interval: a moved partition's first and last values are held twice as long",
     )
+    worker_id: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="this worker's stable name, one per scrape target (e.g. the StatefulSet pod name): its "
+                    "static group membership and the owner label it keeps across restarts; unset: none",
+    )
 
     # Semantics
     fx_per_usd: dict[str, Decimal] = Field(default_factory=lambda: dict(DEFAULT_FX_PER_USD))

@@ -108,6 +108,8 @@ class PartitionState:
     #: The Kafka cluster whose topic ``offset`` counts in (None: not known yet). A broker that keeps
     #: nothing across a restart comes back as another cluster, with topics that start again at 0.
     cluster: str | None = None
+    #: The ``owner`` label the metrics show this state under, its checkpoints included (None: not exported yet).
+    series: str | None = None
     watermark: float = 0.0
     counters: dict[str, Counter[Labels]] = field(default_factory=dict)
     windows: dict[str, RollingWindows] = field(default_factory=dict)
@@ -173,6 +175,7 @@ class PartitionState:
                 "dedup_chunk_entries": dedup_chunk_entries,
                 "offset": self.offset,
                 "cluster": self.cluster,
+                "series": self.series,
                 "watermark": self.watermark,
                 "counters": {m: [[*k, v] for k, v in c.items()] for m, c in self.counters.items()},
                 "windows": {m: w.to_state() for m, w in self.windows.items()},
@@ -215,6 +218,7 @@ class PartitionState:
             dedup=DedupIndex.restore(dedup_horizon, dedup_bucket_seconds, dedup_buckets, sizes),
             offset=doc["offset"],
             cluster=doc.get("cluster"),  # heads written before it was recorded have none
+            series=doc.get("series"),  # likewise
             watermark=doc["watermark"],
         )
         for metric, rows in doc["counters"].items():

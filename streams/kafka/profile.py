@@ -19,6 +19,10 @@ broker back as a new cluster  never rebased: a restarted  every partition rebase
                               cluster is the same one     again from its first record,
                                                           totals kept)
 SDK's InitProducerId          aiokafka's own producer     v3 (it refuses aiokafka's v0)
+static group membership       with CORRIDOR_WORKER_ID     never: a member that rejoins
+                                                          under its instance id waits
+                                                          out its session, and a second
+                                                          one is never assigned
 ============================  ==========================  ==============================
 
 ``CORRIDOR_BROKER_FLAVOR`` chooses: ``kafka``, ``embedded``, or ``auto`` (the default),
@@ -60,16 +64,18 @@ class BrokerProfile:
     rebase_new_cluster: bool
     #: The SDK asks for its producer id with InitProducerId v3 instead of aiokafka's v0.
     init_producer_id_v3: bool
+    #: A named worker (``CORRIDOR_WORKER_ID``) joins its group as a static member under its name.
+    static_membership: bool
 
 
 PROFILES: dict[BrokerFlavor, BrokerProfile] = {
     BrokerFlavor.KAFKA: BrokerProfile(
         BrokerFlavor.KAFKA, producer_max_batch_size=16_384, recovery_consistency_check=True,
-        rebase_new_cluster=False, init_producer_id_v3=False,
+        rebase_new_cluster=False, init_producer_id_v3=False, static_membership=True,
     ),
     BrokerFlavor.EMBEDDED: BrokerProfile(
         BrokerFlavor.EMBEDDED, producer_max_batch_size=1, recovery_consistency_check=False,
-        rebase_new_cluster=True, init_producer_id_v3=True,
+        rebase_new_cluster=True, init_producer_id_v3=True, static_membership=False,
     ),
 }
 

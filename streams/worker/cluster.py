@@ -85,6 +85,7 @@ class ClusterWatch:
             "producer_max_batch_size": self.app.producer.max_batch_size,
             "recovery_consistency_check": self.app.conf.recovery_consistency_check,
             "rebase_new_cluster": self._consumer().watch_clusters,
+            "group_instance_id": self.app.conf.consumer_group_instance_id,
         }
 
     def _use_profile(self, profile: BrokerProfile) -> None:
@@ -93,6 +94,10 @@ class ClusterWatch:
         set_producer_batch_size(self.app, profile.producer_max_batch_size)
         self.app.conf.recovery_consistency_check = profile.recovery_consistency_check
         self._consumer().watch_clusters = profile.rebase_new_cluster
+        # Static membership: a named worker restarted within its session gets its partitions back without a
+        # rebalance, and goes on with their series (docs/metrics.md, "Series churn").
+        if profile.static_membership and self.settings.worker_id is not None:
+            self.app.conf.consumer_group_instance_id = self.settings.worker_id
 
     async def check(self) -> None:
         """After a broker connection closed: is the broker still the cluster the partitions were read from?

@@ -25,7 +25,7 @@ from streams.settings import Settings
 from streams.worker.checkpoint import Checkpoints
 from streams.worker.deadletter import dead_letter_headers, dead_letter_value
 from streams.worker.metrics import EventDelays, ExportedPartition, WorkerHealth
-from streams.worker.partition import ExportPhase, OwnedPartition, PartitionExport, next_owner
+from streams.worker.partition import ExportPhase, OwnedPartition, PartitionExport, continues, next_owner
 from streams.worker.seams import ChangelogWriter, DeadLetterSink, OffsetGate, Record
 
 log = logging.getLogger("corridor.worker")
@@ -47,6 +47,8 @@ class FamilyWorker:
                                        settings.checkpoint_interval_s)
         #: How long a moved partition's first and last views are held (see ``PartitionExport``).
         self.hold_s = 2 * settings.scrape_interval_s
+        #: This worker's stable name in its ``owner`` labels (``CORRIDOR_WORKER_ID``), if it has one.
+        self.worker_id = settings.worker_id
         self.clock = clock
         self.delays = delays
         self.health = health
@@ -105,9 +107,16 @@ class FamilyWorker:
             previous.handed_on()
             export = previous.export
         else:
-            # Series of an earlier ownership still end on their own (see ``forget``).
-            export = PartitionExport(next_owner(), state.view(), hold_until=time.monotonic() + self.hold_s,
+            # Series of an earlier ownership still end on their own (see ``forget``); one of this worker's
+            # own that the newest checkpoint was written under goes on from it (``continues``).
+            ended = self.released.get((partition, state.series or ""))
+            own = continues(state.series, self.worker_id) and (ended is None or ended.export.phase is ExportPhase.GONE)
+            if own and ended is not None:
+                del self.released[partition, ended.export.owner]
+            owner = state.series if own and state.series is not None else next_owner(self.worker_id)
+            export = PartitionExport(owner, state.view(), hold_until=time.monotonic() + self.hold_s,
                                      hold_s=self.hold_s)
+        state.series = export.owner
         owned = self.partitions[partition] = OwnedPartition(
             state, export, last_checkpoint=time.monotonic(),
             chunk_counts={b: chunks_for(n) for b, n in sizes.items()},

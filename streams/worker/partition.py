@@ -22,10 +22,29 @@ from streams.core.state import PartitionState, StateView
 #: This process in the ``owner`` label; each period of ownership adds a number to it.
 _PROCESS_TOKEN = secrets.token_hex(4)
 _ownerships = itertools.count(1)
+#: Between a worker's stable name (``CORRIDOR_WORKER_ID``) and the rest of its ``owner`` labels.
+_NAMED = "."
 
 
-def next_owner() -> str:
-    return f"{_PROCESS_TOKEN}-{next(_ownerships)}"
+def next_owner(worker_id: str | None = None) -> str:
+    """A new ``owner`` label, never drawn before: prefixed with the worker's stable name when it has one."""
+    owner = f"{_PROCESS_TOKEN}-{next(_ownerships)}"
+    return owner if worker_id is None else f"{worker_id}{_NAMED}{owner}"
+
+
+def continues(series: str | None, worker_id: str | None) -> bool:
+    """Whether the worker named ``worker_id`` may show a restored state under the ``owner`` label ``series``
+    its newest checkpoint was written under: one of its own (drawn by any of its processes).
+
+    Such a series only ever showed checkpoints of this worker's, and every other series the partition had
+    since the newest of them showed that checkpoint and nothing more (a series shows confirmed checkpoints
+    only, and any confirmed since would be newer): resumed at that checkpoint, it rises by exactly what it
+    did not yet show and no other series did.
+    """
+    if worker_id is None or series is None:
+        return False
+    name, named, _ = series.partition(_NAMED)
+    return bool(named) and name == worker_id
 
 
 class ExportPhase(Enum):

@@ -18,12 +18,13 @@ from tests.kafka_cluster import KafkaCluster
 
 pytestmark = pytest.mark.integration
 
-#: What a worker runs with on each broker: producer batches (bytes), faust's restore check, rebasing.
+#: What a worker named worker-0 runs with on each broker: producer batches (bytes), faust's restore check,
+#: rebasing, static group membership.
 EFFECTIVE = {
     "kafka": {"broker": "kafka", "producer_max_batch_size": 16_384, "recovery_consistency_check": True,
-              "rebase_new_cluster": False},
+              "rebase_new_cluster": False, "group_instance_id": "worker-0"},
     "embedded": {"broker": "embedded", "producer_max_batch_size": 1, "recovery_consistency_check": False,
-                 "rebase_new_cluster": True},
+                 "rebase_new_cluster": True, "group_instance_id": None},
 }
 
 
@@ -52,7 +53,8 @@ def build_broker(worker: WorkerProcess) -> str | None:
 def test_a_worker_runs_with_the_profile_of_the_broker_that_answers(fresh_broker, flavor, tmp_path):
     kind = kind_of(fresh_broker) if flavor == "auto" else flavor
     worker = WorkerProcess(fresh_broker.bootstrap, tmp_path / "state", tmp_path / "worker.log", app_id="profile",
-                           env={**GROUP_ENV, "CORRIDOR_LOG_FORMAT": "json", "CORRIDOR_BROKER_FLAVOR": flavor})
+                           env={**GROUP_ENV, "CORRIDOR_LOG_FORMAT": "json", "CORRIDOR_BROKER_FLAVOR": flavor,
+                                "CORRIDOR_WORKER_ID": "worker-0"})
     worker.start()
     try:
         line = wait_for(lambda: broker_line(worker), timeout=60, message="the worker to find its broker")

@@ -155,9 +155,11 @@ class MemoryDeadLetters:
 
 def family_worker(changelog: MemoryChangelog | None = None, offsets: MemoryOffsets | None = None,
                   dead_letters: MemoryDeadLetters | None = None, *,
-                  processor: Callable[[Settings], FamilyProcessor] | None = None) -> FamilyWorker:
-    """A data-channel worker given partition 0, on in-memory seams, checkpointing only when asked."""
-    settings = Settings(checkpoint_interval_s=3600)
+                  processor: Callable[[Settings], FamilyProcessor] | None = None,
+                  worker_id: str | None = None) -> FamilyWorker:
+    """A data-channel worker given partition 0, on in-memory seams, checkpointing only when asked; named
+    ``worker_id`` (``CORRIDOR_WORKER_ID``) if given."""
+    settings = Settings(checkpoint_interval_s=3600, worker_id=worker_id)
     worker = FamilyWorker(
         FAMILY, (processor or default_processor)(settings), changelog or MemoryChangelog(),
         offsets or MemoryOffsets(), dead_letters or MemoryDeadLetters(), settings, ManualClock(NOW),

@@ -121,8 +121,11 @@ def stream(size: int, event_ids: Sequence[int] | None = None) -> list[MemoryReco
 
 def totals(state: PartitionState) -> tuple[object, int]:
     """Everything a partition's metrics and its dedup decisions come from (its head record, whose key
-    order follows the order labels were first seen in, read back as data)."""
-    return orjson.loads(state.head_bytes(CHUNK_ENTRIES)), len(state.dedup)
+    order follows the order labels were first seen in, read back as data), less the ``owner`` label it is
+    shown under: every process draws its own."""
+    head = orjson.loads(state.head_bytes(CHUNK_ENTRIES))
+    del head["series"]
+    return head, len(state.dedup)
 
 
 def reference(records: Sequence[MemoryRecord]) -> tuple[object, int]:

@@ -272,6 +272,49 @@ async def test_a_partition_taken_back_after_another_worker_moved_it_on_still_end
     assert shown(ours, ours.released[0, first].export.hold_until) == [(1, False)]
 
 
+async def test_a_named_worker_goes_on_with_its_own_series_unless_another_checkpoint_came_after_it():
+    changelog = MemoryChangelog()
+    offsets = MemoryOffsets(committed=None)
+    ours = family_worker(changelog, offsets, worker_id="worker-0")
+    ours.handle_batch(0, records(0))
+    assert await ours.checkpoint(0) is True
+    first = ours.partitions[0].export.owner
+    assert first.startswith("worker-0.")
+
+    # Restarted (a new process of the same worker): the checkpoint was written under its series.
+    restarted = family_worker(changelog, offsets, worker_id="worker-0")
+    restarted.handle_batch(0, records(1))
+    assert restarted.partitions[0].export.owner == first
+    assert restarted.partitions[0].export.shown.offset == 0, "from the checkpoint it was written under"
+    assert await restarted.checkpoint(0) is True
+
+    # Another worker held it meanwhile and confirmed nothing: it showed that checkpoint only.
+    theirs = family_worker(changelog, offsets, worker_id="worker-1")
+    theirs.handle_batch(0, records(2))
+    theirs_owner = theirs.partitions[0].export.owner
+    assert theirs_owner.startswith("worker-1.") and theirs_owner != first
+    theirs.forget({0})
+    again = family_worker(changelog, offsets, worker_id="worker-0")
+    again.handle_batch(0, records(2))
+    assert again.partitions[0].export.owner == first
+    assert again.partitions[0].export.shown.offset == 1
+
+    # Another worker checkpointed under its own series: ours may not go on past it.
+    theirs = family_worker(changelog, offsets, worker_id="worker-1")
+    theirs.handle_batch(0, records(2, 3))
+    assert await theirs.checkpoint(0) is True
+    later = family_worker(changelog, offsets, worker_id="worker-0")
+    later.handle_batch(0, records(4))
+    assert later.partitions[0].export.owner not in (first, theirs.partitions[0].export.owner)
+    assert later.partitions[0].export.owner.startswith("worker-0.")
+
+    # Unnamed workers never go on with a series across processes.
+    unnamed = family_worker(changelog, offsets)
+    unnamed.handle_batch(0, records(4, 5))
+    assert await unnamed.checkpoint(0) is True
+    assert family_worker(changelog, offsets).load(0).export.owner != unnamed.partitions[0].export.owner
+
+
 def renamed(offsets: range, prefix: str) -> list[MemoryRecord]:
     """Records with event ids of their own (``record`` names each event after its offset)."""
     return [record(offset, f"{prefix}{offset}") for offset in offsets]
