@@ -1,4 +1,5 @@
-"""Counters stay right under PromQL when partitions move: a crash, a graceful restart, a scale-out.
+"""Counters stay right under PromQL when partitions move: a crash, a graceful restart, a scale-out, and a
+crash and a graceful restart of named workers (``CORRIDOR_WORKER_ID``), which go on with their own series.
 
 Two worker ports, one real Prometheus scraping both every second. After a first load is
 drained and scraped, a partition move happens while more events arrive. Over a window
@@ -15,17 +16,14 @@ import time
 
 import pytest
 
-from schemas.families import FAMILY_NAMES
-from streams.process import parse_metrics
-from streams.settings import Settings
 from tests.integration.conftest import ON_BOTH_FRESH_BROKERS
 from tests.integration.prometheus import PrometheusServer
 from tests.integration.workers import (
-    WorkerProcess,
     drained,
     expected_received,
     produce,
     replay,
+    settled,
     wait_for,
     worker_for,
 )
@@ -49,23 +47,6 @@ def totals(records: list[Record]) -> dict[str, float]:
         metric: sum(v for (name, _), v in expected.items() if name == metric)
         for metric in ("corridor_events_accepted_total", "corridor_shipment_teu_total")
     }
-
-
-def owned_partitions(worker: WorkerProcess) -> set[tuple[str, str]]:
-    """(stream, partition) of each partition the worker owns (each has a checkpoint age)."""
-    text = worker.metrics_text() if worker.alive() else None
-    if text is None:
-        return set()
-    return {(sample.labels["stream"], sample.labels["partition"])
-            for sample in parse_metrics(text) if sample.name == "corridor_checkpoint_age_seconds"}
-
-
-def settled(workers: list[WorkerProcess]) -> bool:
-    """Whether every partition is owned by exactly one of the workers, and each owns some: no
-    member is still to join or to be found dead, so no partition moves any more."""
-    owned = [owned_partitions(worker) for worker in workers]
-    every = {(family, str(p)) for family in FAMILY_NAMES for p in range(Settings().topic_partitions)}
-    return all(owned) and sum(map(len, owned)) == len(every) and set().union(*owned) == every
 
 
 def sampled_rise(samples: list[list]) -> float:
@@ -96,12 +77,16 @@ def more_records(seed: int) -> list[Record]:
 
 
 @ON_BOTH_FRESH_BROKERS
-@pytest.mark.parametrize("move", ["crash", "graceful-restart", "scale-out"])
-def test_increase_over_a_partition_move_is_what_was_accepted(move, prometheus_bin, fresh_broker, tmp_path):
+@pytest.mark.parametrize(("move", "named"), [
+    ("crash", False), ("graceful-restart", False), ("scale-out", False),
+    # Named workers (CORRIDOR_WORKER_ID): static members on Apache Kafka, going on with their own series.
+    ("crash", True), ("graceful-restart", True),
+], ids=["crash", "graceful-restart", "scale-out", "crash-named", "graceful-restart-named"])
+def test_increase_over_a_partition_move_is_what_was_accepted(move, named, prometheus_bin, fresh_broker, tmp_path):
     started = time.time()
     first = replay(fresh_broker, 20_000, seed=31)
-    a = worker_for(fresh_broker, tmp_path, "a", app_id=f"moves-{move}")
-    b = worker_for(fresh_broker, tmp_path, "b", app_id=f"moves-{move}")
+    a, b = (worker_for(fresh_broker, tmp_path, name, app_id=f"moves-{move}",
+                       env={"CORRIDOR_WORKER_ID": name} if named else None) for name in ("a", "b"))
     (tmp_path / "prometheus").mkdir()
     prometheus = PrometheusServer(
         tmp_path / "prometheus", [f"127.0.0.1:{a.web_port}", f"127.0.0.1:{b.web_port}"], binary=prometheus_bin

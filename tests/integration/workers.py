@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 from schemas.families import FAMILIES, FAMILY_NAMES
 from streams import process
 from streams.process import parse_metrics
+from streams.settings import Settings
 from tests.replay import WINDOWS, Record, ReplayData
 
 Samples = dict[tuple[str, tuple], float]
@@ -190,3 +191,20 @@ def drained(workers: list[WorkerProcess], want: Counter):
     samples = summed(scrapes)
     received = received_by_stream(samples)
     return samples if all(received[family] == want.get(family, 0) for family in received) else None
+
+
+def owned_partitions(worker: WorkerProcess) -> set[tuple[str, str]]:
+    """(stream, partition) of each partition the worker owns (each has a checkpoint age)."""
+    text = worker.metrics_text() if worker.alive() else None
+    if text is None:
+        return set()
+    return {(sample.labels["stream"], sample.labels["partition"])
+            for sample in parse_metrics(text) if sample.name == "corridor_checkpoint_age_seconds"}
+
+
+def settled(workers: list[WorkerProcess]) -> bool:
+    """Whether every partition is owned by exactly one of the workers, and each owns some: no
+    member is still to join or to be found dead, so no partition moves any more."""
+    owned = [owned_partitions(worker) for worker in workers]
+    every = {(family, str(p)) for family in FAMILY_NAMES for p in range(Settings().topic_partitions)}
+    return all(owned) and sum(map(len, owned)) == len(every) and set().union(*owned) == every
