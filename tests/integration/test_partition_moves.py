@@ -144,8 +144,8 @@ def test_increase_over_a_partition_move_is_what_was_accepted(move, named, promet
             # increase() only ever stretches a series' rise towards the window's edges.
             seen = prometheus.scalar(f"sum(increase({metric}[{window}s]))", at)
             bound = sum(increase_bound(s["values"], at - window, at) for s in series)
-            print(f"{move}: {metric} over {window}s, {len(series)} series: accepted {accepted:.1f}, "
-                  f"sampled rise {rise:.1f}, increase() {seen:.1f}, at most {bound:.1f}")
+            print(f"{move}{'-named' if named else ''}: {metric} over {window}s, {len(series)} series: "
+                  f"accepted {accepted:.1f}, sampled rise {rise:.1f}, increase() {seen:.1f}, at most {bound:.1f}")
             assert rise == pytest.approx(accepted, rel=1e-9, abs=1e-6), (metric, rise, accepted)
             assert sum(sampled_rise(s["values"]) for s in series) == pytest.approx(rise, rel=1e-9, abs=1e-6)
             assert rise * (1 - 1e-9) <= seen <= bound * (1 + 1e-9), (metric, rise, seen, bound)
