@@ -25,7 +25,14 @@ from streams.settings import Settings
 from streams.worker.checkpoint import Checkpoints
 from streams.worker.deadletter import dead_letter_headers, dead_letter_value
 from streams.worker.metrics import EventDelays, ExportedPartition, WorkerHealth
-from streams.worker.partition import ExportPhase, OwnedPartition, PartitionExport, continues, next_owner
+from streams.worker.partition import (
+    ExportPhase,
+    OwnedPartition,
+    PartitionExport,
+    continues,
+    next_owner,
+    unwritten_owner,
+)
 from streams.worker.seams import ChangelogWriter, DeadLetterSink, OffsetGate, Record
 
 log = logging.getLogger("corridor.worker")
@@ -89,8 +96,10 @@ class FamilyWorker:
 
     def load(self, partition: int) -> OwnedPartition:
         """Take the partition, its state from its last checkpoint (empty when it has none)."""
+        checkpointed = True
         try:
             state = read_checkpoint(partition, self.changelog.get, self.processor.restore_state)
+            checkpointed = state is not None
         except CheckpointUnreadable as exc:
             # Starting empty is the only way on: the worker then reads the partition again from
             # its first record (streams/core/sequence.py), and reports what the topic no longer has.
@@ -107,15 +116,10 @@ class FamilyWorker:
             previous.handed_on()
             export = previous.export
         else:
-            # Series of an earlier ownership still end on their own (see ``forget``); one of this worker's
-            # own that the newest checkpoint was written under goes on from it (``continues``).
-            ended = self.released.get((partition, state.series or ""))
-            own = continues(state.series, self.worker_id) and (ended is None or ended.export.phase is ExportPhase.GONE)
-            if own and ended is not None:
-                del self.released[partition, ended.export.owner]
-            owner = state.series if own and state.series is not None else next_owner(self.worker_id)
-            export = PartitionExport(owner, state.view(), hold_until=time.monotonic() + self.hold_s,
-                                     hold_s=self.hold_s)
+            # Series of an earlier ownership still end on their own (see ``forget``).
+            series = state.series if checkpointed else unwritten_owner(self.worker_id)
+            export = PartitionExport(self._owner(partition, series), state.view(),
+                                     hold_until=time.monotonic() + self.hold_s, hold_s=self.hold_s)
         state.series = export.owner
         owned = self.partitions[partition] = OwnedPartition(
             state, export, last_checkpoint=time.monotonic(),
@@ -123,6 +127,18 @@ class FamilyWorker:
         )
         self._follow_cluster(partition, owned)
         return owned
+
+    def _owner(self, partition: int, series: str | None) -> str:
+        """The ``owner`` label of a new period of ownership: ``series``, where this worker may go on with it
+        (``continues``) and no earlier period of this process still shows it, else a new value."""
+        ended = self.released.get((partition, series)) if series is not None else None
+        if series is None or not continues(series, self.worker_id):
+            return next_owner(self.worker_id)
+        if ended is not None:
+            if ended.export.phase is not ExportPhase.GONE:
+                return next_owner(self.worker_id)
+            del self.released[partition, series]
+        return series
 
     def forget(self, partitions: set[int]) -> None:
         """Give partitions up (revoked); the next owner restores them from the changelog.

@@ -32,6 +32,16 @@ def next_owner(worker_id: str | None = None) -> str:
     return owner if worker_id is None else f"{worker_id}{_NAMED}{owner}"
 
 
+def unwritten_owner(worker_id: str | None) -> str | None:
+    """A named worker's ``owner`` label for a partition that has no checkpoint, the same each time it takes one.
+
+    Every series such a partition had showed zeros only (a series shows confirmed checkpoints only), so the
+    series goes on from zero; should a checkpoint have been lost, the fall to zero reads as a reset, which
+    ``increase()`` counts from zero as it would a new series.
+    """
+    return None if worker_id is None else f"{worker_id}{_NAMED}unwritten"
+
+
 def continues(series: str | None, worker_id: str | None) -> bool:
     """Whether the worker named ``worker_id`` may show a restored state under the ``owner`` label ``series``
     its newest checkpoint was written under: one of its own (drawn by any of its processes).

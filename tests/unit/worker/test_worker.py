@@ -275,11 +275,18 @@ async def test_a_partition_taken_back_after_another_worker_moved_it_on_still_end
 async def test_a_named_worker_goes_on_with_its_own_series_unless_another_checkpoint_came_after_it():
     changelog = MemoryChangelog()
     offsets = MemoryOffsets(committed=None)
+    # A partition without a checkpoint showed zeros only: a named worker's series of it goes on from zero.
+    idle = family_worker(changelog, offsets, worker_id="worker-0").load(0).export.owner
+    assert idle == family_worker(changelog, offsets, worker_id="worker-0").load(0).export.owner
+    assert family_worker(changelog, offsets, worker_id="worker-1").load(0).export.owner != idle
+    unnamed = [family_worker(changelog, offsets).load(0).export.owner for _ in range(2)]
+    assert unnamed[0] != unnamed[1]
+
     ours = family_worker(changelog, offsets, worker_id="worker-0")
     ours.handle_batch(0, records(0))
     assert await ours.checkpoint(0) is True
     first = ours.partitions[0].export.owner
-    assert first.startswith("worker-0.")
+    assert first == idle, "the series it began goes on under its checkpoints"
 
     # Restarted (a new process of the same worker): the checkpoint was written under its series.
     restarted = family_worker(changelog, offsets, worker_id="worker-0")
