@@ -131,14 +131,12 @@ class FamilyWorker:
     def _owner(self, partition: int, series: str | None) -> str:
         """The ``owner`` label of a new period of ownership: ``series``, where this worker may go on with it
         (``continues``) and no earlier period of this process still shows it, else a new value."""
-        ended = self.released.get((partition, series)) if series is not None else None
-        if series is None or not continues(series, self.worker_id):
-            return next_owner(self.worker_id)
-        if ended is not None:
-            if ended.export.phase is not ExportPhase.GONE:
-                return next_owner(self.worker_id)
-            del self.released[partition, series]
-        return series
+        if series is not None and continues(series, self.worker_id):
+            ended = self.released.get((partition, series))
+            if ended is None or ended.export.phase is ExportPhase.GONE:
+                self.released.pop((partition, series), None)
+                return series
+        return next_owner(self.worker_id)
 
     def forget(self, partitions: set[int]) -> None:
         """Give partitions up (revoked); the next owner restores them from the changelog.

@@ -5,7 +5,8 @@ partition states, and the collectors here read them when Prometheus scrapes.
 
 Counters stay right when partitions move (docs/semantics.md, "Counters across partition
 moves"): a worker exports each partition it owns under the labels ``partition`` and
-``owner`` (one value per period of ownership), and only as of the partition's last
+``owner`` (one value per period of ownership; a named worker goes on with one of its own
+where no other series counted anything since), and only as of the partition's last
 confirmed checkpoint. A series therefore never falls (the next owner restores at least
 that checkpoint) and never carries counts another series already showed (a new owner
 starts a new series). ``sum(increase(...))`` over all series is the traffic.
@@ -76,7 +77,7 @@ class ExportedPartition:
     """One owned partition as the metrics show it: the view of its last confirmed checkpoint."""
 
     partition: int
-    owner: str  # one value per period of ownership (see the module docstring)
+    owner: str  # one value per period of ownership, or a named worker's own going on (see the module docstring)
     view: StateView
     #: Revoked, shown a little longer so its counters end where the next owner's begin; its
     #: windows and freshness are the next owner's to show.
