@@ -13,7 +13,7 @@ run: install
 test:
 	./scripts/bootstrap.sh
 	$(MAKE) --no-print-directory lint
-	CORRIDOR_REQUIRE_PROMETHEUS=$${CORRIDOR_REQUIRE_PROMETHEUS:-1} .venv/bin/python -m pytest -q --durations=30 -m 'not limits'
+	CORRIDOR_REQUIRE_PROMETHEUS=$${CORRIDOR_REQUIRE_PROMETHEUS:-1} .venv/bin/python -m pytest -q --durations=30 -m 'not limits and not measure'
 
 # Lint (ruff, with the security and private-access rules), types (mypy, strict on the pure
 # core, the schemas and the SDK) and the import contracts (the pure core imports no faust,
@@ -27,7 +27,7 @@ unit:
 	.venv/bin/python -m pytest -q tests/unit
 
 integration:
-	.venv/bin/python -m pytest -q -m 'not limits' tests/integration
+	.venv/bin/python -m pytest -q -m 'not limits and not measure' tests/integration
 
 # Rounds of replay + SIGKILL on both stores, checked exactly (not part of `make test`).
 soak:

@@ -6,6 +6,8 @@ the bound docs/metrics.md states: each of its rebalances (a worker leaving, a wo
 a partition at most once, and a move starts at most one series per label set. Named workers on
 Apache Kafka are static members: a restart within the session timeout moves fewer partitions than
 there are, where unnamed workers move each partition of the restarted worker twice.
+
+Four rolling restarts take minutes: outside `make test`, run with `pytest -m measure`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from tests.integration.churn import rolling_restart
 from tests.integration.conftest import ON_BOTH_FRESH_BROKERS
 from tests.kafka_cluster import KafkaCluster
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.measure]
 
 WORKERS = 2
 
