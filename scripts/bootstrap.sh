@@ -149,7 +149,7 @@ build_kustomize() {
   kustomize_ready
 }
 
-if [ "${WITH_PROMETHEUS:-1}" = 1 ] && ! kustomize_ready; then
+kustomize_step() {  # never fails: a missing kustomize fails the Kubernetes tests, which say why
   if ! command -v go >/dev/null 2>&1; then
     echo "go not found: kustomize not built into $TOOLS/bin; the Kubernetes tests need it there" >&2
   elif build_kustomize; then
@@ -158,6 +158,15 @@ if [ "${WITH_PROMETHEUS:-1}" = 1 ] && ! kustomize_ready; then
     echo "could not build kustomize into $TOOLS/bin (see above; 'rm -rf $TOOLS/go' starts over);" \
       "the Kubernetes tests will not find it there" >&2
   fi
+  return 0
+}
+
+# The build (a minute and a half the first time) runs while Kafka's jars and docker-compose are
+# fetched below; the script waits for it at the end.
+KUSTOMIZE_JOB=
+if [ "${WITH_PROMETHEUS:-1}" = 1 ] && ! kustomize_ready; then
+  kustomize_step &
+  KUSTOMIZE_JOB=$!
 fi
 
 # Apache Kafka for the tests (tests/kafka_cluster.py): the broker's jars, as scripts/kafka/pom.xml
@@ -254,4 +263,8 @@ if [ "${WITH_PROMETHEUS:-1}" = 1 ] && ! compose_ready; then
     echo "could not unpack docker-compose into $TOOLS/ (see above; 'rm -rf $TOOLS/compose' starts over);" \
       "the compose tests will not find it there" >&2
   fi
+fi
+
+if [ -n "$KUSTOMIZE_JOB" ]; then
+  wait "$KUSTOMIZE_JOB"
 fi
