@@ -10,10 +10,10 @@ run: install
 # Puts Prometheus, Alertmanager, docker-compose and Apache Kafka into .tools/ (no package installed,
 # no service touched) and requires the Prometheus tests to run: a missing binary fails them instead
 # of skipping them (the Kafka tests never skip).
+# The lint and the unit tests run beside the integration tests (scripts/test.sh says why).
 test:
 	./scripts/bootstrap.sh
-	$(MAKE) --no-print-directory lint
-	CORRIDOR_REQUIRE_PROMETHEUS=$${CORRIDOR_REQUIRE_PROMETHEUS:-1} .venv/bin/python -m pytest -q --durations=30 -m 'not limits and not measure'
+	./scripts/test.sh
 
 # Lint (ruff, with the security and private-access rules), types (mypy, strict on the pure
 # core, the schemas and the SDK) and the import contracts (the pure core imports no faust,

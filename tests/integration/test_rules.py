@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -37,10 +38,25 @@ def test_promtool_accepts_every_rule_file(promtool_bin, folder):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("test_file", sorted(path.name for path in (PROMETHEUS / "tests").glob("*.yml")))
-def test_promtool_rule_tests_pass(promtool_bin, test_file):
-    result = run(promtool_bin, "test", "rules", str(PROMETHEUS / "tests" / test_file))
-    assert result.returncode == 0, result.stdout + result.stderr
+RULE_TESTS = sorted(path.name for path in (PROMETHEUS / "tests").glob("*.yml"))
+
+
+@pytest.fixture(scope="module")
+def rule_test_results(promtool_bin) -> dict[str, tuple[int, str]]:
+    """Every promtool rule test file's exit code and output. The files are independent, so they
+    run side by side (each promtool is one process on one core), two at a time."""
+    def one(test_file: str) -> tuple[int, str]:
+        result = run(promtool_bin, "test", "rules", str(PROMETHEUS / "tests" / test_file))
+        return result.returncode, result.stdout + result.stderr
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(RULE_TESTS, pool.map(one, RULE_TESTS), strict=True))
+
+
+@pytest.mark.parametrize("test_file", RULE_TESTS)
+def test_promtool_rule_tests_pass(rule_test_results, test_file):
+    returncode, output = rule_test_results[test_file]
+    assert returncode == 0, output
 
 
 def test_promtool_accepts_the_prometheus_configuration(promtool_bin):
