@@ -27,7 +27,7 @@ unit:
 	.venv/bin/python -m pytest -q tests/unit
 
 integration:
-	.venv/bin/python -m pytest -q -m 'not limits and not measure' tests/integration
+	.venv/bin/python -m pytest -q -m 'not limits and not measure and not extended' tests/integration
 
 # Rounds of replay + SIGKILL on both stores, checked exactly (not part of `make test`).
 soak:

@@ -7,7 +7,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export CORRIDOR_REQUIRE_PROMETHEUS=${CORRIDOR_REQUIRE_PROMETHEUS:-1}
-MARKERS='not limits and not measure'
+MARKERS='not limits and not measure and not extended'
 
 side_log=$(mktemp)
 trap 'rm -f "$side_log"' EXIT

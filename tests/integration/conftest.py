@@ -218,3 +218,22 @@ def amtool_bin() -> str:
     from tests.integration.prometheus import require_tool  # imports this module: not at the top
 
     return require_tool("amtool")
+
+
+#: Tests that repeat, on another broker or store, a guarantee `make test` shows on its twin, and that
+#: take half a minute or more each: outside `make test` to keep it under 30 minutes (docs/testing.md),
+#: run with `pytest -m extended`. Their twins: the same test on the other broker or store.
+EXTENDED = frozenset({
+    "tests/integration/test_durability.py::test_sigkill_at_three_random_points_leaves_exact_totals[embedded-memory://]",
+    "tests/integration/test_durability.py::test_a_busy_partition_drains_exactly_across_a_sigkill[memory://]",
+    "tests/integration/test_partition_moves.py::test_increase_over_a_partition_move_is_what_was_accepted"
+    "[graceful-restart-embedded]",
+    "tests/integration/test_bench.py::"
+    "test_with_bootstrap_every_stage_runs_on_the_given_apache_kafka_and_leaves_its_topics_empty",
+})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid in EXTENDED:
+            item.add_marker(pytest.mark.extended)
