@@ -102,3 +102,15 @@ def deployment_arguments(t: Thresholds, arguments: str) -> str:
     """The ``printf`` arguments of :func:`this_deployment`'s selector: the alert's deployment labels (empty
     where a label is absent, which matches the absent label), then ``arguments``."""
     return " ".join([*(f"$labels.{label}" for label in t.deployment_labels), arguments])
+
+
+def counter_rose(t: Thresholds, counter: str, by: str, window_s: int) -> str:
+    """An expression of a per-process counter (``counter``, a whole selector) that rose within ``window_s``,
+    summed ``by``: its increase() over the window, or, for a process younger than the window, any value
+    above zero (a count made before the process's first scrape shows as a series that starts above zero,
+    which increase() cannot see)."""
+    return (
+        f"sum by ({by}) (increase({counter}[{duration(window_s)}])) > 0\nor\n"
+        f"sum by ({by}) (\n  {counter} > 0\n  and on ({t.by('job', 'instance')})\n"
+        f"  time() - process_start_time_seconds{{{t.workers()}}} < {window_s}\n)"
+    )

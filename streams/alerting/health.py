@@ -18,6 +18,7 @@ from streams.alerting.alert import (
     Rule,
     Severity,
     alert,
+    counter_rose,
     duration,
 )
 from streams.alerting.thresholds import Thresholds
@@ -116,11 +117,7 @@ def dead_letters_unsent(t: Thresholds) -> Rule:
     per_worker = t.by("instance")
     return alert(
         DEAD_LETTERS_UNSENT,
-        f"sum by ({per_worker}) (increase({errors}[{window}])) > 0\nor\n"
-        # A failure before the worker's first scrape shows as a series that starts above zero, which
-        # increase() cannot see.
-        f"sum by ({per_worker}) (\n  {errors} > 0\n  and on ({t.by('job', 'instance')})\n"
-        f"  time() - process_start_time_seconds{{{t.workers()}}} < {t.dead_letters_unsent_window_s}\n)",
+        counter_rose(t, errors, per_worker, t.dead_letters_unsent_window_s),
         for_=duration(t.dead_letters_unsent_for_s),
         severity=Severity.CRITICAL,
         summary="Worker {{ $labels.instance }} failed to send dead letters: rejected records are lost.",

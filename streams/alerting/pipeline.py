@@ -18,6 +18,7 @@ from streams.alerting.alert import (
     Rule,
     Severity,
     alert,
+    counter_rose,
     deployment_arguments,
     duration,
     this_deployment,
@@ -158,10 +159,7 @@ def state_gap(t: Thresholds) -> Rule:
         STATE_GAP,
         # The counter is per process: a gap found while restoring, before the first scrape, shows
         # as a series that starts above zero, which increase() cannot see.
-        f"sum by ({t.by('stream')}) (increase({STATE_GAPS.name}_total{{{t.workers()}}}[{window}])) > 0\nor\n"
-        f"sum by ({t.by('stream')}) (\n  {STATE_GAPS.name}_total{{{t.workers()}}} > 0\n"
-        f"  and on ({t.by('job, instance')})\n"
-        f"  time() - process_start_time_seconds{{{t.workers()}}} < {t.state_gap_window_s}\n)",
+        counter_rose(t, f"{STATE_GAPS.name}_total{{{t.workers()}}}", t.by("stream"), t.state_gap_window_s),
         for_=duration(t.state_gap_for_s),
         severity=Severity.WARNING,
         summary="The {{ $labels.stream }} totals miss records (state gap).",
