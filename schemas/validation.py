@@ -156,6 +156,8 @@ _REASON_BY_ERROR_TYPE: dict[str, RejectReason] = {
     "datetime_parsing": RejectReason.INVALID_VALUE,
     "datetime_from_date_parsing": RejectReason.INVALID_VALUE,
     "json_invalid": RejectReason.INVALID_JSON,
+    "check_digit": RejectReason.INVALID_VALUE,
+    "planned_arrival_milestone": RejectReason.INVALID_VALUE,
 }
 _BOUNDS = {
     "greater_than": ("gt", ">"),

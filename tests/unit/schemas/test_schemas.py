@@ -13,9 +13,12 @@ from schemas import DataChannelSample, FinanceEvent, FlightEvent, ShipmentEvent
 from schemas.families import FAMILIES, FAMILY_NAMES
 from schemas.samples import sample_event
 
+#: Shipment contract version 2: optional fields only, so every version 1 event stays valid.
+SHIPMENT_V2_FIELDS = {"location", "planned_time", "planned_time_classifier", "planned_arrival", "equipment_id",
+                      "equipment_size_type", "empty", "transport_id"}
 CONTRACT_FIELDS = {
     "shipments": {"shipment_id", "corridor", "route", "mode", "milestone", "teu", "gross_weight_kg", "origin",
-                  "destination", "carrier", "declared_value", "currency", "commodity_hs"},
+                  "destination", "carrier", "declared_value", "currency", "commodity_hs"} | SHIPMENT_V2_FIELDS,
     "flights": {"flight_id", "carrier", "flight_number", "service", "route", "status", "scheduled_time",
                 "actual_time", "passengers", "cargo_kg"},
     "finance": {"transaction_id", "instrument", "amount", "currency", "lender_country", "borrower_country", "status",
@@ -23,7 +26,7 @@ CONTRACT_FIELDS = {
     "datachannel": {"link_id", "direction", "interval_seconds", "bytes", "latency_ms", "packet_loss_ratio"},
 }  # fmt: skip
 OPTIONAL_FIELDS = {
-    "shipments": {"declared_value", "currency", "commodity_hs"},
+    "shipments": {"declared_value", "currency", "commodity_hs"} | SHIPMENT_V2_FIELDS,
     "flights": {"actual_time", "passengers", "cargo_kg"},
     "finance": {"borrower_region"},
     "datachannel": {"latency_ms", "packet_loss_ratio"},
