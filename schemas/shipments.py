@@ -34,8 +34,7 @@ ContainerNumber = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}[UJZ][0-9]
 SizeTypeCode = Annotated[str, StringConstraints(pattern=r"^[1-4A-HK-NP][02-9C-FL-NP][A-Z][0-9A-Z]$")]
 
 #: ISO 6346 letter values: A = 10, skipping the multiples of 11.
-_LETTER_VALUES = {letter: value for letter, value in zip(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZ", (v for v in range(10, 39) if v % 11), strict=False)}
+_LETTER_VALUES = dict(zip("ABCDEFGHIJKLMNOPQRSTUVWXYZ", (v for v in range(10, 39) if v % 11), strict=False))
 
 
 def iso6346_check_digit(number: str) -> int:
