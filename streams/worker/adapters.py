@@ -84,15 +84,3 @@ class DeadLetterTopic:
     def send(self, key: bytes, value: bytes, headers: Sequence[tuple[str, bytes]]) -> None:
         self.topic.send_soon(key=key, value=value, headers=list(headers))
 
-
-class AssignorAssignment:
-    """The assignment as faust's assignor holds it."""
-
-    def __init__(self, app: faust.App) -> None:
-        self.app = app
-
-    def assigned(self) -> dict[str, set[int]]:
-        assigned: dict[str, set[int]] = {}
-        for tp in self.app.assignor.assigned_actives():
-            assigned.setdefault(tp.topic, set()).add(tp.partition)
-        return assigned

@@ -34,10 +34,10 @@ from streams.kafka.admin import BrokerProbe
 from streams.kafka.client import ssl_context
 from streams.kafka.profile import PROFILES, BrokerFlavor
 from streams.settings import Settings
-from streams.worker.adapters import AssignorAssignment, ConsumerOffsets, DeadLetterTopic, TableChangelog
+from streams.worker.adapters import ConsumerOffsets, DeadLetterTopic, TableChangelog
 from streams.worker.cluster import CLUSTER_CHECK_INTERVAL_S, ClusterWatch
 from streams.worker.family import FamilyWorker
-from streams.worker.faust_compat import App, Consumer, track_producer_topics
+from streams.worker.faust_compat import App, Consumer, restored_generation, track_producer_topics
 from streams.worker.metrics import (
     CorridorCollector,
     EventDelays,
@@ -47,7 +47,6 @@ from streams.worker.metrics import (
     WorkerStatus,
     build_registry,
 )
-from streams.worker.seams import Assignment
 from streams.worker.sensor import WorkerSensor
 
 log = logging.getLogger("corridor.worker")
@@ -99,7 +98,10 @@ class CorridorApp:
         self.changelogs: dict[str, TableChangelog] = {}
         for family in self.families:
             self._add_family(family)
-        self.assignment: Assignment = AssignorAssignment(self.app)
+        #: The consumer generation of the group's latest assignment, and its partitions of each family while
+        #: their state is not restored yet (None once it is): the recovery of that generation restores them.
+        self._generation: int | None = None
+        self._unrestored: dict[str, set[int]] | None = None
         self.app.sensors.add(WorkerSensor(self.health))
         self.collector = CorridorCollector(self, self.families, rejected_reasons(), clock=self.clock)
         self.metrics_registry = build_registry(
@@ -154,7 +156,7 @@ class CorridorApp:
 
     def status(self) -> WorkerStatus:
         now = time.monotonic()
-        restoring = {family: len(worker.assigned - worker.partitions.keys()) for family, worker in self.workers.items()}
+        restoring = {family: len((self._unrestored or {}).get(family, ())) for family in self.workers}
         ages = {
             (family, partition): age
             for family, worker in self.workers.items()
@@ -200,10 +202,8 @@ class CorridorApp:
         return ages
 
     def restoring(self) -> bool:
-        """Whether some assigned partition has no restored state yet (or the first assignment is pending)."""
-        return not self.restored.is_set() or any(
-            worker.assigned - worker.partitions.keys() for worker in self.workers.values()
-        )
+        """Whether the group's latest assignment is not restored yet (or the first assignment is pending)."""
+        return not self.restored.is_set() or self._unrestored is not None
 
     def _add_family(self, family: str) -> None:
         settings = self.settings
@@ -227,10 +227,23 @@ class CorridorApp:
         self.app.consume_in_batches(topic, worker.handle_batch)
 
     async def _restore_assigned(self) -> None:
+        """Take the partitions of the group's latest assignment, once faust's recovery restored their state.
+
+        faust also calls this at the end of a recovery that a newer rebalance overtook, and the assignor
+        then already holds the new assignment, whose partitions that recovery never read: taken now, they
+        would start empty and be read again from their first record, their series rising by all they ever
+        counted. So only the recovery of the latest assignment's generation takes partitions, and only
+        those of that assignment still held (``_on_revoked``).
+        """
+        unrestored = self._unrestored
+        if unrestored is None or restored_generation(self.app) != self._generation:
+            return
+        self._unrestored = None
         restored = 0
-        assigned = self.assignment.assigned()
-        for worker in self.workers.values():
-            for partition in sorted(assigned.get(worker.topic, set()) - worker.partitions.keys()):
+        for family, worker in self.workers.items():
+            partitions = unrestored.get(family, set())
+            worker.assign(partitions)
+            for partition in sorted(partitions - worker.partitions.keys()):
                 worker.load(partition)
                 restored += 1
         if restored:
@@ -243,13 +256,18 @@ class CorridorApp:
         self._assigned_at = time.monotonic()
         # Before the first checkpoint or dead letter is sent (see track_producer_topics).
         track_producer_topics(self.app, [DEADLETTER_TOPIC, *self._changelog_topics()])
-        for worker in self.workers.values():
-            worker.assign({tp.partition for tp in assigned if tp.topic == worker.topic})
+        # Taken, and their records applied, only once restored (``_restore_assigned``): until then the
+        # worker drops what is fetched of them, read again from the committed offsets after the recovery.
+        self._generation = self.app.consumer_generation_id
+        self._unrestored = {worker.family: {tp.partition for tp in assigned if tp.topic == worker.topic}
+                            for worker in self.workers.values()}
 
     async def _on_revoked(self, app: faust.App, revoked: set[TP], **_: object) -> None:
         for worker in self.workers.values():
             gone = {tp.partition for tp in revoked if tp.topic == worker.topic}
             worker.assigned -= gone
+            if self._unrestored is not None:
+                self._unrestored[worker.family] -= gone
             worker.forget(gone)
 
     async def _checkpoint_idle(self) -> None:

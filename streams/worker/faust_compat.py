@@ -17,6 +17,8 @@ import faust
 from faust.app.base import BootStrategy as FaustBootStrategy
 from faust.exceptions import AlreadyConfiguredWarning
 from faust.streams import _current_event
+from faust.tables import manager as faust_tables
+from faust.tables import recovery as faust_recovery
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_kafka
 from faust.types import TP, ConsumerT, Message, TopicT
@@ -269,8 +271,42 @@ class BootStrategy(FaustBootStrategy):
         return [*services[:first], *web, _BeforeKafka(self.app, loop=self.app.loop), *services[first:]]
 
 
+class Recovery(faust_recovery.Recovery):
+    """faust's table recovery, noting the consumer generation whose assignment each completed run restored.
+
+    faust calls the tables' recovery callbacks from a run that a newer rebalance may already have
+    overtaken: the consumer's thread takes the new assignment (the assignor's and its own) before the
+    app is told, and the callbacks of a run cancelled by a rebalance run on. Such a run restored only
+    the older assignment's partitions, so a callback compares ``restored_generation`` with the
+    generation of the assignment it means to take.
+    """
+
+    #: The consumer generation of the assignment the last completed run restored (None before the first).
+    restored_generation: int | None = None
+
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
+        self.restored_generation = generation_id
+        await super().on_recovery_completed(generation_id)
+
+
+class TableManager(faust_tables.TableManager):
+    """faust's table manager, recovering with :class:`Recovery`."""
+
+    @property
+    def recovery(self) -> Recovery:
+        if self._recovery is None:
+            self._recovery = Recovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return cast(Recovery, self._recovery)
+
+
+def restored_generation(app: faust.App) -> int | None:
+    """The consumer generation whose assignment ``app``'s last completed table recovery restored."""
+    return cast(TableManager, app.tables).recovery.restored_generation
+
+
 class App(faust.App):
-    """faust's App with the worker's consumer (:class:`Consumer`), topics consumed in batches, and hooks:
+    """faust's App with the worker's consumer (:class:`Consumer`), its tables' recovery (:class:`Recovery`),
+    topics consumed in batches, and hooks:
 
     - ``before_drain`` runs whenever faust waits for every consumed record to be acknowledged:
       before a rebalance gives partitions up, and when the worker stops;
@@ -285,6 +321,9 @@ class App(faust.App):
     before_kafka: Callable[[Service], Awaitable[None]] | None = None
     on_reconnect: Callable[[], Awaitable[None]] | None = None
     _batch_topics: dict[str, tuple[TopicT, BatchHandler]] | None = None
+
+    def __init__(self, *args: Any, **options: Any) -> None:
+        super().__init__(*args, TableManager=TableManager, **options)
 
     def consume_in_batches(self, topic: TopicT, handler: BatchHandler) -> None:
         """Subscribe to ``topic`` and hand its records to ``handler``, bypassing faust's streams."""

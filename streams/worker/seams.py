@@ -67,9 +67,3 @@ class DeadLetterSink(Protocol):
     def send(self, key: bytes, value: bytes, headers: Sequence[tuple[str, bytes]]) -> None:
         """Queue one dead letter (sent in the background)."""
 
-
-class Assignment(Protocol):
-    """The partitions the consumer group gave this worker, by topic."""
-
-    def assigned(self) -> dict[str, set[int]]:
-        """The active partitions of each topic."""

@@ -8,6 +8,10 @@
   time they are fetched, as the rest of a fetch that a rebalance overtook is dropped.
 - ``slow-restore``: restoring the assigned partitions' state takes CORRIDOR_TEST_RESTORE_DELAY_S
   seconds (default 8) longer, as a long changelog would.
+- ``restore-overtaken``: the recovery of the worker's first assignment ends (the tables' recovery
+  callbacks run) only once a newer assignment reached the consumer (at most
+  CORRIDOR_TEST_OVERTAKEN_TIMEOUT_S seconds later, default 60), as when a rebalance overtakes a long
+  restore.
 - ``slow-apply``: the family records of each fetch are handed to the worker one at a time, each
   CORRIDOR_TEST_APPLY_DELAY_S seconds (default 0.2) after the previous one, as a worker short of CPU
   applies them: at most 1/delay records a second, whatever arrives.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_kafka
@@ -65,6 +70,25 @@ def slow_restore() -> None:
     CorridorApp._restore_assigned = slow  # type: ignore[method-assign]
 
 
+def restore_overtaken() -> None:
+    from streams.worker.app import CorridorApp
+
+    restore = CorridorApp._restore_assigned
+    timeout = float(os.environ.get("CORRIDOR_TEST_OVERTAKEN_TIMEOUT_S", "60"))
+    first: list[int] = []  # the consumer generation of the worker's first assignment
+
+    async def overtaken(self: Any) -> None:
+        app = self.app
+        if not first:
+            first.append(app.consumer_generation_id)
+        deadline = time.monotonic() + timeout
+        while app.consumer_generation_id == first[0] and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await restore(self)
+
+    CorridorApp._restore_assigned = overtaken  # type: ignore[method-assign]
+
+
 def slow_apply() -> None:
     from streams.worker.faust_compat import Consumer
 
@@ -93,7 +117,7 @@ def slow_apply() -> None:
 
 
 FAULTS = {"hold-changelog": hold_changelog, "drop-fetched": drop_fetched, "slow-restore": slow_restore,
-          "slow-apply": slow_apply}
+          "restore-overtaken": restore_overtaken, "slow-apply": slow_apply}
 
 if __name__ == "__main__":
     FAULTS[sys.argv[1]]()

@@ -13,6 +13,8 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from faust.stores import rocksdb as faust_rocksdb
 from faust.streams import _current_event
+from faust.tables import manager as faust_tables
+from faust.tables import recovery as faust_recovery
 from faust.transport import base as faust_transport
 from faust.transport import conductor as faust_conductor
 from faust.transport import consumer as faust_consumer
@@ -131,6 +133,43 @@ def test_the_app_overrides_what_faust_calls_for_its_transport_and_drain():
     assert list(inspect.signature(faust.App._consumer_wait_empty).parameters) == ["self", "consumer", "logger"]
     assert "T(self._consumer_wait_empty)(consumer" in inspect.getsource(faust.App._on_partitions_revoked)
     assert "self._consumer_wait_empty(consumer" in inspect.getsource(faust.App._stop_consumer)
+
+
+def test_the_tables_recover_with_the_worker_recovery_which_notes_the_generation_it_restored():
+    app = faust_compat.App(f"compat-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:1", store="memory://")
+    assert isinstance(app.tables, faust_compat.TableManager)
+    assert isinstance(app.tables.recovery, faust_compat.Recovery) and app.tables.recovery is app.tables.recovery
+    assert faust_compat.restored_generation(app) is None
+    # faust builds the table manager from its TableManager setting, and the recovery it runs from _recovery.
+    assert "self.conf.TableManager(" in inspect.getsource(faust.App)
+    assert "self._recovery = Recovery(" in inspect.getsource(faust_tables.TableManager.recovery.fget)
+    # A run ends in on_recovery_completed with the generation it restored, which calls the tables'
+    # recovery callbacks (even when a newer rebalance then cancels it) before comparing generations.
+    run = inspect.getsource(faust_recovery.Recovery._restart_recovery.fun)
+    assert "generation_id = self._generation_id" in run
+    assert "T(self.on_recovery_completed)(generation_id)" in run
+    completed = inspect.getsource(faust_recovery.Recovery.on_recovery_completed)
+    assert list(inspect.signature(faust_recovery.Recovery.on_recovery_completed).parameters) == [
+        "self", "generation_id"]
+    assert completed.index("table.on_recovery_completed(") < completed.index(
+        "self.app.consumer_generation_id != generation_id")
+    callbacks = inspect.getsource(faust.tables.base.Collection.on_recovery_completed)
+    assert "await self.call_recover_callbacks()" in callbacks
+
+
+async def test_the_worker_recovery_notes_the_generation_before_the_table_callbacks_run():
+    app = faust_compat.App(f"compat-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:1", store="memory://")
+    table = app.Table(f"t-{uuid.uuid4().hex[:8]}", key_type=bytes, value_type=bytes)
+    seen = []
+
+    async def restored() -> None:
+        seen.append(faust_compat.restored_generation(app))
+
+    table.on_recover(restored)
+    # faust goes on to resume the partitions of the consumer, which has not started here.
+    with contextlib.suppress(faust.exceptions.ConsumerNotStarted):
+        await app.tables.recovery.on_recovery_completed(7)
+    assert seen == [7]
 
 
 def test_faust_acknowledgements_are_ignored():
