@@ -25,6 +25,16 @@ DEFAULT_FX_PER_USD: dict[str, Decimal] = {
 }
 
 DEFAULT_WINDOWS: tuple[str, ...] = ("5m", "1h", "24h", "7d")
+#: How far from its plan a milestone is on time, by transport mode (docs/semantics.md, "On time"): a
+#: vessel within a day of its schedule (Sea-Intelligence's schedule reliability), a flight within 15
+#: minutes (OAG), a train within 6 hours, a truck within 2.
+DEFAULT_PUNCTUALITY_TOLERANCE: dict[str, timedelta] = {
+    "rail": timedelta(hours=6),
+    "sea": timedelta(days=1),
+    "rail_sea": timedelta(days=1),
+    "road": timedelta(hours=2),
+    "air": timedelta(minutes=15),
+}
 
 
 class Settings(BaseSettings):
@@ -86,6 +96,17 @@ class Settings(BaseSettings):
     lateness_tolerance: timedelta = Field(
         timedelta(minutes=5), description="an event arriving later than this after its event_time counts as late"
     )
+    shipment_horizon: timedelta = Field(
+        timedelta(days=45),
+        description="a shipment in flight nothing was heard of for this long leaves the worker's state (counted in "
+        "corridor_shipments_evicted_total); longer than booking to delivery",
+    )
+    punctuality_tolerance: dict[str, timedelta] = Field(
+        default_factory=lambda: dict(DEFAULT_PUNCTUALITY_TOLERANCE),
+        description="JSON object: transport mode -> how far from planned_time a milestone is still on time, and "
+        "how long past planned_arrival a shipment may be before it is overdue (ISO 8601 durations or seconds)",
+    )
+    overdue_list_limit: int = Field(1000, ge=1, le=100_000, description="overdue shipments a worker lists at most")
     standby_replicas: int = Field(0, ge=0, le=8, description="faust standby replicas of each state partition")
     max_record_bytes: int = Field(1_048_576, ge=1024, description="largest accepted message value")
     max_events_per_record: int = Field(10_000, ge=1)
@@ -117,6 +138,17 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "text"
+
+    @field_validator("punctuality_tolerance")
+    @classmethod
+    def _every_mode(cls, table: dict[str, timedelta]) -> dict[str, timedelta]:
+        unknown = set(table) - set(DEFAULT_PUNCTUALITY_TOLERANCE)
+        if unknown:
+            known = sorted(DEFAULT_PUNCTUALITY_TOLERANCE)
+            raise ValueError(f"unknown transport modes {sorted(unknown)}; known: {known}")
+        if any(value < timedelta(0) for value in table.values()):
+            raise ValueError("a tolerance cannot be negative")
+        return DEFAULT_PUNCTUALITY_TOLERANCE | table
 
     @field_validator("fx_per_usd")
     @classmethod

@@ -19,11 +19,15 @@ from schemas.datachannel import Direction
 from schemas.finance import FinanceStatus, Instrument
 from schemas.flights import FlightService, FlightStatus
 from schemas.shipments import Milestone, TransportMode
+from streams.core.journeys import JourneyBook, Observer, milestones_of
 from streams.core.measures import BatchContributions, FamilyMeasures, MeasureContext, fixed_point, keep_latest
-from streams.core.series import CounterSeries, HistogramSeries, Labels, WindowSeries
+from streams.core.registry import Registry
+from streams.core.series import CounterSeries, GaugeSeries, HistogramSeries, Labels, WindowSeries
+from streams.core.state import IN_TRANSIT, OVERDUE
 
 MILLI = 1000
 MICRO = 1_000_000
+DAY = 86400
 _NEVER = float("-inf")
 
 
@@ -61,8 +65,57 @@ SHIPMENT_TEU_WINDOW = WindowSeries(
 )
 
 
+# Time, from shipment contract version 2 (docs/semantics.md, "Transit, dwell and on time").
+_TRANSIT_BUCKETS = tuple(float(days * DAY) for days in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 21, 28))
+SHIPMENT_TRANSIT = HistogramSeries(
+    "shipment_transit",
+    "corridor_shipment_transit_seconds",
+    "Transit time of arrived shipments: the first departure at the origin to the arrival at the destination.",
+    ("corridor", "route", "mode"),
+    _TRANSIT_BUCKETS,
+)
+SHIPMENT_LEG = HistogramSeries(
+    "shipment_leg",
+    "corridor_shipment_leg_seconds",
+    "Time of a leg: a departure to the next arrival, by leg (from and to locations).",
+    ("corridor", "route", "leg"),
+    _TRANSIT_BUCKETS,
+)
+SHIPMENT_DWELL = HistogramSeries(
+    "shipment_dwell",
+    "corridor_shipment_dwell_seconds",
+    "Dwell at a location: an arrival there to the next departure from there.",
+    ("corridor", "route", "location"),
+    (6 * 3600.0, 12 * 3600.0, DAY, 1.5 * DAY, 2 * DAY, 3 * DAY, 4 * DAY, 5 * DAY, 7 * DAY, 10 * DAY),
+)
+SHIPMENT_PUNCTUALITY = CounterSeries(
+    "shipment_punctuality",
+    "corridor_shipment_punctuality",
+    "Milestones against their planned_time: on_time within the mode's tolerance, else early or late.",
+    ("corridor", "route", "mode", "milestone", "punctuality"),
+)
+SHIPMENTS_EVICTED = CounterSeries(
+    "shipments_evicted",
+    "corridor_shipments_evicted",
+    "Shipments in flight dropped from the state after the horizon without arriving.",
+    ("corridor", "route", "mode"),
+)
+SHIPMENTS_IN_TRANSIT = GaugeSeries(
+    IN_TRANSIT,
+    "corridor_shipments_in_transit",
+    "Shipments departed from their origin and not arrived at their destination.",
+    ("corridor", "route", "mode"),
+)
+SHIPMENTS_OVERDUE = GaugeSeries(
+    OVERDUE,
+    "corridor_shipments_overdue",
+    "Shipments not arrived whose planned_arrival plus the mode's tolerance has passed (wall clock).",
+    ("corridor", "route", "mode"),
+)
+
 _SHIPMENT_KEY = attrgetter("corridor", "route", "mode", "milestone")
 _ShipmentKey = tuple[str, str, TransportMode, Milestone]
+_PLANNED = attrgetter("planned_time")
 
 
 def shipment_measures(
@@ -84,14 +137,66 @@ def shipment_measures(
         window, base = out.window_sums(SHIPMENT_TEU_WINDOW), out.window_base
         for key, event, event_time in zip(keys, events, times, strict=True):
             departed = departures.get(key)
-            if departed is None:
-                continue
+            if departed is None or (event.location is not None and event.location != event.origin):
+                continue  # volume counts once per shipment: at its departure from the origin
             teu = fixed_point(event.teu, MILLI)
             teu_counts[departed] = teu_counts.get(departed, 0) + teu
             weights[departed] = weights.get(departed, 0) + fixed_point(event.gross_weight_kg, MILLI)
             bucket = (departed, event_time // base)
             window[bucket] = window.get(bucket, 0) + teu
+    if any(map(_PLANNED, events)):
+        _punctuality(keys, events, times, ctx, out)
     _record_latest(out, (key[1] for key in keys), times, registry.route)
+
+
+def _punctuality(keys: Sequence[_ShipmentKey], events: Sequence[ShipmentEvent], times: Sequence[float],
+                 ctx: MeasureContext, out: BatchContributions) -> None:
+    registry, tolerance = ctx.registry, ctx.tolerance
+    counts = out.counts(SHIPMENT_PUNCTUALITY)
+    for (corridor, route, mode, milestone), event, event_time in zip(keys, events, times, strict=True):
+        if event.planned_time is None:
+            continue
+        early = event_time - event.planned_time.timestamp()
+        allowed = tolerance.get(mode, 0.0)
+        verdict = "late" if early > allowed else "early" if early < -allowed else "on_time"
+        labels = (registry.corridor(corridor), registry.route(route), str(mode), str(milestone), verdict)
+        counts[labels] = counts.get(labels, 0) + 1
+
+
+class _Observed(Observer):
+    """What the journey book observes, as a batch's contributions (integer milliseconds)."""
+
+    def __init__(self, registry: Registry, out: BatchContributions) -> None:
+        self.registry, self.out = registry, out
+
+    def transit(self, labels: Labels, millis: int) -> None:
+        self.out.observe(SHIPMENT_TRANSIT, labels, millis)
+
+    def leg(self, labels: Labels, start: str, end: str, millis: int) -> None:
+        leg = f"{self.registry.location(start)}-{self.registry.location(end)}"
+        self.out.observe(SHIPMENT_LEG, (labels[0], labels[1], leg), millis)
+
+    def dwell(self, labels: Labels, location: str, millis: int) -> None:
+        self.out.observe(SHIPMENT_DWELL, (labels[0], labels[1], self.registry.location(location)), millis)
+
+    def evicted(self, labels: Labels) -> None:
+        self.out.count(SHIPMENTS_EVICTED, labels)
+
+
+def shipment_journeys(
+    book: JourneyBook, events: Sequence[ShipmentEvent], times: Sequence[float], clocks: Sequence[float],
+    clock: float, ctx: MeasureContext, out: BatchContributions,
+) -> None:
+    """Apply accepted shipment events to the journeys, then evict those past the horizon at ``clock``
+    (the partition's clock after the last record applied)."""
+    registry = ctx.registry
+    milestones = milestones_of(
+        events, times, clocks, lambda corridor, route, mode: (registry.corridor(corridor), registry.route(route), mode)
+    )
+    observed = _Observed(registry, out)
+    if milestones:
+        book.apply(milestones, observed)
+    book.evict(clock, observed)
 
 
 # Flights: counted by status; a departure is an operated flight.
@@ -274,7 +379,11 @@ def datachannel_measures(
 
 SHIPMENTS = FamilyMeasures(
     families.SHIPMENTS, shipment_measures,
-    counters=(SHIPMENT_EVENTS, SHIPMENT_TEU, SHIPMENT_GROSS_WEIGHT), windows=(SHIPMENT_TEU_WINDOW,),
+    counters=(SHIPMENT_EVENTS, SHIPMENT_TEU, SHIPMENT_GROSS_WEIGHT, SHIPMENT_PUNCTUALITY, SHIPMENTS_EVICTED),
+    windows=(SHIPMENT_TEU_WINDOW,),
+    histograms=(SHIPMENT_TRANSIT, SHIPMENT_LEG, SHIPMENT_DWELL),
+    gauges=(SHIPMENTS_IN_TRANSIT, SHIPMENTS_OVERDUE),
+    track=shipment_journeys,
 )
 FLIGHTS = FamilyMeasures(
     families.FLIGHTS, flight_measures,

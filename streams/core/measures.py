@@ -18,8 +18,9 @@ from typing import Generic, TypeVar
 from schemas.common import BaseEvent
 from schemas.families import EventFamily
 from streams.core.fx import FxTable
+from streams.core.journeys import JourneyBook
 from streams.core.registry import Registry
-from streams.core.series import CounterSeries, HistogramSeries, Labels, WindowSeries
+from streams.core.series import CounterSeries, GaugeSeries, HistogramSeries, Labels, WindowSeries
 
 Event = TypeVar("Event", bound=BaseEvent)
 
@@ -108,14 +109,23 @@ class MeasureContext:
 
     registry: Registry
     fx: FxTable
+    #: Seconds from planned_time a milestone is still on time, by transport mode.
+    tolerance: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, registry: Registry, fx_per_usd: Mapping[str, Decimal]) -> MeasureContext:
-        return cls(registry, FxTable(fx_per_usd))
+    def of(cls, registry: Registry, fx_per_usd: Mapping[str, Decimal],
+           tolerance: Mapping[str, float] | None = None) -> MeasureContext:
+        return cls(registry, FxTable(fx_per_usd), dict(tolerance or {}))
 
 
 #: Adds the contributions of a batch of accepted events (with their event times, epoch seconds).
 Measure = Callable[[Sequence[Event], Sequence[float], MeasureContext, BatchContributions], None]
+#: Applies a batch of accepted events to the partition's journey book, in order (with their event
+#: times and the partition's clock at each one's record), then what the partition's clock after the
+#: batch's last record evicts, adding what it observes.
+Track = Callable[
+    [JourneyBook, Sequence[Event], Sequence[float], Sequence[float], float, MeasureContext, BatchContributions], None
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +138,9 @@ class FamilyMeasures(Generic[Event]):
     counters: tuple[CounterSeries, ...] = ()
     windows: tuple[WindowSeries, ...] = ()
     histograms: tuple[HistogramSeries, ...] = ()
+    gauges: tuple[GaugeSeries, ...] = ()
+    #: The family's state per key in flight (shipments: their journeys), None when it keeps none.
+    track: Track[Event] | None = None
 
     @property
     def name(self) -> str:

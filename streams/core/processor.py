@@ -18,6 +18,7 @@ from schemas.common import BaseEvent
 from schemas.validation import FieldError, RejectReason, ValidationRules
 from streams.core.dedup import DedupIndex
 from streams.core.families import HISTOGRAM_BOUNDS_MS, MEASURED
+from streams.core.journeys import JourneyBook
 from streams.core.measures import BatchContributions, MeasureContext
 from streams.core.registry import Registry
 from streams.core.series import (
@@ -70,21 +71,31 @@ class FamilyProcessor:
     def __init__(self, family: str, settings: Settings, registry: Registry) -> None:
         self.family = family
         self.rules = ValidationRules.from_settings(settings)
-        self.context = MeasureContext.of(registry, settings.fx_per_usd)
+        self.context = MeasureContext.of(
+            registry, settings.fx_per_usd,
+            {mode: tolerance.total_seconds() for mode, tolerance in settings.punctuality_tolerance.items()},
+        )
         self.measure = MEASURED[family].measure
+        self.track = MEASURED[family].track
+        self.shipment_horizon = settings.shipment_horizon.total_seconds()
         self.window_specs: tuple[WindowSpec, ...] = window_specs(settings.windows)
         self.window_base = base_width(self.window_specs)
         self.dedup_horizon = settings.dedup_horizon.total_seconds()
         self.lateness_tolerance = settings.lateness_tolerance.total_seconds()
+
+    def new_book(self) -> JourneyBook:
+        return JourneyBook(self.shipment_horizon, self.context.tolerance)
 
     def new_state(self) -> PartitionState:
         return PartitionState(
             window_specs=self.window_specs,
             histogram_bounds_ms=HISTOGRAM_BOUNDS_MS,
             dedup=DedupIndex(self.dedup_horizon, DEDUP_BUCKET_SECONDS),
+            journeys=None if self.track is None else self.new_book(),
         )
 
-    def restore_state(self, head: bytes, dedup_buckets: dict[int, bytes]) -> PartitionState:
+    def restore_state(self, head: bytes, dedup_buckets: dict[int, bytes],
+                      journey_chunks: dict[tuple[int, int], bytes] | None = None) -> PartitionState:
         return PartitionState.restore(
             head,
             dedup_buckets,
@@ -92,6 +103,8 @@ class FamilyProcessor:
             histogram_bounds_ms=HISTOGRAM_BOUNDS_MS,
             dedup_horizon=self.dedup_horizon,
             dedup_bucket_seconds=DEDUP_BUCKET_SECONDS,
+            journey_chunks=journey_chunks,
+            new_book=None if self.track is None else self.new_book,
         )
 
     def process(
@@ -120,8 +133,9 @@ class FamilyProcessor:
         """
         outcomes: list[RecordOutcome] = []
         events: list[BaseEvent] = []
-        # For each record with valid events: its outcome, how many events it holds, and its lateness cut-off.
-        spans: list[tuple[RecordOutcome, int, float]] = []
+        # For each record with valid events: its outcome, how many events it holds, its lateness cut-off
+        # and the partition's clock at it.
+        spans: list[tuple[RecordOutcome, int, float, float]] = []
         received = 0
         rejected: dict[Labels, int] = {}
         offset, watermark = state.offset, state.watermark
@@ -151,7 +165,7 @@ class FamilyProcessor:
             outcomes.append(outcome)
             if result.events:
                 events += result.events
-                spans.append((outcome, len(result.events), timestamp - tolerance))
+                spans.append((outcome, len(result.events), timestamp - tolerance, clock))
             offset, watermark = record_offset, clock
         if offset == state.offset:
             return outcomes
@@ -162,6 +176,9 @@ class FamilyProcessor:
         if rejected:
             counters[EVENTS_REJECTED.key] = rejected
         admission = None
+        accepted: list[BaseEvent] = []
+        accepted_times: list[float] = []
+        accepted_clocks: list[float] = []
         if events:
             event_times = list(map(datetime.timestamp, map(_EVENT_TIME, events)))
             admission = state.dedup.lookup(list(map(_EVENT_ID, events)), event_times)
@@ -171,16 +188,21 @@ class FamilyProcessor:
             else:
                 accepted, accepted_times = list(compress(events, first)), list(compress(event_times, first))
             late = 0
+            track = self.track is not None
             if len(spans) == 1:
-                outcome, _, late_before = spans[0]
+                outcome, _, late_before, record_clock = spans[0]
                 outcome.accepted_event_times = accepted_times
                 late = sum(map(late_before.__gt__, accepted_times))  # accepted events older than late_before
+                if track:
+                    accepted_clocks = [record_clock] * len(accepted_times)
             else:
                 start = 0
-                for outcome, count, late_before in spans:
+                for outcome, count, late_before, record_clock in spans:
                     end = start + count
                     outcome.accepted_event_times = list(compress(event_times[start:end], first[start:end]))
                     late += sum(map(late_before.__gt__, outcome.accepted_event_times))
+                    if track:
+                        accepted_clocks += [record_clock] * len(outcome.accepted_event_times)
                     start = end
             if accepted:
                 self.measure(accepted, accepted_times, self.context, batch)
@@ -190,6 +212,9 @@ class FamilyProcessor:
             if len(accepted) < len(events):
                 counters[EVENTS_DUPLICATE.key] = {(): len(events) - len(accepted)}
             state.dedup.remember(admission)
+        if self.track is not None and state.journeys is not None:
+            # Accepted events in order, each at its record's clock; then what the last record's clock evicts.
+            self.track(state.journeys, accepted, accepted_times, accepted_clocks, watermark, self.context, batch)
 
         state.apply(batch)
         state.offset, state.watermark = offset, watermark

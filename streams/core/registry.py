@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -123,3 +124,16 @@ class Registry:
     def country(self, value: str) -> str:
         """The country label for an ISO 3166 alpha-2 code."""
         return value if value in self.countries else OTHER
+
+    def location(self, value: str) -> str:
+        """The location label for a UN/LOCODE: the places the registry's shipment routes pass through."""
+        return value if value in _places(self.shipment_routes) else OTHER
+
+
+@lru_cache(maxsize=16)
+def _places_of(routes: frozenset[str]) -> frozenset[str]:
+    return frozenset(place for route in routes for place in route.split("-"))
+
+
+def _places(routes: Mapping[str, str]) -> frozenset[str]:
+    return _places_of(frozenset(routes))

@@ -35,6 +35,19 @@ class WindowSeries:
 
 
 @dataclass(frozen=True, slots=True)
+class GaugeSeries:
+    """A count the state holds as it is now (shipments in transit, overdue), exported as the gauge ``name``.
+
+    Summed over the partitions a worker owns, like a window: a partition move may dip or lift it briefly.
+    """
+
+    key: str
+    name: str
+    help: str
+    labels: Labels
+
+
+@dataclass(frozen=True, slots=True)
 class HistogramSeries:
     """A histogram of integer milliseconds, exported in seconds with ``buckets`` as upper bounds."""
 

@@ -11,13 +11,14 @@ import json
 import re
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from streams.core.dedup import DedupIndex
+from streams.core.journeys import JourneyBook, JourneyPlan, overdue_count
 from streams.core.measures import BatchContributions
 from streams.core.series import CounterSeries, Labels
 from streams.core.windows import RollingWindows, WindowSpec
@@ -95,6 +96,21 @@ class StateView:
     windows: dict[str, RollingWindows]
     histograms: dict[str, dict[Labels, Histogram]]
     last_seen: dict[str, float]
+    #: Shipments in transit by labels, and their deadlines (planned arrival + tolerance, ms), sorted, by labels.
+    in_transit: dict[Labels, int] = field(default_factory=dict)
+    deadlines: dict[Labels, list[int]] = field(default_factory=dict)
+
+    def gauge(self, key: str, now: float) -> Mapping[Labels, int]:
+        """A gauge series' values (``GaugeSeries.key``) at wall-clock ``now``."""
+        if key == IN_TRANSIT:
+            return self.in_transit
+        if key == OVERDUE:
+            return overdue_count(self.deadlines, now)
+        raise KeyError(f"no gauge {key!r} in partition state")
+
+
+#: Keys of the gauges partition state answers (streams/core/families.py declares their series).
+IN_TRANSIT, OVERDUE = "in_transit", "overdue"
 
 
 @dataclass(slots=True)
@@ -115,6 +131,8 @@ class PartitionState:
     windows: dict[str, RollingWindows] = field(default_factory=dict)
     histograms: dict[str, dict[Labels, Histogram]] = field(default_factory=dict)
     last_seen: dict[str, float] = field(default_factory=dict)
+    #: The shipments in flight (the shipments family only).
+    journeys: JourneyBook | None = None
 
     def apply(self, batch: BatchContributions) -> None:
         """Fold a batch's summed contributions into the state."""
@@ -159,6 +177,8 @@ class PartitionState:
                 for key, by_labels in self.histograms.items()
             },
             last_seen=dict(self.last_seen),
+            in_transit={} if self.journeys is None else dict(self.journeys.in_transit),
+            deadlines={} if self.journeys is None else self.journeys.deadline_view(),
         )
 
     def expire(self, now: float) -> None:
@@ -167,8 +187,12 @@ class PartitionState:
             windows.expire(now)
         self.dedup.expire(self.watermark)
 
-    def head_bytes(self, dedup_chunk_entries: int) -> bytes:
-        """The checkpoint's head record: everything but the dedup buckets' contents."""
+    def head_bytes(self, dedup_chunk_entries: int, journeys: JourneyPlan | None = None) -> bytes:
+        """The checkpoint's head record: everything but the dedup buckets' and the journeys' contents.
+
+        ``journeys`` is the plan of the book's pieces this checkpoint writes (what the head names).
+        """
+        book = self.journeys
         return _dump_head(
             {
                 "format": HEAD_FORMAT,
@@ -185,6 +209,7 @@ class PartitionState:
                 },
                 "last_seen": self.last_seen,
                 "dedup_sizes": {str(k): v for k, v in self.dedup.bucket_sizes().items()},
+                "journeys": None if book is None else JourneyBook.head(journeys, book.next_piece),
             }
         )
 
@@ -196,6 +221,15 @@ class PartitionState:
             raise ValueError(f"unknown checkpoint format {doc.get('format')!r}")
         return {int(k): int(v) for k, v in doc["dedup_sizes"].items()}, int(doc["dedup_chunk_entries"])
 
+    @staticmethod
+    def journey_chunks_of(head: bytes) -> list[tuple[int, int]]:
+        """The ``(piece, chunk)`` records of the journey book a head record names (none without a book)."""
+        journeys = orjson.loads(head).get("journeys")
+        if not journeys:
+            return []
+        pieces, _ = JourneyBook.pieces_of(journeys)
+        return [(piece.number, index) for piece in pieces for index in range(piece.chunks)]
+
     @classmethod
     def restore(
         cls,
@@ -206,8 +240,14 @@ class PartitionState:
         histogram_bounds_ms: Mapping[str, tuple[int, ...]],
         dedup_horizon: float,
         dedup_bucket_seconds: int,
+        journey_chunks: Mapping[tuple[int, int], bytes] | None = None,
+        new_book: Callable[[], JourneyBook] | None = None,
     ) -> PartitionState:
-        """Rebuild a partition's state from its head record and dedup buckets."""
+        """Rebuild a partition's state from its head record, dedup buckets and journey chunks.
+
+        ``new_book`` makes the (empty) journey book of a family that keeps one: the book a head
+        names is restored with its horizon and tolerances.
+        """
         doc = _load_head(head)
         if doc.get("format") != HEAD_FORMAT:
             raise ValueError(f"unknown checkpoint format {doc.get('format')!r}")
@@ -231,6 +271,12 @@ class PartitionState:
                 tuple(labels): Histogram(bounds, list(counts), sum_ms) for labels, counts, sum_ms in rows
             }
         state.last_seen = dict(doc["last_seen"])
+        if new_book is not None:
+            empty = new_book()
+            named = doc.get("journeys")  # None: a head written before the family kept journeys
+            state.journeys = empty if not named else JourneyBook.restore(
+                empty.horizon, empty.tolerance, named, lambda number, index: (journey_chunks or {})[(number, index)]
+            )
         return state
 
 

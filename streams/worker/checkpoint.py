@@ -122,6 +122,8 @@ class Checkpoints:
         owned.export.confirmed(planned.view)
         owned.state.dedup.mark_durable(checkpoint.dedup_sizes)
         owned.chunk_counts = checkpoint.chunk_counts
+        if checkpoint.journeys is not None and owned.state.journeys is not None:
+            owned.state.journeys.mark_durable(checkpoint.journeys)
         # Step 5, commit: the next record to read after a restart is the first one the checkpoint lacks.
         self.offsets.commit_up_to(checkpoint.partition, checkpoint.offset + 1)
         log.debug("checkpoint", extra={"topic": self.topic, "partition": checkpoint.partition,

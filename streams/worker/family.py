@@ -187,6 +187,8 @@ class FamilyWorker:
         state.offset = -1
         state.cluster = self.cluster
         state.dedup.mark_durable({})  # the new changelog holds none of it
+        if state.journeys is not None:
+            state.journeys.written_nowhere()
         owned.sequence = OffsetSequence()
         owned.chunk_counts = {}
         owned.rebased(time.monotonic())

@@ -198,6 +198,7 @@ class CorridorCollector(Collector):
         exported = {family.name: list(self.source.exported(family.name)) for family in self.families}
         yield from self._domain_counters(exported)
         yield from self._windows(exported, now)
+        yield from self._gauges(exported, now)
         yield from self._histograms(exported)
         yield from self._freshness(exported)
         yield from self._pipeline(exported)
@@ -229,6 +230,19 @@ class CorridorCollector(Collector):
                             sums[(*labels, window)] += value
                 for labels, value in sorted(sums.items()):
                     metric.add_metric(labels, value / series.divisor)
+                yield metric
+
+    def _gauges(self, exported: Mapping[str, list[ExportedPartition]], now: float) -> Iterator[Metric]:
+        # Counts of what the state holds now, summed over the partitions this worker owns, like windows.
+        for family in self.families:
+            for series in family.gauges:
+                metric = GaugeMetricFamily(series.name, series.help, labels=series.labels)
+                sums: Counter[Labels] = Counter()
+                for part in exported[family.name]:
+                    if not part.revoked:
+                        sums.update(part.view.gauge(series.key, now))
+                for labels, value in sorted(sums.items()):
+                    metric.add_metric(labels, value)
                 yield metric
 
     def _histograms(self, exported: Mapping[str, list[ExportedPartition]]) -> Iterator[Metric]:

@@ -36,10 +36,11 @@ def head(record: bytes) -> dict:
     return doc
 
 
-def snapshot(state: PartitionState) -> tuple[dict, dict[int, bytes]]:
-    """Everything a checkpoint holds: the head record and every dedup bucket's hashes."""
+def snapshot(state: PartitionState) -> tuple[dict, dict[int, bytes], list]:
+    """Everything a checkpoint holds: the head record, every dedup bucket's hashes and every journey."""
     buckets = {bucket: state.dedup.hashes(bucket) for bucket in state.dedup.bucket_sizes()}
-    return head(state.head_bytes(CHUNK_ENTRIES)), buckets
+    journeys = [] if state.journeys is None else sorted(j.row() for j in state.journeys.journeys.values())
+    return head(state.head_bytes(CHUNK_ENTRIES)), buckets, journeys
 
 
 def outcomes_of(outcomes) -> list[tuple]:
