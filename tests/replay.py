@@ -336,8 +336,17 @@ def rejections(records: list[Record]) -> list[list[tuple[int | None, str]]]:
     return out
 
 
-def expected_metrics(records: list[Record], now: float) -> dict[tuple[str, tuple], float]:
-    """Every sample the worker must export, keyed by (name, sorted label items)."""
+def expected_overdue(records: list[Record], now: float) -> list[dict]:
+    """The overdue shipments the workers must list at ``now``: shipment_id, route and planned_arrival (ms)."""
+    overdue: list[dict] = []
+    expected_metrics(records, now, overdue)
+    return overdue
+
+
+def expected_metrics(records: list[Record], now: float,
+                     overdue_out: list[dict] | None = None) -> dict[tuple[str, tuple], float]:
+    """Every sample the worker must export, keyed by (name, sorted label items); ``overdue_out`` receives
+    the overdue shipments."""
     out: dict[tuple[str, tuple], float] = {}
     counters: dict[str, Counter] = defaultdict(Counter)
     windows: dict[str, list[tuple[tuple, float, Decimal]]] = defaultdict(list)
@@ -445,6 +454,9 @@ def expected_metrics(records: list[Record], now: float) -> dict[tuple[str, tuple
             planned = journey["planned_arrival"]
             if planned is not None and planned + REFERENCE_TOLERANCE[journey["mode"]] * 1000 < now * 1000:
                 overdue[journey["labels"]] += 1
+                if overdue_out is not None:
+                    overdue_out.append({"shipment_id": journey["shipment_id"], "route": journey["route"],
+                                        "planned_arrival": planned})
     for name, gauge in (("corridor_shipments_in_transit", in_transit), ("corridor_shipments_overdue", overdue)):
         for values, count in gauge.items():
             out[(name, tuple(sorted(zip(("corridor", "route", "mode"), values))))] = float(count)
@@ -543,7 +555,8 @@ class ReferenceJourneys:
             if milestone == "arrived" and place == event["destination"]:
                 return
             journey = self.journeys[event["shipment_id"]] = {
-                "labels": labels, "mode": event["mode"], "origin": event["origin"],
+                "shipment_id": event["shipment_id"], "route": event["route"], "labels": labels,
+                "mode": event["mode"], "origin": event["origin"],
                 "destination": event["destination"], "newest": at, "departed": None, "planned_arrival": None,
                 "dwell": None, "leg": None,
             }
@@ -554,6 +567,7 @@ class ReferenceJourneys:
         if milestone in ("booked", "departed") and event.get("planned_arrival") is not None:
             journey["planned_arrival"] = round(_ts(event["planned_arrival"]) * 1000)
         observe = histograms.setdefault
+        labels = journey["labels"]  # a journey is measured under the labels of its first event
         if milestone == "departed":
             if place == journey["origin"] and (journey["departed"] is None or at < journey["departed"]):
                 journey["departed"] = at

@@ -43,6 +43,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -468,3 +469,29 @@ def overdue_count(deadlines: Mapping[Labels, Sequence[int]], now: float) -> dict
     """How many of each label set's sorted deadlines (ms) lie before ``now`` (epoch seconds)."""
     now_ms = now * 1000
     return {labels: bisect.bisect_left(sorted_deadlines, now_ms) for labels, sorted_deadlines in deadlines.items()}
+
+
+def _iso(millis: int | None) -> str | None:
+    if millis is None:
+        return None
+    return datetime.fromtimestamp(millis / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+def overdue_report(books: Iterable[tuple[int, JourneyBook]], now: float, limit: int) -> dict[str, Any]:
+    """The exception list a worker serves: its overdue shipments, latest first, at most ``limit`` of them.
+
+    Each entry names the shipment, its route, its last milestone and where it happened, its
+    planned arrival and how late it is (seconds past the planned arrival, at ``now``).
+    """
+    found = [(partition, item) for partition, book in books for item in book.overdue(now)]
+    found.sort(key=lambda entry: (-entry[1].late_seconds, entry[1].journey.shipment_id))
+    shipments = []
+    for partition, item in found[:limit]:
+        journey = item.journey
+        shipments.append({
+            "shipment_id": journey.shipment_id, "corridor": journey.corridor, "route": journey.route,
+            "mode": journey.mode, "last_milestone": journey.last_milestone, "last_location": journey.last_location,
+            "last_event_time": _iso(journey.last_event_time), "planned_arrival": _iso(journey.planned_arrival),
+            "late_seconds": item.late_seconds, "partition": partition,
+        })
+    return {"now": now, "total": len(found), "truncated": len(found) > limit, "shipments": shipments}

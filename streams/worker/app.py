@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import faust
 from faust.types import TP
@@ -27,6 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas.families import DEADLETTER_TOPIC, FAMILIES, FAMILY_NAMES
 from streams.core.clock import Clock, SystemClock
+from streams.core.journeys import overdue_report
 from streams.core.processor import FamilyProcessor, rejected_reasons
 from streams.core.registry import Registry
 from streams.core.state import PartitionState
@@ -50,6 +53,10 @@ from streams.worker.metrics import (
 from streams.worker.sensor import WorkerSensor
 
 log = logging.getLogger("corridor.worker")
+
+#: Where a worker serves its overdue shipments (``corridor shipments overdue`` reads it).
+OVERDUE_PATH = "/shipments/overdue"
+SHIPMENTS = "shipments"
 
 
 class CorridorApp:
@@ -296,9 +303,24 @@ class CorridorApp:
                 return view.text(f"no Kafka broker answers at {self.settings.bootstrap}\n", status=503)
             return view.text("ready\n")
 
+        async def overdue(view: View, request: Request) -> Response:
+            # The exception list: the overdue shipments of the partitions this worker owns (live state).
+            return view.json(self.overdue_shipments())
+
         self.app.page("/metrics")(metrics)
         self.app.page("/healthz")(healthz)
         self.app.page("/readyz")(readyz)
+        self.app.page(OVERDUE_PATH)(overdue)
+
+    def overdue_shipments(self) -> dict[str, Any]:
+        """What ``/shipments/overdue`` answers (docs/metrics.md, "The overdue list")."""
+        worker = self.workers.get(SHIPMENTS)
+        books = [] if worker is None else [
+            (partition, owned.state.journeys) for partition, owned in sorted(worker.partitions.items())
+            if owned.state.journeys is not None
+        ]
+        report = overdue_report(books, self.clock.now(), self.settings.overdue_list_limit)
+        return {"worker": self.settings.worker_id or f"{socket.gethostname()}:{self.settings.web_port}", **report}
 
 
 def _store_url(store: str) -> str:
