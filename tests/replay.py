@@ -40,6 +40,7 @@ DWELL_BOUNDS_MS = (21_600_000, 43_200_000, DAY_MS, 129_600_000, 2 * DAY_MS, 3 * 
 REFERENCE_TOLERANCE = {"rail": 6 * 3600, "sea": 86400, "rail_sea": 86400, "road": 7200, "air": 900}
 SHIPMENT_HORIZON = 45 * 86400
 KNOWN_PLACES = {place for route in KNOWN_ROUTES for place in route.split("-")}
+KNOWN_LEGS = {f"{a}-{b}" for route in KNOWN_ROUTES for a, b in zip(route.split("-"), route.split("-")[1:])}
 #: (window label, window seconds, bucket seconds), as documented in docs/semantics.md.
 WINDOWS = (("5m", 300, 10), ("1h", 3600, 60), ("24h", 86400, 900), ("7d", 604800, 3600))
 
@@ -582,7 +583,7 @@ class ReferenceJourneys:
             if journey["leg"] is not None and place is not None:
                 start, since = journey["leg"]
                 if place != start and at >= since:
-                    leg = f"{_label(start, KNOWN_PLACES)}-{_label(place, KNOWN_PLACES)}"
+                    leg = _label(f"{start}-{place}", KNOWN_LEGS)
                     observe("leg", {}).setdefault((labels[0], labels[1], leg), []).append(at - since)
                 journey["leg"] = None
             if place == journey["destination"]:

@@ -77,7 +77,8 @@ SHIPMENT_TRANSIT = HistogramSeries(
 SHIPMENT_LEG = HistogramSeries(
     "shipment_leg",
     "corridor_shipment_leg_seconds",
-    "Time of a leg: a departure to the next arrival, by leg (from and to locations).",
+    "Time of a leg: a departure to the next arrival, by leg (FROM-TO, places next to each other on a registry "
+    "route; else other).",
     ("corridor", "route", "leg"),
     _TRANSIT_BUCKETS,
 )
@@ -173,8 +174,7 @@ class _Observed(Observer):
         self.out.observe(SHIPMENT_TRANSIT, labels, millis)
 
     def leg(self, labels: Labels, start: str, end: str, millis: int) -> None:
-        leg = f"{self.registry.location(start)}-{self.registry.location(end)}"
-        self.out.observe(SHIPMENT_LEG, (labels[0], labels[1], leg), millis)
+        self.out.observe(SHIPMENT_LEG, (labels[0], labels[1], self.registry.leg(start, end)), millis)
 
     def dwell(self, labels: Labels, location: str, millis: int) -> None:
         self.out.observe(SHIPMENT_DWELL, (labels[0], labels[1], self.registry.location(location)), millis)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
 
@@ -127,13 +128,19 @@ class Registry:
 
     def location(self, value: str) -> str:
         """The location label for a UN/LOCODE: the places the registry's shipment routes pass through."""
-        return value if value in _places(self.shipment_routes) else OTHER
+        return value if value in _places(frozenset(self.shipment_routes)) else OTHER
+
+    def leg(self, start: str, end: str) -> str:
+        """The leg label ``START-END`` for two places next to each other on a registry route, else ``other``."""
+        leg = f"{start}-{end}"
+        return leg if leg in _legs(frozenset(self.shipment_routes)) else OTHER
 
 
 @lru_cache(maxsize=16)
-def _places_of(routes: frozenset[str]) -> frozenset[str]:
+def _places(routes: frozenset[str]) -> frozenset[str]:
     return frozenset(place for route in routes for place in route.split("-"))
 
 
-def _places(routes: Mapping[str, str]) -> frozenset[str]:
-    return _places_of(frozenset(routes))
+@lru_cache(maxsize=16)
+def _legs(routes: frozenset[str]) -> frozenset[str]:
+    return frozenset(f"{a}-{b}" for route in routes for a, b in pairwise(route.split("-")))

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from itertools import pairwise
 from math import prod
 from typing import Any
 
@@ -67,6 +68,12 @@ def label_values(registry: Registry) -> dict[str, dict[str, set[str]]]:
     values = {family: {label: {*names, OTHER} for label, names in labels.items()} for family, labels in known.items()}
     for family, enums in ENUM_LABELS.items():
         values[family] |= {label: {str(member) for member in enum} for label, enum in enums.items()}
+    routes = [route.split("-") for route in registry.shipment_routes]
+    values["shipments"] |= {
+        "location": {place for places in routes for place in places} | {OTHER},
+        "leg": {f"{a}-{b}" for places in routes for a, b in pairwise(places)} | {OTHER},
+        "punctuality": {"on_time", "early", "late"},
+    }
     return values
 
 
@@ -99,6 +106,7 @@ def series_bound(registry: Registry, partitions: int, windows: int, reasons: int
         per_partition += 4 + reasons
         total += partitions * owners * per_partition
         total += windows * sum(prod(size[label] for label in series.labels) for series in measured.windows)
+        total += sum(prod(size[label] for label in series.labels) for series in measured.gauges)
         total += size[FRESHNESS_KEY[family]]
     return total
 
