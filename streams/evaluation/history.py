@@ -101,7 +101,9 @@ class SimulatedWorker:
     def exported(self, family: str) -> Sequence[ExportedPartition]:
         state = self.states[family]
         # What state.view() copies, without the copy: nothing changes the state while collecting.
-        view = StateView(state.offset, state.counters, state.windows, state.histograms, state.last_seen)
+        book = state.journeys
+        view = StateView(state.offset, state.counters, state.windows, state.histograms, state.last_seen,
+                         {} if book is None else book.in_transit, {} if book is None else book.deadline_view())
         return [ExportedPartition(0, OWNER, view)]
 
     def apply(self, family: str, events: list[dict[str, Any]], at: float) -> None:
@@ -233,10 +235,11 @@ def exported_history(
 
 
 def metric_names() -> frozenset[str]:
-    """Every domain metric family the collector exports (what volume alert expressions may name)."""
+    """Every domain metric family the collector exports (what alert expressions may name)."""
     names: set[str] = set()
     for family in MEASURED.values():
         names.update(series.name for series in family.counters)
         names.update(series.name for series in family.windows)
         names.update(series.name for series in family.histograms)
+        names.update(series.name for series in family.gauges)
     return frozenset(names)
