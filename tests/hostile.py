@@ -160,6 +160,7 @@ def corpus(now: datetime) -> list[Case]:
     _fields_and_types(b)
     _timestamps(b, now)
     _strings(b)
+    _shipment_contract_v2(b, now)
     _batches(b)
     _kafka_framing(b)
     return b.cases
@@ -343,6 +344,23 @@ def _strings(b: _Builder) -> None:
     long_key = b.event("datachannel", "long_key")
     long_key["k" * 4096] = 1
     b.record("four_kilobyte_key", "datachannel", dumps(long_key), "unknown_field")
+
+
+def _shipment_contract_v2(b: _Builder, now: datetime) -> None:
+    """The optional fields of shipment contract version 2 (docs/interop.md), broken one at a time."""
+    b.field("container_number_with_a_wrong_check_digit", "shipments", "invalid_value", equipment_id="CSQU3054384")
+    b.field("container_number_in_lower_case", "shipments", "invalid_value", equipment_id="csqu3054383")
+    b.field("size_type_in_feet", "shipments", "invalid_value", equipment_size_type="40ft")
+    b.field("planned_arrival_on_an_arrival", "shipments", "invalid_value", milestone="arrived",
+            planned_arrival=utc_iso(now + timedelta(days=2)))
+    b.field("naive_planned_time", "shipments", "naive_timestamp",
+            planned_time=(now - timedelta(hours=1)).replace(tzinfo=None).isoformat())
+    b.field("empty_as_a_string", "shipments", "wrong_type", empty="false")
+    b.field("actual_time_classifier", "shipments", "invalid_value", planned_time_classifier="ACT")
+    every_field = b.event("shipments", "contract_v2", location="CNCKG", planned_time=utc_iso(now - timedelta(hours=1)),
+                          planned_time_classifier="EST", planned_arrival=utc_iso(now + timedelta(days=7)),
+                          equipment_id="CSQU3054383", equipment_size_type="45G1", empty=False, transport_id="X8001")
+    b.valid("shipment_contract_v2_every_field", "shipments", dumps(every_field), every_field)
 
 
 def _batches(b: _Builder) -> None:
