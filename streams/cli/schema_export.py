@@ -7,7 +7,16 @@ from pathlib import Path
 import click
 
 from streams.cli.base import InputError, cli, setup
-from streams.kafka.schema_registry import COMPATIBILITY_LEVELS, RegistryError, SchemaRegistry, register_schemas
+from streams.kafka.schema_registry import (
+    COMPATIBILITY_LEVELS,
+    DEFAULT_COMPATIBILITY,
+    RegistryError,
+    SchemaRegistry,
+    register_schemas,
+)
+
+#: ``--compatibility`` value that sets no level: each subject keeps the one it has (or the registry's default).
+KEEP = "KEEP"
 
 
 @cli.group("schemas")
@@ -35,13 +44,21 @@ def schemas_export(directory: Path) -> None:
               help="The Schema Registry, e.g. http://registry:8081; credentials as https://KEY:SECRET@host.")
 @click.option("--subject-suffix", default="-value", show_default=True,
               help="Each subject is the topic name followed by this (Confluent's TopicNameStrategy for values).")
-@click.option("--compatibility", type=click.Choice(COMPATIBILITY_LEVELS, case_sensitive=False),
-              help="Set each subject's compatibility level before registering.")
-def schemas_register(url: str, subject_suffix: str, compatibility: str | None) -> None:
-    """Register each topic's JSON Schema (as `schemas export` writes it) as the <topic>-value subject."""
+@click.option("--compatibility", type=click.Choice((*COMPATIBILITY_LEVELS, KEEP), case_sensitive=False),
+              default=DEFAULT_COMPATIBILITY, show_default=True,
+              help="Compatibility level each subject is set to before its schema is registered, so the registry "
+                   "refuses a schema that could not read what producers already wrote; KEEP sets none (each "
+                   "subject keeps its level, or the registry's default).")
+def schemas_register(url: str, subject_suffix: str, compatibility: str) -> None:
+    """Register each topic's JSON Schema (as `schemas export` writes it) as the <topic>-value subject.
+
+    Each subject is set to BACKWARD compatibility first (see --compatibility): version 2 of the shipment
+    contract, which only adds optional fields, registers over version 1.
+    """
     setup()
+    level = None if compatibility.upper() == KEEP else compatibility.upper()
     try:
-        register_schemas(SchemaRegistry(url), subject_suffix, compatibility and compatibility.upper(),
+        register_schemas(SchemaRegistry(url), subject_suffix, level,
                          registered=lambda done: click.echo(f"{done.subject}\tid {done.schema_id}"))
     except RegistryError as exc:
         raise click.ClickException(str(exc)) from None

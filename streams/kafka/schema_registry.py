@@ -4,6 +4,12 @@ Each family topic's schema, the document ``corridor schemas export`` writes, bec
 ``<topic>-value`` subject (``TopicNameStrategy``, what Confluent's serializers look up), with
 ``schemaType`` JSON. Registering a schema the subject already holds returns its id again, so
 registering is safe to repeat.
+
+Each subject is first set to BACKWARD compatibility (unless the caller chooses another level, or
+none): the registry then refuses a later schema that could not read what producers already
+wrote, e.g. one that removes a field of the closed event models or makes an optional one
+required. Version 2 of the shipment contract only adds optional fields, which BACKWARD accepts
+(docs/interop.md, "Shipment contract version 2").
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 #: The compatibility levels a subject may be set to (PUT /config/<subject>).
 COMPATIBILITY_LEVELS = ("BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL",
                         "FULL_TRANSITIVE", "NONE")
+#: The level every subject is set to unless the caller says otherwise (also Schema Registry's own default).
+DEFAULT_COMPATIBILITY = "BACKWARD"
 TIMEOUT_S = 10.0
 
 
@@ -69,12 +77,14 @@ class SchemaRegistry:
             raise RegistryError(f"no Schema Registry answered at {base}: {reason}") from None
 
 
-def register_schemas(registry: SchemaRegistry, subject_suffix: str = "-value", compatibility: str | None = None,
+def register_schemas(registry: SchemaRegistry, subject_suffix: str = "-value",
+                     compatibility: str | None = DEFAULT_COMPATIBILITY,
                      registered: Callable[[Registered], None] = lambda _: None) -> list[Registered]:
     """Register every family topic's schema as ``<topic><subject_suffix>``, in family order.
 
-    ``compatibility`` first sets the subject's compatibility level. ``registered`` is told of
-    each subject as it is done, so a caller can report progress before a later one fails.
+    Each subject's compatibility level is set to ``compatibility`` before its schema is posted, so
+    the registry checks the schema against that level; None leaves the level as it is. ``registered``
+    is told of each subject as it is done, so a caller can report progress before a later one fails.
     """
     done: list[Registered] = []
     for family in FAMILIES.values():

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from schemas.export import family_schema_text
 from schemas.families import FAMILIES
 from streams.cli import cli
 from streams.settings import get_settings
+from tests.schema_compatibility import SHIPMENT_CONTRACT_1
 from tests.schema_registry_api import FakeSchemaRegistry
 
 SUBJECTS = [f"{family.topic}-value" for family in FAMILIES.values()]
@@ -47,7 +49,44 @@ def test_each_topic_schema_is_registered_as_its_value_subject_as_export_writes_i
         assert json.loads(schema)["title"] == family.topic
     lines = [f"{subject}\tid {registry.id_of(registry.schemas[subject][0])}" for subject in SUBJECTS]
     assert result.output.splitlines() == lines
+
+
+def test_each_subject_is_set_to_backward_compatibility_before_its_schema_is_posted(registry):
+    assert register("--url", registry.url).exit_code == 0
+    assert registry.compatibility == dict.fromkeys(SUBJECTS, "BACKWARD")
+    assert registry.requests == [
+        request for subject in SUBJECTS
+        for request in (("PUT", f"/config/{subject}"), ("POST", f"/subjects/{subject}/versions"))
+    ]
+
+
+def test_keep_leaves_each_subjects_compatibility_as_it_is(registry):
+    result = register("--url", registry.url, "--compatibility", "keep")
+    assert result.exit_code == 0, result.output
+    assert registry.compatibility == {}
     assert {method for method, _ in registry.requests} == {"POST"}
+    assert sorted(registry.schemas) == sorted(SUBJECTS)
+
+
+def test_the_help_names_backward_as_the_default_and_how_to_set_none():
+    result = register("--help")
+    assert result.exit_code == 0
+    help_text = " ".join(result.output.split())
+    assert "[default: BACKWARD]" in help_text
+    assert "KEEP sets none" in help_text
+
+
+def test_a_subject_holding_shipment_contract_1_gets_contract_2_as_its_next_version(registry):
+    # The stand-in checks no compatibility (tests/schema_registry_api.py); that contract 2 passes
+    # Confluent's BACKWARD check against contract 1 is tests/unit/schemas/test_shipment_contract_v2.py's.
+    subject = f"{FAMILIES['shipments'].topic}-value"
+    version_1 = SHIPMENT_CONTRACT_1.read_text()
+    registry.schemas[subject] = [version_1]
+    assert register("--url", registry.url).exit_code == 0
+    assert registry.schemas[subject] == [version_1, family_schema_text("shipments")]
+    assert registry.requests.index(("PUT", f"/config/{subject}")) + 1 == registry.requests.index(
+        ("POST", f"/subjects/{subject}/versions"))
+    assert registry.compatibility[subject] == "BACKWARD"
 
 
 def test_registering_again_gives_the_same_ids(registry):
