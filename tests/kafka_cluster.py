@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
 from aiokafka.protocol.metadata import MetadataRequest
 
 from streams.process import free_port, start_process, stop_process
@@ -338,6 +339,14 @@ class KafkaCluster:
             if entry["leader"] < 0 or set(entry["isr"]) != set(entry["replicas"])
         ]
 
+    def _lagging(self) -> list[tuple[str, int]]:
+        """``under_replicated()``, or a placeholder while the node asked does not answer metadata yet: a node
+        started a moment ago is not in the cluster's metadata until it registered with the controller."""
+        try:
+            return self.under_replicated()
+        except (NodeNotReadyError, KafkaConnectionError) as exc:
+            return [(f"metadata not answered yet ({type(exc).__name__})", -1)]
+
     def wait_in_sync(self, timeout_s: float | None = None) -> None:
         """Wait until no partition is under-replicated: a node that came back caught up with its leaders.
 
@@ -346,7 +355,7 @@ class KafkaCluster:
         """
         timeout_s = timeout_s or self.ready_timeout_s
         deadline = time.monotonic() + timeout_s
-        while lagging := self.under_replicated():
+        while lagging := self._lagging():
             if time.monotonic() > deadline:
                 raise RuntimeError(f"Kafka at {self.bootstrap}: {len(lagging)} partitions still under-replicated "
                                    f"after {timeout_s:g} s, e.g. {lagging[:5]}")
