@@ -19,7 +19,7 @@ from schemas.datachannel import Direction
 from schemas.finance import FinanceStatus, Instrument
 from schemas.flights import FlightService, FlightStatus
 from schemas.shipments import Milestone, TransportMode
-from streams.core.journeys import JourneyBook, Observer, milestones_of
+from streams.core.journeys import JourneyBook, Observer
 from streams.core.measures import BatchContributions, FamilyMeasures, MeasureContext, fixed_point, keep_latest
 from streams.core.registry import Registry
 from streams.core.series import CounterSeries, GaugeSeries, HistogramSeries, Labels, WindowSeries
@@ -190,12 +190,10 @@ def shipment_journeys(
     """Apply accepted shipment events to the journeys, then evict those past the horizon at ``clock``
     (the partition's clock after the last record applied)."""
     registry = ctx.registry
-    milestones = milestones_of(
-        events, times, clocks, lambda corridor, route, mode: (registry.corridor(corridor), registry.route(route), mode)
-    )
     observed = _Observed(registry, out)
-    if milestones:
-        book.apply(milestones, observed)
+    if events:
+        book.apply(events, times, clocks, lambda corridor, route, mode: (
+            registry.corridor(corridor), registry.route(route), mode), observed)
     book.evict(clock, observed)
 
 

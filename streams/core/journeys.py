@@ -119,44 +119,6 @@ class Journey:
                    leg_from, leg_since)
 
 
-@dataclass(frozen=True, slots=True)
-class Milestone:
-    """One accepted shipment event, as the book reads it."""
-
-    shipment_id: str
-    corridor: str
-    route: str
-    mode: str
-    labels: Labels
-    milestone: str
-    origin: str
-    destination: str
-    location: str | None  # as sent (None: the contract's default applies)
-    event_time: int  # milliseconds
-    planned_arrival: int | None  # milliseconds
-    #: The partition's clock at the event's record: what eviction is measured from.
-    clock: float
-
-
-def milestones_of(events: Sequence[ShipmentEvent], times: Sequence[float], clocks: Sequence[float],
-                  labels_of: Callable[[str, str, str], Labels]) -> list[Milestone]:
-    """Accepted shipment events as the book reads them (``labels_of(corridor, route, mode)``: their labels)."""
-    labels: dict[tuple[str, str, str], Labels] = {}
-    out = []
-    for event, event_time, clock in zip(events, times, clocks, strict=True):
-        key = (event.corridor, event.route, str(event.mode))
-        found = labels.get(key)
-        if found is None:
-            found = labels[key] = labels_of(*key)
-        planned = event.planned_arrival
-        out.append(Milestone(
-            event.shipment_id, key[0], key[1], key[2], found, str(event.milestone), event.origin, event.destination,
-            event.location, round(event_time * 1000), None if planned is None else round(planned.timestamp() * 1000),
-            clock,
-        ))
-    return out
-
-
 class Observer:
     """What the book reports while it applies milestones (the measure function turns them into contributions)."""
 
@@ -214,6 +176,8 @@ class JourneyBook:
         self.journeys: dict[str, Journey] = {}
         #: Shipment ids by the hour of their newest event time (what eviction sweeps).
         self._by_hour: dict[int, set[str]] = {}
+        #: No hour of ``_by_hour`` is older than this (a bound: the hour itself may have emptied since).
+        self._oldest_hour = 2**62
         #: Departed journeys by labels; and their deadlines (planned arrival + tolerance) by labels.
         self.in_transit: Counter[Labels] = Counter()
         self.deadlines: dict[Labels, Counter[int]] = {}
@@ -232,50 +196,61 @@ class JourneyBook:
 
     # Applying milestones.
 
-    def apply(self, milestones: Iterable[Milestone], observer: Observer) -> None:
-        """Apply accepted shipment events in order.
+    def apply(self, events: Sequence[ShipmentEvent], times: Sequence[float], clocks: Sequence[float],
+              labels_of: Callable[[str, str, str], Labels], observer: Observer) -> None:
+        """Apply accepted shipment events in order: their event times (epoch seconds), the partition's clock
+        at each one's record, and the labels of a (corridor, route, mode) for the journeys they start.
 
         A journey past the horizon at an event's clock is evicted before the event applies, as
         it would have been by :meth:`evict` at that event's record; the caller sweeps the rest
         with the clock of the last record it applied.
         """
-        journeys = self.journeys
-        for event in milestones:
-            journey = journeys.get(event.shipment_id)
-            if journey is not None and self._expired(journey, event.clock):
-                self._drop(journey)
-                observer.evicted(journey.labels)
-                journey = None
-            self._apply(journey, event, observer)
+        get = self.journeys.get
+        last_clock, cutoff = None, 0
+        for event, event_time, clock in zip(events, times, clocks, strict=True):
+            journey = get(event.shipment_id)
+            if journey is not None:
+                if clock != last_clock:
+                    last_clock, cutoff = clock, self._cutoff(clock)
+                if journey.newest // HOUR_MS < cutoff:
+                    self._drop(journey)
+                    observer.evicted(journey.labels)
+                    journey = None
+            self._apply(journey, event, round(event_time * 1000), labels_of, observer)
 
-    def _apply(self, journey: Journey | None, event: Milestone, observer: Observer) -> None:
-        milestone, at = event.milestone, event.event_time
-        place = default_location(milestone, event.location, event.origin, event.destination)
+    def _apply(self, journey: Journey | None, event: ShipmentEvent, at: int,
+               labels_of: Callable[[str, str, str], Labels], observer: Observer) -> None:
+        milestone = str(event.milestone)
+        place = event.location
+        if place is None:  # the contract's default (``default_location``), inline on the hot path
+            place = event.origin if milestone in _AT_ORIGIN else event.destination if milestone in _AT_DESTINATION \
+                else None
         if journey is None:
             if milestone not in _STARTS or (milestone == ARRIVED and place == event.destination):
                 return
-            shared = self._shared
-            labels = shared.setdefault(event.labels, event.labels)
+            shared, mode = self._shared, str(event.mode)
+            labels = labels_of(event.corridor, event.route, mode)
             journey = Journey(event.shipment_id, sys.intern(event.corridor), sys.intern(event.route),
-                              shared.setdefault(event.mode, event.mode), labels, sys.intern(event.origin),
-                              sys.intern(event.destination), milestone, place, at, at)
+                              shared.setdefault(mode, mode), shared.setdefault(labels, labels),
+                              sys.intern(event.origin), sys.intern(event.destination), milestone, place, at, at)
             self.journeys[event.shipment_id] = journey
-            self._by_hour.setdefault(at // HOUR_MS, set()).add(event.shipment_id)
+            self._index(event.shipment_id, at // HOUR_MS)
         else:
-            self._leave_counts(journey)
+            if journey.departed is not None or journey.planned_arrival is not None:
+                self._leave_counts(journey)
             hour = journey.newest // HOUR_MS
             if at > journey.newest:
                 journey.newest = at
                 if (moved := at // HOUR_MS) != hour:
                     self._unindex(journey.shipment_id, hour)
-                    self._by_hour.setdefault(moved, set()).add(journey.shipment_id)
+                    self._index(journey.shipment_id, moved)
             journey.last_milestone, journey.last_location, journey.last_event_time = milestone, place, at
         self._changed.add(journey.shipment_id)
         if milestone in (CANCELLED, DELIVERED):
             self._remove(journey)
             return
-        if milestone in _AT_ORIGIN and event.planned_arrival is not None:
-            journey.planned_arrival = event.planned_arrival
+        if milestone in _AT_ORIGIN and (planned := event.planned_arrival) is not None:
+            journey.planned_arrival = round(planned.timestamp() * 1000)
         if milestone == DEPARTED:
             if place == journey.origin and (journey.departed is None or at < journey.departed):
                 journey.departed = at
@@ -295,11 +270,17 @@ class JourneyBook:
                 self._remove(journey)
                 return
             journey.dwell_at, journey.dwell_since = place, at
-        self._enter_counts(journey)
+        if journey.departed is not None or journey.planned_arrival is not None:
+            self._enter_counts(journey)
 
     def evict(self, clock: float, observer: Observer) -> None:
         """Drop the journeys nothing was heard of for the horizon, by the partition's clock."""
         cutoff = self._cutoff(clock)
+        if cutoff <= self._oldest_hour:
+            return
+        self._oldest_hour = min(self._by_hour, default=cutoff)  # the bound was stale: the oldest hour left
+        if cutoff <= self._oldest_hour:
+            return
         stale = [hour for hour in self._by_hour if hour < cutoff]
         for hour in sorted(stale):
             for shipment_id in sorted(self._by_hour[hour]):
@@ -311,8 +292,10 @@ class JourneyBook:
         """The first event-time hour a journey's newest event must lie in to be kept, at ``clock``."""
         return int((clock - self.horizon) // HOUR)
 
-    def _expired(self, journey: Journey, clock: float) -> bool:
-        return journey.newest // HOUR_MS < self._cutoff(clock)
+    def _index(self, shipment_id: str, hour: int) -> None:
+        self._by_hour.setdefault(hour, set()).add(shipment_id)
+        if hour < self._oldest_hour:
+            self._oldest_hour = hour
 
     def _remove(self, journey: Journey) -> None:
         """A journey that ended (arrived, delivered, cancelled): its counts were left already."""
@@ -458,7 +441,7 @@ class JourneyBook:
                 for shipment_id in chunk["deletes"]:
                     journeys.pop(shipment_id, None)
         for journey in journeys.values():
-            book._by_hour.setdefault(journey.newest // HOUR_MS, set()).add(journey.shipment_id)
+            book._index(journey.shipment_id, journey.newest // HOUR_MS)
             book._enter_counts(journey)
         book._durable = tuple(pieces)
         book._next_piece = next_piece
