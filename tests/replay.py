@@ -189,6 +189,11 @@ class ReplayData:
             event["actual_time"] = iso(t - rng.choice([0, 600]) + rng.choice([-60, 0, 240, 1200, 5000]))
             event["passengers"] = rng.randrange(0, 300)
             event["cargo_kg"] = rng.choice([0, 1500, 2200.5])
+        elif status == "arrived" and rng.random() < 0.8:
+            # Reported on arrival, delays on both sides of OAG's 15 minutes, early arrivals included.
+            actual = t - rng.choice([0, 120])
+            event["actual_time"] = iso(actual)
+            event["scheduled_time"] = iso(actual - rng.choice([-900, -60, 0, 899, 900, 2400, 20000]))
         return event
 
     def finance(self) -> dict:
@@ -403,6 +408,7 @@ def expected_metrics(records: list[Record], now: float,
         "punctuality": ("corridor_shipment_punctuality_total",
                         ("corridor", "route", "mode", "milestone", "punctuality")),
         "evicted": ("corridor_shipments_evicted_total", ("corridor", "route", "mode")),
+        "flight_punctuality": ("corridor_flight_punctuality_total", ("route", "service", "punctuality")),
     }
     for metric, counter in counters.items():
         name, labels = names[metric]
@@ -428,6 +434,7 @@ def expected_metrics(records: list[Record], now: float,
                 out[(name, tuple(sorted([*zip(labels, values), ("window", label)])))] = float(total)
     hist_names = {
         "delay": ("corridor_flight_delay_seconds", ("route", "service"), FLIGHT_DELAY_BOUNDS_MS),
+        "arrival_delay": ("corridor_flight_arrival_delay_seconds", ("route", "service"), FLIGHT_DELAY_BOUNDS_MS),
         "latency": ("corridor_datachannel_latency_seconds", ("link",), LATENCY_BOUNDS_MS),
         "transit": ("corridor_shipment_transit_seconds", ("corridor", "route", "mode"), TRANSIT_BOUNDS_MS),
         "leg": ("corridor_shipment_leg_seconds", ("corridor", "route", "leg"), TRANSIT_BOUNDS_MS),
@@ -498,6 +505,14 @@ def _apply(family, event, t, counters, windows, histograms) -> str:
             counters["cargo"][(route, carrier)] += Decimal(str(event["cargo_kg"])) * 1000  # grams
             delay = round((_ts(event["actual_time"]) - _ts(event["scheduled_time"])) * 1000)
             histograms["delay"].setdefault((route, event["service"]), []).append(delay)
+        elif event["status"] == "arrived" and event.get("actual_time") is not None:
+            delay = round((_ts(event["actual_time"]) - _ts(event["scheduled_time"])) * 1000)
+            histograms["arrival_delay"].setdefault((route, event["service"]), []).append(delay)
+            # OAG: on time when the flight arrives within 14 min 59 s of its schedule (early ones too).
+            on_time = delay <= 14 * 60_000 + 59_999
+            counters["flight_punctuality"][(route, event["service"], "on_time" if on_time else "late")] += 1
+        elif event["status"] == "cancelled":
+            counters["flight_punctuality"][(route, event["service"], "cancelled")] += 1  # not on time, for OAG
         return route
     if family == "finance":
         if event["status"] == "signed":

@@ -197,7 +197,7 @@ def shipment_journeys(
     book.evict(clock, observed)
 
 
-# Flights: counted by status; a departure is an operated flight.
+# Flights: counted by status; a departure is an operated flight, an arrival measures the delay and punctuality.
 FLIGHT_EVENTS = CounterSeries(
     "flights", "corridor_flights", "Flight events by status.", ("route", "carrier", "service", "status")
 )
@@ -220,6 +220,22 @@ FLIGHT_DELAY = HistogramSeries(
     ("route", "service"),
     (0, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400),
 )
+FLIGHT_ARRIVAL_DELAY = HistogramSeries(
+    "flight_arrival_delay",
+    "corridor_flight_arrival_delay_seconds",
+    "Arrival delay of arrived flights (actual minus scheduled arrival; early arrivals fall in the lowest bucket).",
+    ("route", "service"),
+    FLIGHT_DELAY.buckets,
+)
+# On time as OAG counts it: an arrival less than 15 minutes after its schedule (early included);
+# a cancellation is not on time.
+FLIGHT_PUNCTUALITY = CounterSeries(
+    "flight_punctuality",
+    "corridor_flight_punctuality",
+    "Arrivals on time (less than 15 minutes late, as OAG counts) or late, and cancellations.",
+    ("route", "service", "punctuality"),
+)
+ON_TIME_BELOW_MS = 15 * 60 * MILLI
 
 
 _FLIGHT_KEY = attrgetter("route", "carrier", "service", "status")
@@ -232,14 +248,20 @@ def flight_measures(
     registry = ctx.registry
     keys: list[_FlightKey] = list(map(_FLIGHT_KEY, events))
     counts = out.counts(FLIGHT_EVENTS)
-    # Departed events' keys -> (route, service) and (route, carrier) labels.
+    # Departed events' keys -> (route, service) and (route, carrier) labels; arrived events' keys ->
+    # (route, service) labels.
     departures: dict[_FlightKey, tuple[Labels, Labels]] = {}
+    arrivals: dict[_FlightKey, Labels] = {}
     for key, n in Counter(keys).items():
         route, carrier, service, status = key
         labels = (registry.flight_route(route), registry.carrier(carrier), str(service), str(status))
         counts[labels] = counts.get(labels, 0) + n
         if status == FlightStatus.DEPARTED:
             departures[key] = ((labels[0], labels[2]), (labels[0], labels[1]))
+        elif status == FlightStatus.ARRIVED:
+            arrivals[key] = (labels[0], labels[2])
+        elif status == FlightStatus.CANCELLED:
+            out.count(FLIGHT_PUNCTUALITY, (labels[0], labels[2], "cancelled"), n)
     if departures:
         passengers, cargo = out.counts(FLIGHT_PASSENGERS), out.counts(FLIGHT_CARGO)
         window, base = out.window_sums(FLIGHTS_OPERATED_WINDOW), out.window_base
@@ -258,7 +280,23 @@ def flight_measures(
             if event.actual_time is not None:
                 delay_ms = round((event.actual_time - event.scheduled_time).total_seconds() * MILLI)
                 delays.setdefault(by_service, []).append(delay_ms)
+    if arrivals:
+        _arrivals(keys, events, arrivals, out)
     _record_latest(out, (key[0] for key in keys), times, registry.flight_route)
+
+
+def _arrivals(keys: Sequence[_FlightKey], events: Sequence[FlightEvent], arrivals: Mapping[_FlightKey, Labels],
+              out: BatchContributions) -> None:
+    """Arrival delay and punctuality of the arrived events that carry their actual time."""
+    delays, punctuality = out.observed(FLIGHT_ARRIVAL_DELAY), out.counts(FLIGHT_PUNCTUALITY)
+    for key, event in zip(keys, events, strict=True):
+        by_service = arrivals.get(key)
+        if by_service is None or event.actual_time is None:
+            continue
+        delay_ms = round((event.actual_time - event.scheduled_time).total_seconds() * MILLI)
+        delays.setdefault(by_service, []).append(delay_ms)
+        labels = (*by_service, "on_time" if delay_ms < ON_TIME_BELOW_MS else "late")
+        punctuality[labels] = punctuality.get(labels, 0) + 1
 
 
 # Finance: signed financing, converted to US cents with the configured FX table.
@@ -385,8 +423,8 @@ SHIPMENTS = FamilyMeasures(
 )
 FLIGHTS = FamilyMeasures(
     families.FLIGHTS, flight_measures,
-    counters=(FLIGHT_EVENTS, FLIGHT_PASSENGERS, FLIGHT_CARGO), windows=(FLIGHTS_OPERATED_WINDOW,),
-    histograms=(FLIGHT_DELAY,),
+    counters=(FLIGHT_EVENTS, FLIGHT_PASSENGERS, FLIGHT_CARGO, FLIGHT_PUNCTUALITY), windows=(FLIGHTS_OPERATED_WINDOW,),
+    histograms=(FLIGHT_DELAY, FLIGHT_ARRIVAL_DELAY),
 )
 FINANCE = FamilyMeasures(families.FINANCE, finance_measures, counters=(FINANCE_USD,), windows=(FINANCE_USD_WINDOW,))
 DATACHANNEL = FamilyMeasures(

@@ -74,6 +74,7 @@ def label_values(registry: Registry) -> dict[str, dict[str, set[str]]]:
         "leg": {f"{a}-{b}" for places in routes for a, b in pairwise(places)} | {OTHER},
         "punctuality": {"on_time", "early", "late"},
     }
+    values["flights"]["punctuality"] = {"on_time", "late", "cancelled"}
     return values
 
 

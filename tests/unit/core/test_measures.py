@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from schemas import BaseEvent, FinanceStatus, FlightStatus, Milestone
+from schemas import BaseEvent, FinanceStatus, FlightEvent, FlightStatus, Milestone
+from schemas.common import utc_iso
+from schemas.samples import sample_event
 from streams.core import families
 from streams.core.families import MEASURED, MICRO, MILLI
 from streams.core.fx import usd_cents
@@ -95,6 +99,14 @@ def _flight(event: Any, t: float, out: BatchContributions) -> str:
         if event.actual_time is not None:
             delay_ms = round((event.actual_time - event.scheduled_time).total_seconds() * MILLI)
             out.observe(families.FLIGHT_DELAY, (route, service), delay_ms)
+    elif status == "arrived" and event.actual_time is not None:
+        delay_ms = round((event.actual_time - event.scheduled_time).total_seconds() * MILLI)
+        out.observe(families.FLIGHT_ARRIVAL_DELAY, (route, service), delay_ms)
+        # OAG: on time within 14 minutes 59 seconds of the schedule, to the millisecond the delay is kept in.
+        out.count(families.FLIGHT_PUNCTUALITY,
+                  (route, service, "on_time" if delay_ms <= 14 * 60_000 + 59_999 else "late"))
+    elif status == "cancelled":
+        out.count(families.FLIGHT_PUNCTUALITY, (route, service, "cancelled"))
     return route
 
 
@@ -132,6 +144,17 @@ def _known(events: st.SearchStrategy[BaseEvent], **fields: st.SearchStrategy[Any
     )
 
 
+#: Delays around OAG's 15-minute line (and early), in microseconds: 899.9995 s rounds to 900 s, late.
+_DELAYS_US = (-600_000_000, 0, 899_000_000, 899_999_000, 899_999_499, 899_999_500, 900_000_000, 3_600_000_000)
+
+
+def _delayed(event: Any) -> st.SearchStrategy[Any]:
+    """``event``, or ``event`` with an actual time a delay near the on-time line after its scheduled time."""
+    return st.just(event) | st.sampled_from(_DELAYS_US).map(
+        lambda us: event.model_copy(update={"actual_time": event.scheduled_time + timedelta(microseconds=us)})
+    )
+
+
 _EVENTS = {
     "shipments": _known(
         shipment_events(),
@@ -144,8 +167,8 @@ _EVENTS = {
         flight_events(),
         route=st.none() | st.just("CKG-SIN"),
         carrier=st.none() | st.sampled_from(["TR", "3U", "SQ"]),
-        status=st.sampled_from([FlightStatus.DEPARTED, FlightStatus.SCHEDULED]),
-    ),
+        status=st.sampled_from(FlightStatus),
+    ).flatmap(_delayed),
     "finance": _known(
         finance_events(),
         currency=st.sampled_from(sorted(FX_CURRENCIES)),
@@ -181,3 +204,35 @@ def test_a_batch_measures_as_its_events_one_by_one(family, data):
     batch = BatchContributions(BASE)
     MEASURED[family].measure(events, times, MeasureContext.of(REGISTRY, DEFAULT_FX_PER_USD), batch)
     assert _as_dicts(batch) == _as_dicts(reference(family, events, times))
+
+
+def test_arrivals_are_on_time_as_oag_counts_them_and_cancellations_are_not():
+    def arrived(delay: timedelta | None, service: str = "passenger", status: str = "arrived") -> FlightEvent:
+        scheduled = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+        actual = None if delay is None else utc_iso(scheduled + delay)
+        return FlightEvent.model_validate_json(orjson.dumps(sample_event(
+            "flights", at=scheduled, status=status, service=service, scheduled_time=utc_iso(scheduled),
+            actual_time=actual)))
+
+    events = [
+        arrived(timedelta(minutes=-20)),  # early: on time
+        arrived(timedelta(minutes=14, seconds=59, milliseconds=999)),
+        arrived(timedelta(minutes=15)),  # 15 minutes late is late
+        arrived(timedelta(hours=2), service="cargo"),
+        arrived(None),  # no actual time: neither delay nor punctuality
+        arrived(None, status="cancelled"),
+        arrived(timedelta(hours=1), status="cancelled", service="cargo"),
+        arrived(timedelta(minutes=30), status="departed"),  # a departure's delay is not the arrival's
+    ]
+    out = BatchContributions(BASE)
+    MEASURED["flights"].measure(events, [e.event_time.timestamp() for e in events],
+                                MeasureContext.of(REGISTRY, DEFAULT_FX_PER_USD), out)
+    assert out.counts(families.FLIGHT_PUNCTUALITY) == {
+        ("CKG-SIN", "passenger", "on_time"): 2, ("CKG-SIN", "passenger", "late"): 1,
+        ("CKG-SIN", "cargo", "late"): 1, ("CKG-SIN", "passenger", "cancelled"): 1,
+        ("CKG-SIN", "cargo", "cancelled"): 1,
+    }
+    assert out.observed(families.FLIGHT_ARRIVAL_DELAY) == {
+        ("CKG-SIN", "passenger"): [-1_200_000, 899_999, 900_000], ("CKG-SIN", "cargo"): [7_200_000],
+    }
+    assert out.observed(families.FLIGHT_DELAY) == {("CKG-SIN", "passenger"): [1_800_000]}
