@@ -21,6 +21,7 @@ from streams.core.families import (
     DATACHANNEL_LOSS_MEASURED,
     FINANCE_USD,
     FINANCE_USD_WINDOW,
+    FLIGHT_ARRIVAL_DELAY,
     FLIGHT_DELAY,
     FLIGHT_EVENTS,
     FLIGHTS_OPERATED_WINDOW,
@@ -84,6 +85,7 @@ FLIGHTS_RATE1H = f"route_carrier_service_status:{FLIGHT_EVENTS.name}:rate1h"
 FINANCE_RATE1H = f"instrument:{FINANCE_USD.name}:rate1h"
 BYTES_RATE5M = f"link_direction:{DATACHANNEL_BYTES.name}:rate5m"
 FLIGHT_DELAY_BUCKET_RATE1H = f"route_service_le:{FLIGHT_DELAY.name}_bucket:rate1h"
+FLIGHT_ARRIVAL_DELAY_BUCKET_RATE1H = f"route_service_le:{FLIGHT_ARRIVAL_DELAY.name}_bucket:rate1h"
 LATENCY_BUCKET_RATE5M = f"link_le:{DATACHANNEL_LATENCY.name}_bucket:rate5m"
 PACKET_LOSS_RATIO_RATE5M = "link_direction:corridor_datachannel_packet_loss:ratio_rate5m"
 TEU_SUM6H = f"corridor_route_mode:{SHIPMENT_TEU.name}:sum6h"
@@ -159,6 +161,10 @@ def _volume(t: Thresholds) -> RecordGroup:
             Record(
                 FLIGHT_DELAY_BUCKET_RATE1H,
                 _sum_rate(t, "route, service, le", f"{FLIGHT_DELAY.name}_bucket", "1h"),
+            ),
+            Record(
+                FLIGHT_ARRIVAL_DELAY_BUCKET_RATE1H,
+                _sum_rate(t, "route, service, le", f"{FLIGHT_ARRIVAL_DELAY.name}_bucket", "1h"),
             ),
             Record(LATENCY_BUCKET_RATE5M, _sum_rate(t, "link, le", f"{DATACHANNEL_LATENCY.name}_bucket", "5m")),
             Record(

@@ -12,10 +12,16 @@ import pytest
 from click.testing import CliRunner
 
 import dashboards
-from streams.alerting.records import EVENT_DELAY_BUCKET_RATE5M, FLIGHT_DELAY_BUCKET_RATE1H, LATENCY_BUCKET_RATE5M
+from streams.alerting.records import (
+    EVENT_DELAY_BUCKET_RATE5M,
+    FLIGHT_ARRIVAL_DELAY_BUCKET_RATE1H,
+    FLIGHT_DELAY_BUCKET_RATE1H,
+    LATENCY_BUCKET_RATE5M,
+)
 from streams.alerting.rules import alert_rules
 from streams.alerting.thresholds import PROFILES, Thresholds
 from streams.cli import cli
+from streams.core.families import FLIGHT_PUNCTUALITY
 from tests.dashboard_queries import parse
 from tests.unit.dashboards.grafana_units import known
 
@@ -242,3 +248,30 @@ def test_an_unknown_time_zone_is_refused():
     assert result.exit_code == 2 and "not a time zone: 'China/Chongqing'" in result.output
     with pytest.raises(ValueError, match="not a time zone"):
         dashboards.render(timezone="UTC+8")
+
+
+@pytest.mark.parametrize(("title", "record"), [
+    ("Arrival delay percentiles", FLIGHT_ARRIVAL_DELAY_BUCKET_RATE1H),
+    ("Departure delay percentiles", FLIGHT_DELAY_BUCKET_RATE1H),
+])
+def test_each_flight_delay_panel_reads_its_own_histogram(title, record):
+    targets = panel("corridor-flights", title)["targets"]
+    assert [target["legendFormat"] for target in targets] == ["p50", "p90", "p99"]
+    assert all(f"sum by (le) ({record}{{" in target["expr"] for target in targets)
+    other = ({FLIGHT_ARRIVAL_DELAY_BUCKET_RATE1H, FLIGHT_DELAY_BUCKET_RATE1H} - {record}).pop()
+    assert not any(other in target["expr"] for target in targets)
+
+
+def test_flights_on_time_are_the_arrivals_within_15_minutes_out_of_arrivals_and_cancellations():
+    on_time = panel("corridor-flights", "On time (OAG, arrivals within 15 min)")
+    (target,) = on_time["targets"]
+    assert on_time["fieldConfig"]["defaults"]["unit"] == "percentunit" and target["instant"]
+    assert "{{service}}" in target["legendFormat"]
+    # (on_time, or 0 while flights were counted and none was on time) / every flight counted, per service
+    tree = parse(target["expr"])
+    assert str(tree.op) == "/" and str(tree.lhs.expr.op) == "or"
+    numerator, counted = tree.lhs.expr.lhs, tree.rhs
+    for aggregate in (numerator, counted):
+        assert list(aggregate.modifier.labels) == ["cluster", "namespace", "service"]
+    assert f'{FLIGHT_PUNCTUALITY.name}_total' in str(counted) and 'punctuality="on_time"' in str(numerator)
+    assert "punctuality=" not in str(counted) and "[$__range]" in target["expr"]
