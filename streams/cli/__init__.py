@@ -10,6 +10,7 @@ from streams.cli import (  # noqa: F401
     publish,
     run,
     schema_export,
+    shipments,
     show_settings,
     simulate,
     topics,

@@ -46,6 +46,15 @@ def main() -> None:
     cli()
 
 
+def local_url(host: str, port: int, path: str) -> str:
+    """Where a server of this machine bound to ``host`` (``CORRIDOR_*_HOST``) answers on ``port`` at ``path``."""
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - bound to every interface, so loopback answers
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}{path}"
+
+
 def run_against_broker(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
     from aiokafka.errors import KafkaConnectionError
 

@@ -24,6 +24,7 @@ from typing import Any
 from aiokafka.errors import KafkaError
 
 from schemas.families import FAMILY_NAMES
+from streams.cli.base import local_url
 from streams.cli.view import RunInfo, Snapshot, format_duration, render, summary_fields, summary_line
 from streams.kafka.admin import CREATED, EXISTS, create_topics
 from streams.kafka.broker import BrokerError, EmbeddedBroker, broker_answers
@@ -206,20 +207,12 @@ class RunOptions:
 
 def metrics_url(settings: Settings) -> str:
     """Where the worker's /metrics can be read on this machine."""
-    return _local_url(settings.web_host, settings.web_port, "/metrics")
+    return local_url(settings.web_host, settings.web_port, "/metrics")
 
 
 def ingest_url(settings: Settings) -> str:
     """Where the HTTP ingest takes events on this machine (one path per family)."""
-    return _local_url(settings.ingest_host, settings.ingest_port, "/v1/events/{family}")
-
-
-def _local_url(host: str, port: int, path: str) -> str:
-    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - bound to every interface, so loopback answers
-        host = "127.0.0.1"
-    elif ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}{path}"
+    return local_url(settings.ingest_host, settings.ingest_port, "/v1/events/{family}")
 
 
 def read_metrics(url: str) -> tuple[str | None, str]:

@@ -59,6 +59,8 @@ ROWS_PER_CHUNK = 1024
 #: rows: a restore reads at most about three rows per journey, and a checkpoint writes, over time, at most
 #: about three rows per change.
 COMPACT_SLACK = 1024
+#: Where a worker serves its :func:`overdue_report` on its web port (``corridor shipments overdue`` reads it).
+OVERDUE_PATH = "/shipments/overdue"
 
 # Milestones, as the event contract spells them.
 BOOKED, DEPARTED, ARRIVED, TRANSSHIPPED = "booked", "departed", "arrived", "transshipped"

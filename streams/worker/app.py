@@ -29,7 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas.families import DEADLETTER_TOPIC, FAMILIES, FAMILY_NAMES
 from streams.core.clock import Clock, SystemClock
-from streams.core.journeys import overdue_report
+from streams.core.journeys import OVERDUE_PATH, overdue_report
 from streams.core.processor import FamilyProcessor, rejected_reasons
 from streams.core.registry import Registry
 from streams.core.state import PartitionState
@@ -54,8 +54,6 @@ from streams.worker.sensor import WorkerSensor
 
 log = logging.getLogger("corridor.worker")
 
-#: Where a worker serves its overdue shipments (``corridor shipments overdue`` reads it).
-OVERDUE_PATH = "/shipments/overdue"
 SHIPMENTS = "shipments"
 
 

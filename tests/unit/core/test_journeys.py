@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.core.checkpoint import head_key, journey_key, plan_checkpoint, read_checkpoint
 from streams.core.clock import ManualClock
-from streams.core.journeys import COMPACT_SLACK, JourneyBook
+from streams.core.journeys import COMPACT_SLACK, JourneyBook, overdue_report
 from streams.core.processor import FamilyProcessor, rejected_reasons
 from streams.core.registry import Registry
 from streams.core.state import PartitionState
@@ -159,6 +159,39 @@ def test_overdue_counts_planned_arrival_plus_the_modes_tolerance_against_the_wal
     assert view.gauge("overdue", planned + DAY + 1) == {labels_sea: 1, labels_rail: 1}
     listed = sorted((o.journey.shipment_id, o.late_seconds) for o in state.journeys.overdue(NOW))
     assert listed == [("S1", 3 * DAY), ("S2", 3 * DAY)]
+
+
+def test_the_overdue_report_lists_the_latest_first_across_partitions_up_to_the_limit():
+    processor = FamilyProcessor("shipments", Settings(), REGISTRY)
+    books = {0: processor.new_state(), 1: processor.new_state()}
+
+    def departed(partition: int, shipment_id: str, planned_days_ago: float, **fields) -> None:
+        apply(processor, books[partition], shipment(f"d-{shipment_id}", NOW - 6 * DAY, "departed",
+                                                    shipment_id=shipment_id,
+                                                    planned_arrival=iso(NOW - planned_days_ago * DAY), **fields),
+              at=NOW)
+
+    departed(0, "S-B", 2)
+    departed(0, "S-A", 5, location="CNCKG")
+    departed(1, "S-E", 3)
+    departed(1, "S-C", 3)  # as late as S-E: the shipment id orders them
+    departed(1, "S-D", 0.5)  # within rail_sea's day of tolerance: not overdue yet
+    held = [(partition, state.journeys) for partition, state in books.items()]
+
+    full = overdue_report(held, NOW, limit=10)
+    assert (full["now"], full["total"], full["truncated"]) == (NOW, 4, False)
+    assert [(s["shipment_id"], s["partition"]) for s in full["shipments"]] == [
+        ("S-A", 0), ("S-C", 1), ("S-E", 1), ("S-B", 0)]
+    assert full["shipments"][0] == {
+        "shipment_id": "S-A", "corridor": "ILSTC", "route": "CNCKG-CNQZH-SGSIN", "mode": "rail_sea",
+        "last_milestone": "departed", "last_location": "CNCKG",
+        "last_event_time": iso(NOW - 6 * DAY).replace("+00:00", "Z"),
+        "planned_arrival": iso(NOW - 5 * DAY).replace("+00:00", "Z"), "late_seconds": 5 * DAY, "partition": 0,
+    }
+    assert overdue_report(held, NOW, limit=4) == full
+    cut = overdue_report(held, NOW, limit=2)
+    assert (cut["total"], cut["truncated"], cut["shipments"]) == (4, True, full["shipments"][:2])
+    assert overdue_report([], NOW, limit=2) == {"now": NOW, "total": 0, "truncated": False, "shipments": []}
 
 
 def test_a_shipment_nothing_was_heard_of_for_the_horizon_is_evicted_once_and_counted():
