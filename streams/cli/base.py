@@ -71,7 +71,8 @@ scenario_option = click.option(
     default="baseline",
     show_default=True,
     help="baseline: the pre-2020 corridor; covid-2020: 2 weekly flights, road traffic halved; "
-    "drop: baseline until a route loses most of its TEU.",
+    "drop: baseline until a route loses most of its TEU; congestion: baseline until sailings from the Qinzhou "
+    "hub leave late (2 days); delays: baseline until sea legs take longer (2 days).",
 )
 speed_option = click.option(
     "--speed",

@@ -41,6 +41,28 @@ from streams.sim.simulator import Scenario
     help="drop: simulated seconds the drop lasts (departures after it are booked and depart as usual). "
     "Default: the route stays cut.",
 )
+@click.option(
+    "--slip-after",
+    type=click.FloatRange(min=0),
+    default=6 * 86400.0,
+    show_default=True,
+    help="congestion, delays: simulated seconds after the start from which sailings slip (congestion: "
+    "sailings from Qinzhou leave later; delays: sea legs sailing then take longer).",
+)
+@click.option(
+    "--slip-by",
+    type=click.FloatRange(min=0, min_open=True),
+    default=2 * 86400.0,
+    show_default=True,
+    help="congestion, delays: how many simulated seconds a sailing slips.",
+)
+@click.option(
+    "--slip-for",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="congestion, delays: simulated seconds during which sailings slip (later ones keep their times). "
+    "Default: they keep slipping.",
+)
 def simulate_command(
     scenario: str,
     speed: float,
@@ -50,6 +72,9 @@ def simulate_command(
     drop_fraction: float,
     drop_after: float,
     drop_for: float | None,
+    slip_after: float,
+    slip_by: float,
+    slip_for: float | None,
 ) -> None:
     """Publish simulated corridor traffic (all four families) to the broker, then print what was sent.
 
@@ -61,6 +86,7 @@ def simulate_command(
     \b
     corridor simulate --duration 86400 --speed 36000      # one day in 2.4 s
     corridor simulate --scenario drop --drop-fraction 0.5  # a week, then live
+    corridor simulate --scenario congestion                # Qinzhou's sailings 2 days late from day 6
     """
     from datetime import timedelta
 
@@ -78,6 +104,9 @@ def simulate_command(
             drop_fraction=drop_fraction,
             drop_after=timedelta(seconds=drop_after),
             drop_for=None if drop_for is None else timedelta(seconds=drop_for),
+            slip_after=timedelta(seconds=slip_after),
+            slip_by=timedelta(seconds=slip_by),
+            slip_for=None if slip_for is None else timedelta(seconds=slip_for),
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None

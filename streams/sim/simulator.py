@@ -18,6 +18,7 @@ from operator import itemgetter
 from typing import Any
 
 from schemas.families import DATACHANNEL, FAMILY_NAMES, FINANCE, FLIGHTS, SHIPMENTS
+from schemas.shipments import iso6346_check_digit
 from streams.settings import DEFAULT_FX_PER_USD
 
 MINUTE = 60
@@ -39,7 +40,7 @@ DEFAULT_HISTORY = timedelta(days=7)
 
 # The corridor's daily life follows China Standard Time.
 _LOCAL_OFFSET = 8 * HOUR
-_TIME_FIELDS = ("event_time", "scheduled_time", "actual_time")
+_TIME_FIELDS = ("event_time", "scheduled_time", "actual_time", "planned_time", "planned_arrival")
 
 
 class Scenario(StrEnum):
@@ -48,11 +49,14 @@ class Scenario(StrEnum):
     BASELINE = "baseline"
     COVID_2020 = "covid-2020"
     DROP = "drop"
+    CONGESTION = "congestion"
+    DELAYS = "delays"
 
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """What to simulate: scenario, random seed, simulated calendar origin, and the drop to inject."""
+    """What to simulate: scenario, random seed, simulated calendar origin, the drop to inject, and when the
+    ``congestion`` and ``delays`` scenarios make sailings slip."""
 
     scenario: Scenario
     seed: int = 0
@@ -61,6 +65,9 @@ class SimulationConfig:
     drop_fraction: float = 0.8
     drop_after: timedelta = timedelta(days=6)
     drop_for: timedelta | None = None  # None: the route stays cut
+    slip_after: timedelta = timedelta(days=6)
+    slip_by: timedelta = timedelta(days=2)
+    slip_for: timedelta | None = None  # None: the sailings keep slipping
     families: tuple[str, ...] = FAMILY_NAMES
 
     def __post_init__(self) -> None:
@@ -72,6 +79,10 @@ class SimulationConfig:
             raise ValueError(f"unknown drop_route {self.drop_route!r}")
         if self.drop_for is not None and self.drop_for <= timedelta(0):
             raise ValueError("drop_for must be positive (or None: the route stays cut)")
+        if self.slip_by <= timedelta(0):
+            raise ValueError("slip_by must be positive")
+        if self.slip_for is not None and self.slip_for <= timedelta(0):
+            raise ValueError("slip_for must be positive (or None: the sailings keep slipping)")
         if unknown := set(self.families) - set(FAMILY_NAMES):
             raise ValueError(f"unknown families {sorted(unknown)}")
         object.__setattr__(self, "scenario", Scenario(self.scenario))
@@ -112,16 +123,25 @@ class _Route:
     max_containers: int  # per shipment
     carriers: tuple[str, ...]
     source: str  # system reporting bookings and departures at the origin
-    transit_days: tuple[float, float]  # departure to arrival
-    transshipment: str | None = None  # where a rail_sea shipment moves from train to ship
+    #: (rail, sea or road: what carries the container, scheduled days) of each leg between the route's places.
+    legs: tuple[tuple[str, float], ...]
+    trains: str = ""  # the first three characters of the train numbers of its rail legs
+
+    def __post_init__(self) -> None:
+        if len(self.legs) != len(self.places) - 1:
+            raise ValueError(f"{self.name}: one leg between each two places")
+
+    @property
+    def places(self) -> list[str]:
+        return self.name.split("-")
 
     @property
     def origin(self) -> str:
-        return self.name.split("-")[0]
+        return self.places[0]
 
     @property
     def destination(self) -> str:
-        return self.name.split("-")[-1]
+        return self.places[-1]
 
     @property
     def mean_teu(self) -> float:
@@ -129,21 +149,29 @@ class _Route:
 
 
 _SEA_CARRIERS = ("PIL", "COSCO Shipping", "CMA CGM", "Maersk", "ONE")
+# Scheduled days per leg: docs/simulator.md, "Transit times", gives the sources.
 _ROUTES = (
-    _Route("CNCKG-CNQZH-SGSIN", "rail_sea", 0.45, 6, _SEA_CARRIERS[:3], "cq-rail-ops", (5, 8), transshipment="CNQZH"),
-    _Route("CNQZH-SGSIN", "sea", 0.25, 10, _SEA_CARRIERS, "qinzhou-port-tos", (4, 6)),
-    _Route("CNCKG-VNHAN", "rail", 0.12, 4, ("China Railway Container",), "cq-rail-ops", (3, 5)),
-    _Route("CNCKG-LAVTE", "rail", 0.10, 4, ("Laos-China Railway",), "cq-rail-ops", (2, 3.5)),
-    _Route("CNCKG-SGSIN", "road", 0.08, 1, ("Chongqing Cross-Border Freight",), "cq-road-freight", (6, 9)),
+    _Route("CNCKG-CNQZH-SGSIN", "rail_sea", 0.45, 6, _SEA_CARRIERS[:3], "cq-rail-ops", (("rail", 2), ("sea", 6)),
+           trains="X85"),
+    _Route("CNQZH-SGSIN", "sea", 0.25, 10, _SEA_CARRIERS, "qinzhou-port-tos", (("sea", 6),)),
+    _Route("CNCKG-VNHAN", "rail", 0.12, 4, ("China Railway Container",), "cq-rail-ops", (("rail", 4.5),),
+           trains="X91"),
+    _Route("CNCKG-LAVTE", "rail", 0.10, 4, ("Laos-China Railway",), "cq-rail-ops", (("rail", 4.5),), trains="X93"),
+    _Route("CNCKG-SGSIN", "road", 0.08, 1, ("Chongqing Cross-Border Freight",), "cq-road-freight", (("road", 7.5),)),
 )
 # 2020: border controls halved cross-border trucking and sea-rail took the freight.
 _COVID_TEU_SHARES = {"CNCKG-CNQZH-SGSIN": 0.49, "CNCKG-SGSIN": 0.04}
+#: The system reporting the milestones at each place but a route's origin (its hubs and its destination).
 _DESTINATION_SOURCES = {
     "CNQZH": "qinzhou-port-tos",
     "SGSIN": "psa-portnet",
     "VNHAN": "vnr-yen-vien",
     "LAVTE": "lcr-vientiane",
 }
+#: Producers still on version 1 of the shipment contract: the road operator, and Vietnam Railways' feed of
+#: arrivals in Hanoi. Their events carry no location, plan, container or train; every other source sends
+#: version 2, so both versions flow together (and one shipment's journey may mix them).
+_VERSION_1_SOURCES = frozenset({"cq-road-freight", "vnr-yen-vien"})
 _FORTY_FOOT_SHARE = 0.6
 _SHIPMENT_CANCEL_SHARE = 0.04
 _BOOKING_LEAD = (12 * HOUR, 72 * HOUR)
@@ -153,6 +181,76 @@ _COMMODITIES = ("8471", "8517", "8703", "8708", "4011", "3901", "7208", "9403")
 # Longest booking-to-delivery span after departure: shipments that departed this long
 # before the start still report arrivals inside the simulated period.
 _SHIPMENT_TAIL = 13 * DAY
+
+
+@dataclass(frozen=True)
+class _Slips:
+    """How far a means of transport strays from its schedule, against ``tolerance`` (the worker's default
+    on-time tolerance for its mode): most runs within half of it either way, a ``late`` share one to three
+    tolerances late, an ``early`` share one to one and a half early. Departures leave up to half the
+    tolerance after their time, or (the ``late`` share) one to three tolerances after it; never before."""
+
+    tolerance: float
+    late: float
+    early: float
+
+    def departure(self, rng: random.Random) -> float:
+        """How long after its planned time a departure leaves."""
+        chance, spread = rng.random(), rng.random()
+        return (1 + 2 * spread if chance < self.late else spread / 2) * self.tolerance
+
+    def run(self, rng: random.Random) -> float:
+        """How much longer than scheduled a leg takes (negative: shorter)."""
+        chance, spread = rng.random(), rng.random()
+        if chance < self.early:
+            return -(1 + spread / 2) * self.tolerance
+        if chance < self.early + self.late:
+            return (1 + 2 * spread) * self.tolerance
+        return (spread - 0.5) * self.tolerance
+
+
+_SLIPS = {
+    "rail": _Slips(6 * HOUR, late=0.08, early=0.02),
+    "sea": _Slips(DAY, late=0.07, early=0.03),
+    "road": _Slips(2 * HOUR, late=0.10, early=0.02),
+}
+#: Planned time at a hub between the train's scheduled arrival and the sailing the container is booked on.
+_HUB_CONNECTION = (0.75 * DAY, 1.25 * DAY)
+#: No container sails within this time of its train's arrival (unloading, the move to the port's yard).
+_HUB_HANDLING = 6 * HOUR
+#: Time after the train's arrival at which the container is in the port's yard: ``transshipped``.
+_HUB_TRANSFER = (1 * HOUR, 5 * HOUR)
+_QUARTER_HOUR = 15 * MINUTE
+#: ISO 6346 owner codes (with the category U) of the containers each carrier's shipments travel in.
+_OWNER_CODES = {
+    "PIL": "PCIU",
+    "COSCO Shipping": "CSNU",
+    "CMA CGM": "CMAU",
+    "Maersk": "MSKU",
+    "ONE": "ONEU",
+    "China Railway Container": "TBJU",
+    "Laos-China Railway": "TBJU",
+    "Chongqing Cross-Border Freight": "TGHU",  # leased boxes
+}
+
+
+def _imo(first_six: str) -> str:
+    """An IMO ship number: six digits and their check digit (weights 7 to 2, the sum's last digit)."""
+    check = sum(int(digit) * weight for digit, weight in zip(first_six, range(7, 1, -1), strict=True)) % 10
+    return f"IMO{first_six}{check}"
+
+
+#: The vessels each carrier sails from Qinzhou to Singapore, in weekly turn (illustrative IMO numbers).
+_FLEETS = {
+    carrier: tuple(_imo(number) for number in numbers)
+    for carrier, numbers in {
+        "PIL": ("935012", "947134", "962891"),
+        "COSCO Shipping": ("978326", "945602", "931755"),
+        "CMA CGM": ("970244", "954310", "939217"),
+        "Maersk": ("977854", "962044", "946211"),
+        "ONE": ("980657", "974119", "957902"),
+    }.items()
+}
 
 
 @dataclass(frozen=True)
@@ -183,7 +281,10 @@ _COVID_TIMETABLE = (
 _AIRLINE_SOURCES = {"SQ": "sq-flight-ops", "TR": "scoot-ops", "3U": "sichuan-airlines-ops"}
 _BLOCK_TIME = 4 * HOUR + 25 * MINUTE
 # Chance per week of an extra rotation that is filed and then cancelled (never operated).
-_EXTRA_ROTATION_CHANCE = {Scenario.BASELINE: 0.35, Scenario.COVID_2020: 0.6, Scenario.DROP: 0.35}
+_EXTRA_ROTATION_CHANCE = {
+    Scenario.BASELINE: 0.35, Scenario.COVID_2020: 0.6, Scenario.DROP: 0.35, Scenario.CONGESTION: 0.35,
+    Scenario.DELAYS: 0.35,
+}
 
 
 @dataclass(frozen=True)
@@ -331,6 +432,8 @@ def _pick(rng: random.Random, weighted: tuple[tuple[Any, float], ...]) -> Any:
 def _shipments(run: _Run) -> Iterator[_Timed]:
     config = run.config
     rng, drop_rng = run.rng(SHIPMENTS.name), run.rng(f"{SHIPMENTS.name}/drop")
+    # Plans, slips, containers and trains: a stream of their own, so that the draws above stay as they were.
+    details = run.rng(f"{SHIPMENTS.name}/v2")
     shares = {route.name: route.teu_share for route in _ROUTES}
     if config.scenario is Scenario.COVID_2020:
         shares |= _COVID_TEU_SHARES
@@ -343,7 +446,7 @@ def _shipments(run: _Run) -> Iterator[_Timed]:
         departures = _arrivals(rng, departures_per_second, _FREIGHT_RHYTHM, run.epoch, -_SHIPMENT_TAIL)
         for number, departure in enumerate(departures):
             route = rng.choices(_ROUTES, weights)[0]
-            shipment = _Shipment(run, rng, route, f"SHP-{run.tag}-{number:07d}", departure)
+            shipment = _Shipment(run, rng, details, route, f"SHP-{run.tag}-{number:07d}", departure)
             if cut is not None and cut.removes(shipment):
                 yield departure, shipment.called_off(cut.after + drop_rng.uniform(0, 2 * HOUR))
             else:
@@ -374,10 +477,53 @@ class _Cut:
         return True
 
 
-class _Shipment:
-    """One consignment: every attribute is drawn up front so that the random stream never depends on its fate."""
+#: (milestone, event id suffix, when, reporting source, version 2 fields) of one shipment event.
+_Milestone = tuple[str, str, float, str, dict[str, Any]]
+#: Planned times are the plan (DCSA's PLN), never a later estimate.
+_PLANNED = {"planned_time_classifier": "PLN"}
 
-    def __init__(self, run: _Run, rng: random.Random, route: _Route, shipment_id: str, departure: float) -> None:
+
+@dataclass(frozen=True)
+class _Leg:
+    """One leg of a shipment's journey: when it left and arrived, when it was planned to, and on what."""
+
+    start: str
+    end: str
+    departed: float
+    arrived: float
+    planned_departure: int
+    planned_arrival: int
+    transport_id: str | None  # train number, or vessel IMO number and voyage; None on the road
+
+
+class _Slipping:
+    """Where the ``congestion`` and ``delays`` scenarios act: sailings from a moment on (for a while, or for good)."""
+
+    def __init__(self, config: SimulationConfig) -> None:
+        self.scenario = config.scenario
+        self.by = config.slip_by.total_seconds()
+        self.after = config.slip_after.total_seconds()
+        self.until = math.inf if config.slip_for is None else self.after + config.slip_for.total_seconds()
+
+    def sailing(self, sails: float) -> float:
+        """congestion: a sailing from a hub leaves ``by`` later."""
+        return sails + self.by if self.scenario is Scenario.CONGESTION and self.after <= sails < self.until else sails
+
+    def voyage(self, sails: float, run: float) -> float:
+        """delays: a sea leg sailing in the period takes ``by`` longer."""
+        return run + self.by if self.scenario is Scenario.DELAYS and self.after <= sails < self.until else run
+
+
+class _Shipment:
+    """One consignment: every attribute is drawn up front so that the random streams never depend on its fate.
+
+    ``rng`` draws what version 1 of the contract carries, in the order it always did; ``details``
+    draws the rest (plans, slips, the container), so that neither stream depends on the other.
+    """
+
+    def __init__(
+        self, run: _Run, rng: random.Random, details: random.Random, route: _Route, shipment_id: str, departure: float
+    ) -> None:
         self.run, self.route, self.shipment_id, self.departure = run, route, shipment_id, departure
         forty_foot = [rng.random() < _FORTY_FOOT_SHARE for _ in range(rng.randint(1, route.max_containers))]
         teu = sum(2 if big else 1 for big in forty_foot)
@@ -403,40 +549,121 @@ class _Shipment:
         self.booked = departure - rng.uniform(*_BOOKING_LEAD)
         self.cancelled = rng.random() < _SHIPMENT_CANCEL_SHARE
         self.cancel_at = self.booked + rng.uniform(0.2, 0.9) * (departure - self.booked)
-        self.transshipped = departure + rng.uniform(30 * HOUR, 42 * HOUR)
-        self.arrived = departure + rng.uniform(*route.transit_days) * DAY
-        self.cleared = self.arrived + rng.uniform(4 * HOUR, 36 * HOUR)
-        self.delivered = self.cleared + rng.uniform(6 * HOUR, 48 * HOUR)
+        self.transfer = rng.uniform(*_HUB_TRANSFER)
+        rng.random()  # the transit time's draw before the legs had their own: kept, so later draws stay as they were
+        clearing, handover = rng.uniform(4 * HOUR, 36 * HOUR), rng.uniform(6 * HOUR, 48 * HOUR)
+        # The first container names the shipment's equipment (the contract has one container number per event).
+        serial = f"{_OWNER_CODES[self.fields['carrier']]}{details.randrange(1_000_000):06d}"
+        self.equipment = {
+            "equipment_id": f"{serial}{iso6346_check_digit(serial)}",
+            "equipment_size_type": "45G1" if forty_foot[0] else "22G1",
+            "empty": False,
+        }
+        self.legs = self._travel(details)
+        self.arrived = self.legs[-1].arrived
+        self.cleared = self.arrived + clearing
+        self.delivered = self.cleared + handover
+
+    def _travel(self, details: random.Random) -> list[_Leg]:
+        """The legs as planned and as travelled: the first departs at ``departure``; at a hub the container waits
+        for the sailing it is booked on (and sails no sooner than the handling allows); slips as ``_SLIPS`` says."""
+        route, slipping = self.route, _Slipping(self.run.config)
+        planned = self._timetabled(max(self.departure - _SLIPS[route.legs[0][0]].departure(details), self.booked))
+        moment = self.departure
+        legs = []
+        stretches = zip(route.legs, itertools.pairwise(route.places), strict=True)
+        for number, ((by, days), (start, end)) in enumerate(stretches):
+            slips = _SLIPS[by]
+            if number:
+                planned = self._timetabled(planned + details.uniform(*_HUB_CONNECTION))
+                moment = slipping.sailing(max(planned + slips.departure(details), moment + _HUB_HANDLING))
+            run = days * DAY + slips.run(details)
+            if by == "sea":
+                run = slipping.voyage(moment, run)
+            scheduled = round(days * DAY)
+            transport = self._transport(by, planned)
+            legs.append(_Leg(start, end, moment, moment + run, planned, planned + scheduled, transport))
+            moment, planned = moment + run, planned + scheduled
+        return legs
+
+    def _timetabled(self, at: float) -> int:
+        """``at`` on a timetable's quarter hour (of the real clock), in whole seconds after the start."""
+        epoch = self.run.epoch
+        return round(round((epoch + at) / _QUARTER_HOUR) * _QUARTER_HOUR - epoch)
+
+    def _transport(self, by: str, planned: int) -> str | None:
+        """The train (by the slot of the day it is planned to leave, China time: six a day) or the carrier's
+        sailing (its vessel in weekly turn, the voyage named by the week: ``2015S``, southbound) of a leg."""
+        at = self.run.epoch + planned
+        if by == "rail":
+            return f"{self.route.trains}{int((at + _LOCAL_OFFSET) % DAY // (4 * HOUR)) + 1:02d}"
+        if by == "sea":
+            fleet = _FLEETS[self.fields["carrier"]]
+            year, week, _ = datetime.fromtimestamp(at, UTC).isocalendar()
+            return f"{fleet[int(at // WEEK) % len(fleet)]}/{year % 100:02d}{week:02d}S"
+        return None
 
     def journey(self) -> list[_Timed]:
-        """The milestones this shipment reaches; a cancelled booking never departs."""
-        origin, destination = self.route.source, _DESTINATION_SOURCES[self.route.destination]
+        """The milestones this shipment reaches; a cancelled booking never departs.
+
+        Each leg departs and arrives; at a hub (Qinzhou on the rail-sea route) the container is
+        ``transshipped`` (in the port's yard) after the train's arrival and sails later. The first
+        departure and the last arrival keep the ids ``.../departed`` and ``.../arrived``; those at a
+        hub are ``.../arrived/CNQZH`` and ``.../departed/CNQZH``.
+        """
         if self.cancelled:
-            return self._events(("booked", self.booked, origin), ("cancelled", self.cancel_at, origin))
-        transshipped: tuple[tuple[str, float, str], ...] = ()
-        if self.route.transshipment:
-            transshipped = (("transshipped", self.transshipped, _DESTINATION_SOURCES[self.route.transshipment]),)
-        return self._events(
-            ("booked", self.booked, origin),
-            ("departed", self.departure, origin),
-            *transshipped,
-            ("arrived", self.arrived, destination),
-            ("customs_cleared", self.cleared, destination),
-            ("delivered", self.delivered, destination),
-        )
+            return self._events(self._booking(), self._cancellation(self.cancel_at))
+        route, last = self.route, len(self.legs) - 1
+        milestones = [self._booking()]
+        for number, leg in enumerate(self.legs):
+            on = {} if leg.transport_id is None else {"transport_id": leg.transport_id}
+            leaves = {"location": leg.start, "planned_time": leg.planned_departure, **_PLANNED, **on}
+            arrives = {"location": leg.end, "planned_time": leg.planned_arrival, **_PLANNED, **on}
+            source = _DESTINATION_SOURCES[leg.end]
+            if number:
+                hub = _DESTINATION_SOURCES[leg.start]
+                milestones.append(("departed", f"departed/{leg.start}", leg.departed, hub, leaves))
+            else:
+                eta = {"planned_arrival": self.legs[-1].planned_arrival}
+                milestones.append(("departed", "departed", leg.departed, route.source, leaves | eta))
+            if number == last:
+                milestones.append(("arrived", "arrived", leg.arrived, source, arrives))
+            else:
+                milestones.append(("arrived", f"arrived/{leg.end}", leg.arrived, source, arrives))
+                in_yard = {"location": leg.end}
+                milestones.append(("transshipped", "transshipped", leg.arrived + self.transfer, source, in_yard))
+        at_destination = {"location": route.destination}
+        source = _DESTINATION_SOURCES[route.destination]
+        milestones.append(("customs_cleared", "customs_cleared", self.cleared, source, at_destination))
+        milestones.append(("delivered", "delivered", self.delivered, source, at_destination))
+        return self._events(*milestones)
 
     def called_off(self, moment: float) -> list[_Timed]:
         """The route is cut: a booking made before ``moment`` is cancelled then, a later one is never made."""
         if self.booked >= moment:
             return []
-        origin = self.route.source
-        return self._events(("booked", self.booked, origin), ("cancelled", moment, origin))
+        return self._events(self._booking(), self._cancellation(moment))
 
-    def _events(self, *milestones: tuple[str, float, str]) -> list[_Timed]:
-        # Shipments under way before the start only report what happens after it.
+    def _booking(self) -> _Milestone:
+        planned = {"location": self.route.origin, "planned_arrival": self.legs[-1].planned_arrival}
+        return "booked", "booked", self.booked, self.route.source, planned
+
+    def _cancellation(self, moment: float) -> _Milestone:
+        return "cancelled", "cancelled", moment, self.route.source, {"location": self.route.origin}
+
+    def _events(self, *milestones: _Milestone) -> list[_Timed]:
+        # Shipments under way before the start only report what happens after it. Producers still on
+        # version 1 of the contract send none of its version 2 fields.
         return [
-            self.run.event(f"{self.shipment_id}/{milestone}", moment, source, self.fields | {"milestone": milestone})
-            for milestone, moment, source in milestones
+            self.run.event(
+                f"{self.shipment_id}/{key}",
+                moment,
+                source,
+                self.fields
+                | {"milestone": milestone}
+                | ({} if source in _VERSION_1_SOURCES else details | self.equipment),
+            )
+            for milestone, key, moment, source, details in milestones
             if moment >= 0
         ]
 

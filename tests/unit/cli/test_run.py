@@ -31,9 +31,10 @@ def no_broker(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def test_simulate_help_names_every_option() -> None:
     result = CliRunner().invoke(cli, ["simulate", "--help"])
     assert result.exit_code == 0
-    for option in ("--scenario", "--speed", "--duration", "--seed", "--drop-route", "--drop-fraction", "--drop-after"):
+    for option in ("--scenario", "--speed", "--duration", "--seed", "--drop-route", "--drop-fraction", "--drop-after",
+                   "--drop-for", "--slip-after", "--slip-by", "--slip-for"):
         assert option in result.output
-    assert "baseline|covid-2020|drop" in result.output
+    assert "baseline|covid-2020|drop|congestion|delays" in result.output
     assert "corridor simulate --duration 86400 --speed 36000" in result.output
 
 
@@ -58,13 +59,32 @@ def test_simulate_without_a_broker_exits_1_and_says_where_it_looked() -> None:
         (["--scenario", "drop", "--drop-route", "CNCKG-NOWHERE"], "unknown drop_route 'CNCKG-NOWHERE'"),
         (["--drop-fraction", "1.5"], "1.5 is not in the range 0<=x<=1"),
         (["--speed", "0"], "0.0 is not in the range x>0"),
-        (["--scenario", "boom"], "'boom' is not one of 'baseline', 'covid-2020', 'drop'"),
+        (["--scenario", "boom"], "'boom' is not one of 'baseline', 'covid-2020', 'drop', 'congestion', 'delays'"),
+        (["--scenario", "congestion", "--slip-by", "0"], "0.0 is not in the range x>0"),
     ],
 )
 def test_simulate_usage_errors_exit_2(arguments: list[str], message: str) -> None:
     result = CliRunner().invoke(cli, ["simulate", *arguments])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_simulate_passes_the_scenario_and_its_moment_to_the_simulation(monkeypatch: pytest.MonkeyPatch) -> None:
+    simulated: list[SimulationConfig] = []
+
+    def run_simulate(settings: Settings, config: SimulationConfig, **_: object) -> PublishTally:
+        simulated.append(config)
+        return PublishTally()
+
+    monkeypatch.setattr("streams.cli.engine.run_simulate", run_simulate)
+    arguments = ["--scenario", "delays", "--slip-after", "86400", "--slip-by", "3600", "--slip-for", "7200"]
+    result = CliRunner().invoke(cli, ["simulate", "--duration", "60", *arguments])
+
+    assert result.exit_code == 0, result.output
+    (config,) = simulated
+    assert config.scenario is Scenario.DELAYS
+    assert (config.slip_after, config.slip_by, config.slip_for) == (
+        timedelta(days=1), timedelta(hours=1), timedelta(hours=2))
 
 
 def test_tally_counts_each_outcome_per_family_and_keeps_the_first_problem() -> None:

@@ -21,7 +21,9 @@ def teu_by_route(events, begin: float, end: float) -> Counter[str]:
     teu: Counter[str] = Counter()
     for _, event in events:
         moment = datetime.fromisoformat(event["event_time"]).timestamp() - origin
-        if event["milestone"] == "departed" and begin <= moment < end:
+        # TEU count on the departure from the origin, not again from a hub on the way.
+        at_origin = event.get("location", event["origin"]) == event["origin"]
+        if event["milestone"] == "departed" and at_origin and begin <= moment < end:
             teu[event["route"]] += event["teu"]
     return teu
 
