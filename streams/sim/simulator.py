@@ -280,6 +280,8 @@ _COVID_TIMETABLE = (
 )
 _AIRLINE_SOURCES = {"SQ": "sq-flight-ops", "TR": "scoot-ops", "3U": "sichuan-airlines-ops"}
 _BLOCK_TIME = 4 * HOUR + 25 * MINUTE
+#: How much shorter than its block time a flight may be in the air: the slack airlines build into schedules.
+_PADDING = 30 * MINUTE
 # Chance per week of an extra rotation that is filed and then cancelled (never operated).
 _EXTRA_ROTATION_CHANCE = {
     Scenario.BASELINE: 0.35, Scenario.COVID_2020: 0.6, Scenario.DROP: 0.35, Scenario.CONGESTION: 0.35,
@@ -721,7 +723,9 @@ def _flight(run: _Run, rng: random.Random, rotation: _Rotation, week: int, day: 
     else:
         delay = rng.uniform(HOUR, 3 * HOUR)
     departed = round(scheduled + delay)
-    arrived = round(departed + _BLOCK_TIME + rng.uniform(-15 * MINUTE, 15 * MINUTE))
+    # Schedules are padded: a flight is in the air up to half an hour less than its block time (or 5 minutes
+    # more), so one that leaves a little late still arrives on time, as most do.
+    arrived = round(departed + _BLOCK_TIME + rng.uniform(-_PADDING, 5 * MINUTE))
     load = {"cargo_kg": round(rng.uniform(*rotation.cargo_kg), 1)}
     if rotation.seats:
         load["passengers"] = round(rotation.seats * rng.uniform(*rotation.load_factor))
