@@ -1,5 +1,5 @@
-"""What the bench reads off a worker: pipeline counts from /metrics, memory from /proc, the start from its log;
-and the arithmetic on them (latencies, percentiles)."""
+"""What the bench reads off a worker: pipeline counts and gauges from /metrics, memory from /proc, the start from
+its log, the size of its journey records in its changelog; and the arithmetic on them (latencies, percentiles)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import orjson
 
 RECEIVED = "corridor_events_received_total"
 ACCEPTED = "corridor_events_accepted_total"
+#: In the key of every changelog record of a journey book's pieces (``streams.core.checkpoint.journey_key``).
+JOURNEY_RECORDS = b":journeys:"
 #: The worker's log line (JSON format) that ends its start: the assigned partitions' state is
 #: restored and the consumer starts fetching.
 RESTORED_MESSAGE = "state restored"
@@ -58,6 +60,32 @@ class PipelineCounts:
     @property
     def total_received(self) -> int:
         return sum(self.received.values())
+
+
+def gauge_total(text: str, name: str) -> float:
+    """The sum of every sample of the gauge ``name`` in a /metrics text (0 when it has none)."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and line[len(name):len(name) + 1] in ("{", " "):
+            total += float(line.rpartition("}")[2].split()[0] if "{" in line else line.split()[1])
+    return total
+
+
+class NewestValues:
+    """The bytes a compacted changelog keeps of the keys holding ``marker``: the newest value of each, none of a
+    key whose newest value is a deletion. Records are added in the order a partition of the changelog holds them."""
+
+    def __init__(self, marker: bytes) -> None:
+        self.marker = marker
+        self._sizes: dict[bytes, int] = {}
+
+    def add(self, key: bytes | None, value: bytes | None) -> None:
+        if key is not None and self.marker in key:
+            self._sizes[key] = 0 if value is None else len(value)
+
+    @property
+    def total(self) -> int:
+        return sum(self._sizes.values())
 
 
 def _by_stream(counts: Mapping[Slot, int]) -> dict[str, int]:

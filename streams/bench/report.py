@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Stages as ``--only`` and ``--skip`` name them.
-STAGES = ("batched", "single", "aiokafka", "faust", "latency", "routes")
+STAGES = ("batched", "single", "aiokafka", "faust", "latency", "routes", "journeys")
 
 #: Known shipment routes of the two workers the ``routes`` stage compares.
 ROUTE_COUNTS = (10, 1000)
@@ -21,6 +21,8 @@ BASELINE_AIOKAFKA_SINGLE = "baseline_aiokafka_single"
 BASELINE_FAUST = "baseline_faust"
 PIPELINE_ROUTES_FEW = f"pipeline_routes_{ROUTE_COUNTS[0]}"
 PIPELINE_ROUTES_MANY = f"pipeline_routes_{ROUTE_COUNTS[1]}"
+PIPELINE_JOURNEYS = "pipeline_journeys"
+PIPELINE_NO_JOURNEYS = "pipeline_no_journeys"
 LABELS = {
     PIPELINE_BATCHED: "corridor worker, envelopes of 500",
     PIPELINE_SINGLE: "corridor worker, single events",
@@ -29,6 +31,8 @@ LABELS = {
     BASELINE_FAUST: "faust agent (counts), single events",
     PIPELINE_ROUTES_FEW: f"corridor worker, {ROUTE_COUNTS[0]:,} routes",
     PIPELINE_ROUTES_MANY: f"corridor worker, {ROUTE_COUNTS[1]:,} routes",
+    PIPELINE_JOURNEYS: "corridor worker, departures",
+    PIPELINE_NO_JOURNEYS: "corridor worker, customs clearances",
 }
 #: (measurement, the aiokafka loop it is compared with, the faust agent it is compared with)
 _COMPARED = {
@@ -36,13 +40,17 @@ _COMPARED = {
     PIPELINE_SINGLE: (BASELINE_AIOKAFKA_SINGLE, BASELINE_FAUST),
 }
 ROUTES_RATIO = f"ratio_{ROUTE_COUNTS[1]}_to_{ROUTE_COUNTS[0]}_routes"
+JOURNEYS_RATIO = "journeys_ratio"
 #: Ratios in the JSON: name -> (measurement, baseline)
 RATIOS = {
     "ratio_batched_to_aiokafka": (PIPELINE_BATCHED, BASELINE_AIOKAFKA),
     "ratio_single_to_faust": (PIPELINE_SINGLE, BASELINE_FAUST),
     "ratio_single_to_aiokafka_single": (PIPELINE_SINGLE, BASELINE_AIOKAFKA_SINGLE),
     ROUTES_RATIO: (PIPELINE_ROUTES_MANY, PIPELINE_ROUTES_FEW),
+    JOURNEYS_RATIO: (PIPELINE_JOURNEYS, PIPELINE_NO_JOURNEYS),
 }
+#: Ratios also given per CPU second, as ``<name>_per_cpu``.
+PER_CPU_RATIOS = (ROUTES_RATIO, JOURNEYS_RATIO)
 #: How the notes name the broker kinds of ``streams.kafka.profile``.
 BROKER_NAMES = {"kafka": "Apache Kafka", "embedded": "embedded"}
 COLUMNS = ("measured", "events", "seconds", "events/s", "CPU s", "events/CPU s", "vs aiokafka loop", "vs faust agent")
@@ -50,11 +58,17 @@ COLUMNS = ("measured", "events", "seconds", "events/s", "CPU s", "events/CPU s",
 
 @dataclass(frozen=True, slots=True)
 class Memory:
-    """Resident memory of a worker process: once started (state restored), and its peak over the stage."""
+    """Resident memory of a worker process: once started (state restored), its peak over the stage, and at its end."""
 
     startup_rss_bytes: int
     peak_rss_bytes: int
     events: int  # events the worker held in state at the peak
+    end_rss_bytes: int | None = None  # resident when the stage ended (every event counted)
+
+    @property
+    def growth_bytes(self) -> int | None:
+        """What the process gained from its start to the end of the stage."""
+        return None if self.end_rss_bytes is None else self.end_rss_bytes - self.startup_rss_bytes
 
     @property
     def bytes_per_event(self) -> float:
@@ -97,7 +111,7 @@ class Throughput:
             "eps_per_cpu_second": round(self.eps_per_cpu, 1) if self.eps_per_cpu is not None else None,
         }
         if self.memory is not None:
-            out |= _memory_json(self.memory)
+            out |= _memory_json(self.memory) | {"end_rss_bytes": self.memory.end_rss_bytes}
         return out
 
 
@@ -132,6 +146,9 @@ class BenchReport:
     single_events: int
     seed: int
     route_events: int | None = None
+    journey_shipments: int | None = None  # shipments of each worker of the journeys stage
+    #: The journey records' bytes in the changelog of the worker holding them (newest value per key).
+    journey_changelog_bytes: int | None = None
     event_json_bytes: float | None = None  # mean size of one event's JSON
     throughput: dict[str, Throughput] = field(default_factory=dict)
     latency: Latency | None = None
@@ -162,21 +179,47 @@ class BenchReport:
         return batched.memory if batched is not None else None
 
     @property
+    def journey_bytes_per_shipment(self) -> float | None:
+        """Resident memory per shipment in flight: what the worker holding a journey per shipment gained from its
+        start to its end, less what the worker holding none gained on the same shipments, per shipment."""
+        gained = []
+        for key in (PIPELINE_JOURNEYS, PIPELINE_NO_JOURNEYS):
+            measured = self.throughput.get(key)
+            growth = measured.memory.growth_bytes if measured is not None and measured.memory is not None else None
+            if growth is None:
+                return None
+            gained.append(growth)
+        if not self.journey_shipments:
+            return None
+        return (gained[0] - gained[1]) / self.journey_shipments
+
+    @property
+    def journey_changelog_bytes_per_shipment(self) -> float | None:
+        if self.journey_changelog_bytes is None or not self.journey_shipments:
+            return None
+        return self.journey_changelog_bytes / self.journey_shipments
+
+    @property
     def verified(self) -> bool:
         return all(measured.verified for measured in self.throughput.values())
 
     def to_json(self) -> dict[str, Any]:
         """One flat object of the headline numbers (null for what did not run), the stages in detail, the machine."""
         out: dict[str, Any] = {"events": self.events, "single_events": self.single_events,
-                               "route_events": self.route_events, "seed": self.seed}
+                               "route_events": self.route_events, "journey_shipments": self.journey_shipments,
+                               "seed": self.seed}
         for key in LABELS:
             eps = self.eps(key)
             out[f"{key}_eps"] = round(eps, 1) if eps is not None else None
         for name, (measurement, baseline) in RATIOS.items():
             ratio = self.ratio(measurement, baseline)
             out[name] = round(ratio, 3) if ratio is not None else None
-        per_cpu = self.cpu_ratio(PIPELINE_ROUTES_MANY, PIPELINE_ROUTES_FEW)
-        out[f"{ROUTES_RATIO}_per_cpu"] = round(per_cpu, 3) if per_cpu is not None else None
+        for name in PER_CPU_RATIOS:
+            per_cpu = self.cpu_ratio(*RATIOS[name])
+            out[f"{name}_per_cpu"] = round(per_cpu, 3) if per_cpu is not None else None
+        for name, value in (("journey_bytes_per_shipment", self.journey_bytes_per_shipment),
+                            ("journey_changelog_bytes_per_shipment", self.journey_changelog_bytes_per_shipment)):
+            out[name] = round(value, 1) if value is not None else None
         memory = self.memory
         out |= _memory_json(memory) if memory is not None else dict.fromkeys(_MEMORY_KEYS)
         latency = self.latency
@@ -247,6 +290,18 @@ class BenchReport:
             lines.append(f"shipments on {ROUTE_COUNTS[1]:,} known routes against {ROUTE_COUNTS[0]:,}: {_times(routes)} "
                          f"the events/s, {_times(per_cpu)} the events per CPU second ({self.route_events:,} shipments "
                          "each, envelopes keyed by route)")
+        journeys = self.ratio(PIPELINE_JOURNEYS, PIPELINE_NO_JOURNEYS)
+        if journeys is not None:
+            per_shipment, changelog = self.journey_bytes_per_shipment, self.journey_changelog_bytes_per_shipment
+            lines.append(
+                f"shipments in flight: departures, each opening a journey, at {_times(journeys)} the events/s of the "
+                f"same shipments clearing customs, {_times(self.cpu_ratio(PIPELINE_JOURNEYS, PIPELINE_NO_JOURNEYS))} "
+                "the events per CPU second; "
+                + (f"{per_shipment:,.0f} bytes of resident memory per shipment in flight" if per_shipment is not None
+                   else "no resident memory read")
+                + (f", {changelog:,.0f} bytes of changelog" if changelog is not None else "")
+                + f" ({self.journey_shipments:,} shipments each)"
+            )
         if self.event_json_bytes is not None:
             lines.append(f"events: {self.event_json_bytes:.0f} bytes of JSON on average, seed {self.seed}")
         environment = self.environment

@@ -10,7 +10,11 @@ are all written before anything reads them, and each stage reads them from the f
 2. the single events: the aiokafka + pydantic loop, then the bare faust agent (subprocesses);
    a fresh ``corridor worker``;
 3. shipments spread over 10 and then over 1,000 known routes, each on topics of its own and
-   counted by a fresh ``corridor worker`` whose registry holds exactly those routes.
+   counted by a fresh ``corridor worker`` whose registry holds exactly those routes;
+4. shipments each departing (a journey the worker keeps in flight per shipment), then the same
+   shipments clearing customs (no journey), each on topics of its own and counted by a fresh
+   ``corridor worker``; the journeys checked on /metrics (``corridor_shipments_in_transit``), the
+   workers' memory compared, and the journey records of the first one's changelog measured.
 
 A stage that does not count exactly the events published within its time limit fails the run
 (:class:`BenchError`); nothing asserts a speed.
@@ -33,14 +37,17 @@ from pathlib import Path
 from typing import Protocol
 
 import orjson
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas.families import FAMILY_NAMES
+from schemas.shipments import Milestone, ShipmentEvent
 from streams.bench.clusters import APP_PREFIX, ClusterError, Clusters, EmbeddedBrokers, SharedCluster, broker_kind
 from streams.bench.events import (
     Envelopes,
     EventSource,
+    OwnShipments,
     Record,
+    Reshape,
     RouteSpread,
     envelope_bytes,
     registry_with_routes,
@@ -48,10 +55,13 @@ from streams.bench.events import (
     single_records,
 )
 from streams.bench.measure import (
+    JOURNEY_RECORDS,
+    NewestValues,
     PipelineCounts,
     Sent,
     Slot,
     cpu_seconds_of,
+    gauge_total,
     memory_of,
     restored_at,
     visibility_latencies,
@@ -63,6 +73,8 @@ from streams.bench.report import (
     BASELINE_FAUST,
     LABELS,
     PIPELINE_BATCHED,
+    PIPELINE_JOURNEYS,
+    PIPELINE_NO_JOURNEYS,
     PIPELINE_ROUTES_FEW,
     PIPELINE_ROUTES_MANY,
     PIPELINE_SINGLE,
@@ -73,6 +85,8 @@ from streams.bench.report import (
     Memory,
     Throughput,
 )
+from streams.core.families import SHIPMENTS_IN_TRANSIT
+from streams.kafka.admin import changelog_topic, list_topics
 from streams.kafka.broker import split_bootstrap
 from streams.kafka.client import client_options
 from streams.process import WorkerProcess, tail
@@ -101,6 +115,9 @@ WORKER_STOP_TIMEOUT_S = 30.0
 #: A worker whose counts do not move for this long while events are missing has failed (it shows
 #: new counts at every checkpoint, once a second by default).
 STALL_S = 60.0
+#: A changelog read from its start ends at the first fetch this long that brings nothing once past the end
+#: offsets the broker reported.
+CHANGELOG_IDLE_S = 0.2
 
 
 class BenchError(RuntimeError):
@@ -127,6 +144,7 @@ class BenchConfig:
     latency_rate: int = 10_000  #: events per second offered in the latency stage
     latency_seconds: float = 10.0  #: how long they are offered (fewer when ``events`` is smaller)
     route_events: int = 200_000  #: shipments for each worker of the routes stage
+    journey_shipments: int = 200_000  #: shipments for each worker of the journeys stage
     seed: int = 0
     stages: frozenset[str] = frozenset(STAGES)
     #: An existing cluster every stage runs on (its corridor topics recreated); None: fresh embedded brokers.
@@ -137,7 +155,8 @@ class BenchConfig:
             raise ValueError(f"unknown stages {sorted(unknown)}; expected some of {', '.join(STAGES)}")
         if not self.stages:
             raise ValueError("no stage left to run")
-        if min(self.events, self.single_events, self.route_events, self.latency_rate) < 1 or self.latency_seconds <= 0:
+        if min(self.events, self.single_events, self.route_events, self.journey_shipments,
+               self.latency_rate) < 1 or self.latency_seconds <= 0:
             raise ValueError("event counts, rate and duration must be positive")
         if self.bootstrap is not None:
             try:
@@ -192,8 +211,11 @@ class _Run:
         self.progress = progress
         self.workdir = workdir
         self.token = secrets.token_hex(3)
-        self.report = BenchReport(config.events, config.single_events, config.seed,
-                                  route_events=config.route_events if "routes" in config.stages else None)
+        self.report = BenchReport(
+            config.events, config.single_events, config.seed,
+            route_events=config.route_events if "routes" in config.stages else None,
+            journey_shipments=config.journey_shipments if "journeys" in config.stages else None,
+        )
         self.source = EventSource(config.seed)
 
     def wants(self, *stages: str) -> bool:
@@ -253,6 +275,8 @@ class _Run:
         if self.wants("routes"):
             for key, count in zip((PIPELINE_ROUTES_FEW, PIPELINE_ROUTES_MANY), ROUTE_COUNTS, strict=True):
                 self.report.throughput[key] = await self._routes(clusters, count)
+        if self.wants("journeys"):
+            await self._journeys(clusters)
 
     async def _tidy(self, clusters: Clusters) -> None:
         try:
@@ -285,9 +309,9 @@ class _Run:
         return self.settings.model_copy(update={"kafka_bootstrap": bootstrap})
 
     async def _publish(self, bootstrap: str, count: int, *, envelopes: bool,
-                       source: EventSource | None = None, spread: RouteSpread | None = None) -> Published:
+                       source: EventSource | None = None, reshape: Reshape | None = None) -> Published:
         """Write ``count`` fresh events of ``source`` (the run's mix by default), in envelopes or one per record,
-        and wait for every acknowledgement. ``spread`` moves the shipments onto its routes."""
+        and wait for every acknowledgement. ``reshape`` changes the events before they are sent."""
         kind = "envelopes" if envelopes else "single-event records"
         description = f"publishing {count:,} events in {kind}"
         source = source or self.source
@@ -306,8 +330,8 @@ class _Run:
             while made < count:
                 events = source.take(min(PUBLISH_CHUNK, count - made), time.time())
                 made += len(events)
-                if spread is not None:
-                    events = spread.apply(events)
+                if reshape is not None:
+                    events = reshape.apply(events)
                 records = batcher.add(events) if envelopes else list(single_records(events))
                 if made == count:
                     records += batcher.flush()
@@ -393,12 +417,69 @@ class _Run:
         source = EventSource(self.config.seed, mix={"shipments": 1})
         async with self._fresh(clusters) as bootstrap:
             published = await self._publish(bootstrap, self.config.route_events, envelopes=True, source=source,
-                                            spread=RouteSpread(routes))
+                                            reshape=RouteSpread(routes))
             worker = _Worker(bootstrap, directory, self._app_id(f"routes-{count}"),
                              {"CORRIDOR_REGISTRY_FILE": str(registry)})
             with worker:
                 measured, _ = await self._drain(worker, published, f"corridor worker on {count:,} routes")
         return measured
+
+    async def _journeys(self, clusters: Clusters) -> None:
+        """Shipments each departing, so that every one opens a journey the worker keeps in flight; then the same
+        shipments clearing customs, which open none. A fresh worker and fresh topics each; the first must show
+        every shipment in transit and the second none, and the first one's changelog is measured."""
+        shipments = self.config.journey_shipments
+        for key, milestone, in_transit in ((PIPELINE_JOURNEYS, Milestone.DEPARTED.value, shipments),
+                                           (PIPELINE_NO_JOURNEYS, Milestone.CUSTOMS_CLEARED.value, 0)):
+            source = EventSource(self.config.seed, mix={"shipments": 1})
+            app_id = self._app_id(f"journeys-{milestone.replace('_', '-')}")
+            async with self._fresh(clusters) as bootstrap:
+                published = await self._publish(bootstrap, shipments, envelopes=True, source=source,
+                                                reshape=OwnShipments(milestone))
+                worker = _Worker(bootstrap, self.workdir / f"worker-journeys-{milestone}", app_id)
+                description = f"corridor worker on shipments {milestone.replace('_', ' ')}"
+                with worker:
+                    self.report.throughput[key], _ = await self._drain(worker, published, description)
+                    shown = await asyncio.to_thread(worker.gauge, SHIPMENTS_IN_TRANSIT.name)
+                    if shown != in_transit:
+                        raise BenchError(
+                            f"the {description} shows {'nothing' if shown is None else f'{shown:,g}'} in "
+                            f"{SHIPMENTS_IN_TRANSIT.name}, but {in_transit:,} shipments are in transit; the end of "
+                            f"its log:\n{worker.log_tail(10)}")
+                if in_transit:
+                    self.report.journey_changelog_bytes = await self._journey_changelog_bytes(bootstrap, app_id)
+
+    async def _journey_changelog_bytes(self, bootstrap: str, app_id: str) -> int:
+        """The bytes of the journey records the worker of ``app_id`` left in its shipments changelog, the newest
+        value of each key (what a compacted changelog keeps, and the ``memory://`` store holds)."""
+        settings = self._settings_for(bootstrap)
+        topic = changelog_topic(app_id, ShipmentEvent.family)
+        partitions = (await list_topics(settings)).get(topic)
+        if not partitions:
+            raise BenchError(f"the worker's changelog {topic} is not on the cluster")
+        self.progress.step(f"reading {topic}", 0, None)
+        consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None)
+        await consumer.start()
+        try:
+            assigned = [TopicPartition(topic, partition) for partition in range(partitions)]
+            consumer.assign(assigned)
+            await consumer.seek_to_beginning()
+            # A lower bound on the embedded broker (its quirk 2), so the read goes on until a fetch brings nothing.
+            ends = await consumer.end_offsets(assigned)
+            newest = NewestValues(JOURNEY_RECORDS)
+            timeout = self.config.timeout(self.config.journey_shipments)
+            deadline = time.monotonic() + timeout
+            while True:
+                batch = await consumer.getmany(timeout_ms=round(CHANGELOG_IDLE_S * 1000))
+                for records in batch.values():
+                    for record in records:
+                        newest.add(record.key, record.value)
+                if not batch and all([await consumer.position(part) >= ends[part] for part in assigned]):
+                    return newest.total
+                if time.monotonic() > deadline:
+                    raise BenchError(f"the worker's changelog {topic} was still being read after {timeout:g}s")
+        finally:
+            await consumer.stop()
 
     async def _drain(self, worker: _Worker, published: Published, description: str
                      ) -> tuple[Throughput, PipelineCounts]:
@@ -442,10 +523,10 @@ class _Run:
                              f"the end of its log:\n{worker.log_tail(10)}")
         start_label = "worker log: state restored"
         seconds = at - started
-        peak, cpu_at_end = memory_of(worker.pid), cpu_seconds_of(worker.pid)
+        at_end, cpu_at_end = memory_of(worker.pid), cpu_seconds_of(worker.pid)
         # The last sample before the start: the worker as started, before any event.
         at_start = [sample for sample in samples if sample[0] <= started][-1:] or samples[:1]
-        footprint = Memory(at_start[0][1], peak[1], total) if peak is not None and at_start else None
+        footprint = Memory(at_start[0][1], at_end[1], total, at_end[0]) if at_end is not None and at_start else None
         cpu_at_start = at_start[0][2] if at_start else None
         cpu = cpu_at_end - cpu_at_start if cpu_at_end is not None and cpu_at_start is not None else None
         return Throughput(total, seconds, start_label, dict(expected), accepted, footprint, cpu), counts
@@ -545,6 +626,11 @@ class _Worker(WorkerProcess):
         if text is None:
             return None
         return (sent + time.time()) / 2, PipelineCounts.parse(text)
+
+    def gauge(self, name: str) -> float | None:
+        """The sum of the gauge ``name`` on the worker's /metrics; None while the worker does not answer."""
+        text = self.metrics_text(timeout_s=10)
+        return None if text is None else gauge_total(text, name)
 
     def restored_at(self) -> float | None:
         """When the worker's state was first restored (from its log): the end of its start."""

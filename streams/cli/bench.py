@@ -32,6 +32,9 @@ if TYPE_CHECKING:
               help="How long they are offered (shorter when --events holds fewer events).")
 @click.option("--route-events", type=click.IntRange(min=1), default=200_000, show_default=True,
               help="Shipments published for each of the two workers of the routes stage (10 and 1,000 known routes).")
+@click.option("--journey-shipments", type=click.IntRange(min=1), default=200_000, show_default=True,
+              help="Shipments published for each of the two workers of the journeys stage (each departing: one "
+                   "journey kept in flight per shipment; then the same clearing customs: none).")
 @click.option("--only", "only", multiple=True, type=click.Choice(STAGES),
               help="Run only this stage (repeatable).")
 @click.option("--skip", "skip", multiple=True, type=click.Choice(STAGES), help="Leave this stage out (repeatable).")
@@ -47,8 +50,8 @@ if TYPE_CHECKING:
 @click.option("--keep-logs", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Keep the workers' and baselines' logs in this directory.")
 def bench_command(events: int, single_events: int, latency_rate: int, latency_seconds: float, route_events: int,
-                  only: tuple[str, ...], skip: tuple[str, ...], seed: int, bootstrap: str | None,
-                  recreate_topics: bool, as_json: bool, keep_logs: Path | None) -> None:
+                  journey_shipments: int, only: tuple[str, ...], skip: tuple[str, ...], seed: int,
+                  bootstrap: str | None, recreate_topics: bool, as_json: bool, keep_logs: Path | None) -> None:
     """Measure the worker end to end against a plain aiokafka + pydantic loop and a bare faust agent.
 
     Starts an embedded broker on free loopback ports for each group of stages (with
@@ -59,7 +62,10 @@ def bench_command(events: int, single_events: int, latency_rate: int, latency_se
     event-to-metric at a fixed rate, same worker; single, a fresh worker on one event per
     record; aiokafka, the plain loop on both; faust, the bare agent on the single events;
     routes, shipments over 10 and over 1,000 known routes, a fresh worker and fresh topics
-    each. Each with the CPU time it used; also the worker's peak memory and bytes per event.
+    each; journeys, shipments each departing (one journey in flight per shipment) against the
+    same shipments clearing customs (none), a fresh worker and fresh topics each, for the events/s
+    and the bytes per shipment in flight. Each with the CPU time it used; also the worker's peak
+    memory and bytes per event.
     docs/benchmarks.md says what each number measures.
 
     Exit 0 when every stage counted exactly what was published (no speed is asserted), 1
@@ -71,7 +77,8 @@ def bench_command(events: int, single_events: int, latency_rate: int, latency_se
     \b
     corridor bench                                   # 500,000 events, a minute or two
     corridor bench --events 2000000 --only batched   # memory at scale
-    corridor bench --events 20000 --single-events 5000 --latency-seconds 2 --route-events 5000 --json
+    corridor bench --events 20000 --single-events 5000 --latency-seconds 2 --route-events 5000 \\
+        --journey-shipments 3000 --json
     corridor bench --skip faust --skip single        # envelopes only
     corridor bench --bootstrap 127.0.0.1:9092 --recreate-topics   # on a test bed's Kafka
     """
@@ -86,7 +93,8 @@ def bench_command(events: int, single_events: int, latency_rate: int, latency_se
     stages = frozenset(only or STAGES) - set(skip)
     try:
         config = BenchConfig(events=events, single_events=single_events, latency_rate=latency_rate,
-                             latency_seconds=latency_seconds, route_events=route_events, seed=seed,
+                             latency_seconds=latency_seconds, route_events=route_events,
+                             journey_shipments=journey_shipments, seed=seed,
                              stages=stages, bootstrap=bootstrap)
     except ValueError as error:
         raise click.UsageError(str(error)) from None

@@ -49,6 +49,16 @@ def corridor_topics() -> list[str]:
     return [*(family.topic for family in FAMILIES.values()), DEADLETTER_TOPIC]
 
 
+def state_table(family: str) -> str:
+    """The name of a family's state table in the worker, which faust names its changelog topic after."""
+    return f"state-{family}"
+
+
+def changelog_topic(app_id: str, family: str) -> str:
+    """The changelog topic of a family's state in the worker of ``app_id``, as faust names it."""
+    return f"{app_id}-{state_table(family)}-changelog"
+
+
 async def list_topics(settings: Settings) -> dict[str, int]:
     """Every topic of the cluster with its partition count."""
     admin = AIOKafkaAdminClient(**client_options(settings))

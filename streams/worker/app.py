@@ -33,7 +33,7 @@ from streams.core.journeys import OVERDUE_PATH, overdue_report
 from streams.core.processor import FamilyProcessor, rejected_reasons
 from streams.core.registry import Registry
 from streams.core.state import PartitionState
-from streams.kafka.admin import BrokerProbe
+from streams.kafka.admin import BrokerProbe, state_table
 from streams.kafka.client import ssl_context
 from streams.kafka.profile import PROFILES, BrokerFlavor
 from streams.settings import Settings
@@ -217,7 +217,7 @@ class CorridorApp:
         topic = self.app.topic(FAMILIES[family].topic, key_serializer="raw", value_serializer="raw",
                                partitions=settings.topic_partitions, acks=False)
         table = self.app.Table(
-            f"state-{family}",
+            state_table(family),
             partitions=settings.topic_partitions,
             # bytes keys and values: faust serialises them raw, in the changelog and on recovery.
             key_type=bytes,

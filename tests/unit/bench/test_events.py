@@ -17,6 +17,7 @@ from streams.bench.events import (
     SPREAD_S,
     Envelopes,
     EventSource,
+    OwnShipments,
     RouteSpread,
     envelope_bytes,
     family_cycle,
@@ -24,6 +25,7 @@ from streams.bench.events import (
     shipment_routes,
     single_records,
 )
+from streams.core.processor import FamilyProcessor
 from streams.core.registry import Registry
 from streams.settings import Settings
 
@@ -124,3 +126,32 @@ def test_route_spread_moves_shipments_onto_every_route_in_turn_and_keys_them_by_
     for record in single_records(shipments):
         assert not validate_record("shipments", record.value, rules,
                                    reference_time=datetime.fromtimestamp(NOW, UTC)).errors
+
+
+def test_own_shipments_give_every_shipment_event_a_shipment_of_its_own_at_the_default_place(
+        source: EventSource) -> None:
+    departures = OwnShipments("departed")
+    events = departures.apply(source.take(400, NOW)) + departures.apply(source.take(400, NOW))
+    shipments = [event for event in events if event.family == "shipments"]
+    ids = [event.fields["shipment_id"] for event in shipments]
+    assert len(set(ids)) == len(ids) == 7 * 40 and ids[0] == "SHP-bench-000000001"
+    assert all(event.fields["milestone"] == "departed" for event in shipments)
+    assert all("location" not in event.fields and "planned_arrival" not in event.fields for event in shipments)
+    assert all(event.key == event.fields["route"].encode() for event in shipments)
+    others = [event for event in events if event.family != "shipments"]
+    assert others and all("shipment_id" not in event.fields for event in others)
+
+
+@pytest.mark.parametrize(("milestone", "journeys"), [("departed", 600), ("customs_cleared", 0)])
+def test_as_departures_every_shipment_opens_a_journey_in_transit_and_as_clearances_none(
+        milestone: str, journeys: int) -> None:
+    now = datetime.now(UTC).timestamp()
+    events = OwnShipments(milestone).apply(EventSource(seed=0, per_family=50, mix={"shipments": 1}).take(600, now))
+    processor = FamilyProcessor("shipments", Settings(), Registry.load(None))
+    state = processor.new_state()
+    batcher = Envelopes()
+    for offset, record in enumerate(batcher.add(events) + batcher.flush()):
+        assert not processor.process(state, 0, offset, now, record.value).dead_letters
+    assert state.counters["events_accepted"][()] == 600
+    assert state.journeys is not None and len(state.journeys) == journeys
+    assert sum(state.journeys.in_transit.values()) == journeys

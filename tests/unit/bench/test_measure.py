@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 from streams.bench.measure import (
+    JOURNEY_RECORDS,
+    NewestValues,
     PipelineCounts,
     Sent,
     cpu_seconds_of,
+    gauge_total,
     memory_of,
     parse_proc_stat,
     parse_proc_status,
@@ -17,6 +21,10 @@ from streams.bench.measure import (
     visibility_latencies,
     weighted_percentile,
 )
+from streams.core.checkpoint import head_key, journey_key
+from streams.kafka.admin import changelog_topic
+from streams.settings import Settings
+from streams.worker.app import CorridorApp
 
 METRICS = """\
 # HELP corridor_events_received_total Events received.
@@ -33,6 +41,11 @@ corridor_events_rejected_total{stream="shipments",reason="out_of_range",partitio
 corridor_shipments_total{corridor="ILSTC",route="a \\"quoted\\" route",partition="0",owner="a1b2-1"} 3.0
 corridor_events_received_created{stream="shipments",partition="0",owner="a1b2-1"} 1.7e+09
 process_resident_memory_bytes 1.2e+08
+# HELP corridor_shipments_in_transit Shipments departed from their origin and not arrived at their destination.
+# TYPE corridor_shipments_in_transit gauge
+corridor_shipments_in_transit{corridor="ILSTC",route="CNCKG-SGSIN",mode="rail_sea"} 1500.0
+corridor_shipments_in_transit{corridor="ILSTC",route="a {braced} route",mode="sea"} 2.5e+03
+corridor_shipments_in_transit_other{corridor="ILSTC"} 7.0
 """
 
 
@@ -44,6 +57,27 @@ def test_pipeline_counts_sum_owners_per_stream_and_partition() -> None:
     assert counts.accepted_by_stream() == {"shipments": 690, "datachannel": 11000}
     assert counts.total_received == 12905
     assert PipelineCounts.parse("").total_received == 0
+
+
+def test_gauge_total_sums_the_samples_of_one_gauge() -> None:
+    assert gauge_total(METRICS, "corridor_shipments_in_transit") == 4000
+    assert gauge_total(METRICS, "process_resident_memory_bytes") == 1.2e8
+    assert gauge_total(METRICS, "corridor_shipments_overdue") == 0
+
+
+def test_newest_values_keep_the_last_value_of_each_journey_key_and_nothing_of_a_deleted_one() -> None:
+    newest = NewestValues(JOURNEY_RECORDS)
+    for key, value in [(journey_key(0, 0, 0), b"x" * 100), (journey_key(0, 0, 1), b"y" * 40),
+                       (head_key(0), b"h" * 500), (b"0:dedup:1:0", b"d" * 64), (None, b"n"),
+                       (journey_key(0, 1, 0), b"z" * 30), (journey_key(0, 0, 0), None), (journey_key(0, 0, 1), b"w")]:
+        newest.add(key, value)
+    assert newest.total == 30 + 1
+
+
+def test_the_bench_reads_the_journey_records_where_the_worker_writes_them(tmp_path: Path) -> None:
+    app = CorridorApp(Settings(app_id="corridor-bench-1a2b3c-journeys-departed", state_dir=tmp_path))
+    assert app.changelogs["shipments"].topic == changelog_topic("corridor-bench-1a2b3c-journeys-departed",
+                                                                "shipments")
 
 
 def test_restored_at_reads_the_first_state_restored_line() -> None:

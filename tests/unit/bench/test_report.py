@@ -14,6 +14,8 @@ from streams.bench.report import (
     BASELINE_FAUST,
     COLUMNS,
     PIPELINE_BATCHED,
+    PIPELINE_JOURNEYS,
+    PIPELINE_NO_JOURNEYS,
     PIPELINE_ROUTES_FEW,
     PIPELINE_ROUTES_MANY,
     PIPELINE_SINGLE,
@@ -124,6 +126,49 @@ def test_the_routes_stage_compares_1000_routes_with_10_per_second_and_per_cpu_se
     assert BenchReport(events=10, single_events=10, seed=0).to_json()["ratio_1000_to_10_routes_per_cpu"] is None
 
 
+def test_the_journeys_stage_gives_the_cost_of_shipments_in_flight_in_events_per_second_and_bytes() -> None:
+    shipments = {"shipments": 1_000}
+    report = BenchReport(events=10, single_events=10, seed=0, journey_shipments=1_000, journey_changelog_bytes=230_000)
+    mib = 2**20
+    report.throughput = {
+        # Grew by 1 MiB from its start, and the worker holding no journey by 100,000 bytes.
+        PIPELINE_JOURNEYS: Throughput(1_000, 0.025, "start", shipments, shipments,
+                                      Memory(80 * mib, 90 * mib, 1_000, 81 * mib), cpu_seconds=0.02),
+        PIPELINE_NO_JOURNEYS: Throughput(1_000, 0.02, "start", shipments, shipments,
+                                         Memory(79 * mib, 85 * mib, 1_000, 79 * mib + 100_000), cpu_seconds=0.01),
+    }
+    out = report.to_json()
+    assert (out["pipeline_journeys_eps"], out["pipeline_no_journeys_eps"]) == (40_000.0, 50_000.0)
+    assert (out["journeys_ratio"], out["journeys_ratio_per_cpu"]) == (0.8, 0.5)
+    assert out["journey_shipments"] == 1_000
+    assert out["journey_bytes_per_shipment"] == round((mib - 100_000) / 1_000, 1) == 948.6
+    assert out["journey_changelog_bytes_per_shipment"] == 230.0
+    assert out["stages"][PIPELINE_JOURNEYS]["end_rss_bytes"] == 81 * mib
+    assert out["verified"] is True
+    assert [row[0] for row in report.rows()] == ["corridor worker, departures", "corridor worker, customs clearances"]
+    assert report.notes() == [
+        "shipments in flight: departures, each opening a journey, at 0.80x the events/s of the same shipments "
+        "clearing customs, 0.50x the events per CPU second; 949 bytes of resident memory per shipment in flight, "
+        "230 bytes of changelog (1,000 shipments each)"]
+
+
+def test_without_both_workers_memory_at_their_end_there_is_no_figure_per_shipment() -> None:
+    shipments = {"shipments": 1_000}
+    report = BenchReport(events=10, single_events=10, seed=0, journey_shipments=1_000)
+    report.throughput = {
+        PIPELINE_JOURNEYS: Throughput(1_000, 1.0, "start", shipments, shipments, Memory(1, 2, 1_000, 2)),
+        PIPELINE_NO_JOURNEYS: Throughput(1_000, 1.0, "start", shipments, shipments, Memory(1, 2, 1_000)),
+    }
+    out = report.to_json()
+    assert out["journeys_ratio"] == 1.0
+    assert out["journey_bytes_per_shipment"] is None and out["journey_changelog_bytes_per_shipment"] is None
+    assert "no resident memory read (1,000 shipments each)" in report.notes()[0]
+    skipped = BenchReport(events=10, single_events=10, seed=0).to_json()
+    assert all(skipped[key] is None for key in (
+        "journey_shipments", "pipeline_journeys_eps", "pipeline_no_journeys_eps", "journeys_ratio",
+        "journeys_ratio_per_cpu", "journey_bytes_per_shipment", "journey_changelog_bytes_per_shipment"))
+
+
 def test_config_checks_stages_and_scales_the_latency_stage_with_the_events() -> None:
     assert BenchConfig(events=20_000).latency_events == 20_000
     assert BenchConfig().latency_events == 100_000
@@ -132,6 +177,8 @@ def test_config_checks_stages_and_scales_the_latency_stage_with_the_events() -> 
         BenchConfig(stages=frozenset({"warp"}))
     with pytest.raises(ValueError, match="no stage"):
         BenchConfig(stages=frozenset())
+    with pytest.raises(ValueError, match="must be positive"):
+        BenchConfig(journey_shipments=0)
 
 
 def test_the_end_is_near_when_due_soon_at_the_rate_so_far() -> None:
@@ -150,6 +197,13 @@ def test_baseline_counting_reports_once_when_the_total_is_reached(capsys: pytest
     assert counting.add(1) is False  # already reported
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert lines == [{"counted": 2}, {"events": 7, "seconds": pytest.approx(0.9), "cpu_seconds": 0.5}]
+
+
+def test_the_journeys_stage_takes_its_size_from_the_command_line() -> None:
+    result = CliRunner().invoke(cli, ["bench", "--journey-shipments", "0"])
+    assert result.exit_code == 2
+    assert "--journey-shipments" in result.stderr
+    assert "journeys" in CliRunner().invoke(cli, ["bench", "--help"]).stdout
 
 
 def test_a_run_without_stages_is_a_usage_error() -> None:
