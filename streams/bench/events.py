@@ -48,7 +48,8 @@ class Template:
     key: bytes  #: the message key: the family's key field
     event_id: str
     fields: Mapping[str, Any]
-    #: Further timestamps (a flight's scheduled and actual times), in seconds after ``event_time``.
+    #: Further timestamps (a flight's scheduled and actual times, a shipment's planned time and arrival), in
+    #: seconds after ``event_time``.
     times: tuple[tuple[str, float], ...]
 
 
@@ -84,7 +85,8 @@ def templates(family: str, seed: int, count: int = TEMPLATES_PER_FAMILY) -> list
         event_time = datetime.fromisoformat(event.pop("event_time"))
         times = tuple(
             (name, (datetime.fromisoformat(event.pop(name)) - event_time).total_seconds())
-            for name in [name for name, value in event.items() if name.endswith("_time") and isinstance(value, str)]
+            for name in [name for name, value in event.items()
+                         if name.endswith(("_time", "planned_arrival")) and isinstance(value, str)]
         )
         event_id = event.pop("event_id")
         made.append(Template(family, str(event[key_field]).encode(), event_id, event, times))

@@ -222,7 +222,7 @@ class JourneyBook:
 
     def _apply(self, journey: Journey | None, event: ShipmentEvent, at: int,
                labels_of: Callable[[str, str, str], Labels], observer: Observer) -> None:
-        milestone = str(event.milestone)
+        milestone = event.milestone.value  # the enum's own string: no copy per journey
         place = event.location
         if place is None:  # the contract's default (``default_location``), inline on the hot path
             place = event.origin if milestone in _AT_ORIGIN else event.destination if milestone in _AT_DESTINATION \
@@ -230,7 +230,7 @@ class JourneyBook:
         if journey is None:
             if milestone not in _STARTS or (milestone == ARRIVED and place == event.destination):
                 return
-            shared, mode = self._shared, str(event.mode)
+            shared, mode = self._shared, event.mode.value
             labels = labels_of(event.corridor, event.route, mode)
             journey = Journey(event.shipment_id, sys.intern(event.corridor), sys.intern(event.route),
                               shared.setdefault(mode, mode), shared.setdefault(labels, labels),
