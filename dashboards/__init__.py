@@ -34,7 +34,7 @@ GRAFANA_TIMEZONES = ("browser", "utc")
 
 def _generators() -> dict[str, Callable[[Thresholds], Model]]:
     # Imported here so that importing the package (for JSON_DIR, say) needs no grafana SDK.
-    from dashboards import datachannel, finance, flights, ingest, overview, pipeline
+    from dashboards import datachannel, finance, flights, ingest, overview, pipeline, transit
 
     return {
         "corridor-overview": overview.build,
@@ -43,6 +43,7 @@ def _generators() -> dict[str, Callable[[Thresholds], Model]]:
         "corridor-datachannel": datachannel.build,
         "corridor-pipeline": pipeline.build,
         "corridor-ingest": ingest.build,
+        "corridor-transit": transit.build,
     }
 
 

@@ -258,10 +258,14 @@ def pie(title: str, description: str, queries: Sequence[Query], unit: str, *, wi
 
 
 def heatmap(title: str, description: str, query: Query, unit: str, *, bounds_unit: str = "s", width: int = 12,
-            height: int = 8, runbooks: Sequence[dashboard.DashboardLink] = ()) -> Panel:
+            height: int = 8, runbooks: Sequence[dashboard.DashboardLink] = (), repeat: str = "") -> Panel:
     """A heatmap of a histogram: ``query`` sums a ``_bucket`` rate by ``le``; Grafana turns the cumulative
-    buckets into one row per bucket (bounds in ``bounds_unit``), each cell what fell in it (``unit``)."""
-    panel = (heat.Panel().calculate(False)
+    buckets into one row per bucket (bounds in ``bounds_unit``), each cell what fell in it (``unit``).
+    With ``repeat`` (a variable's name), one heatmap side by side per value of the variable chosen."""
+    panel = heat.Panel()
+    if repeat:
+        panel = panel.repeat(repeat).repeat_direction("h")
+    panel = (panel.calculate(False)
              .rows_frame(heat.RowsHeatmapOptions().layout(HeatmapCellLayout.LE))
              .color(heat.HeatmapColorOptions().mode(HeatmapColorMode.SCHEME).scheme("Oranges")
                     .scale(HeatmapColorScale.EXPONENTIAL).exponent(0.5).steps(64))

@@ -38,6 +38,10 @@ CHECKPOINT_AGE_HIGH = "CorridorCheckpointAgeHigh"
 DEAD_LETTERS_UNSENT = "CorridorDeadLettersUnsent"
 DATACHANNEL_LATENCY_HIGH = "CorridorDataChannelLatencyHigh"
 DATACHANNEL_PACKET_LOSS_HIGH = "CorridorDataChannelPacketLossHigh"
+TRANSIT_TIME_HIGH = "CorridorTransitTimeHigh"
+SHIPMENTS_OVERDUE = "CorridorShipmentsOverdue"
+ON_TIME_SHARE_LOW = "CorridorOnTimeShareLow"
+FLIGHTS_LATE = "CorridorFlightsLate"
 
 
 def duration(seconds: int) -> str:
@@ -102,6 +106,20 @@ def deployment_arguments(t: Thresholds, arguments: str) -> str:
     """The ``printf`` arguments of :func:`this_deployment`'s selector: the alert's deployment labels (empty
     where a label is absent, which matches the absent label), then ``arguments``."""
     return " ".join([*(f"$labels.{label}" for label in t.deployment_labels), arguments])
+
+
+def labels_here(t: Thresholds, labels: tuple[str, ...]) -> str:
+    """Label matchers of the alert's deployment and its ``labels`` in a description's query (see
+    :func:`queried`)."""
+    return this_deployment(t, ",".join(f'{label}="%s"' for label in labels))
+
+
+def queried(t: Thresholds, expression: str, labels: tuple[str, ...], times: int = 1, shown: str = "humanize") -> str:
+    """A description template printing ``expression``'s value for the alert's deployment and ``labels``
+    (``expression`` holds ``labels_here(t, labels)`` ``times`` times), through the template function ``shown``."""
+    arguments = " ".join([deployment_arguments(t, " ".join(f"$labels.{label}" for label in labels))] * times)
+    return (f"{{{{ with printf `{expression}` {arguments} | query }}}}"
+            f"{{{{ . | first | value | {shown} }}}}{{{{ end }}}}")
 
 
 def counter_rose(t: Thresholds, counter: str, by: str, window_s: int) -> str:

@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.alerting.alert import VOLUME_ANOMALY
+from schemas.shipments import Milestone
+from streams.alerting.alert import FLIGHTS_LATE, ON_TIME_SHARE_LOW, TRANSIT_TIME_HIGH, VOLUME_ANOMALY
+from streams.alerting.alert import SHIPMENTS_OVERDUE as OVERDUE_ALERT
 from streams.alerting.thresholds import PROFILES, Thresholds
 from streams.core.families import (
     DATACHANNEL_BYTES,
@@ -24,9 +26,16 @@ from streams.core.families import (
     FLIGHT_ARRIVAL_DELAY,
     FLIGHT_DELAY,
     FLIGHT_EVENTS,
+    FLIGHT_PUNCTUALITY,
     FLIGHTS_OPERATED_WINDOW,
+    SHIPMENT_DWELL,
+    SHIPMENT_LEG,
+    SHIPMENT_PUNCTUALITY,
     SHIPMENT_TEU,
     SHIPMENT_TEU_WINDOW,
+    SHIPMENT_TRANSIT,
+    SHIPMENTS_IN_TRANSIT,
+    SHIPMENTS_OVERDUE,
 )
 from streams.core.series import (
     CHECKPOINT_AGE,
@@ -92,6 +101,19 @@ TEU_SUM6H = f"corridor_route_mode:{SHIPMENT_TEU.name}:sum6h"
 TEU_SEASONAL6H = f"corridor_route_mode:{SHIPMENT_TEU.name}:seasonal6h"
 TEU_SEASONAL6H_ZSCORE = f"corridor_route_mode:{SHIPMENT_TEU.name}:seasonal6h_zscore"
 TEU_SEASONAL6H_ZSCORE_SPREAD1W = f"corridor_route_mode:{SHIPMENT_TEU.name}:seasonal6h_zscore_spread1w"
+IN_TRANSIT_SUM = f"corridor_route_mode:{SHIPMENTS_IN_TRANSIT.name}:sum"
+OVERDUE_SUM = f"corridor_route_mode:{SHIPMENTS_OVERDUE.name}:sum"
+TRANSIT_BUCKET_INCREASE1D = f"corridor_route_mode_le:{SHIPMENT_TRANSIT.name}_bucket:increase1d"
+TRANSIT_BUCKET_INCREASE1D_AVG1W = f"corridor_route_mode_le:{SHIPMENT_TRANSIT.name}_bucket:increase1d_avg1w"
+LEG_BUCKET_INCREASE1D = f"corridor_route_leg_le:{SHIPMENT_LEG.name}_bucket:increase1d"
+DWELL_BUCKET_INCREASE1D = f"corridor_route_location_le:{SHIPMENT_DWELL.name}_bucket:increase1d"
+PUNCTUALITY_INCREASE1D = f"corridor_route_mode_milestone_punctuality:{SHIPMENT_PUNCTUALITY.name}:increase1d"
+ARRIVED_ON_TIME_RATIO1D = f"corridor_route_mode:{SHIPMENT_PUNCTUALITY.name}:arrived_on_time_ratio1d"
+FLIGHT_PUNCTUALITY_INCREASE1W = f"route_service_punctuality:{FLIGHT_PUNCTUALITY.name}:increase1w"
+FLIGHT_ON_TIME_RATIO1W = f"route:{FLIGHT_PUNCTUALITY.name}:on_time_ratio1w"
+
+#: The ``punctuality`` label of an event on time (shipment milestones and flights alike).
+ON_TIME = "on_time"
 
 
 def _sum_rate(t: Thresholds, by: str, metric: str, window: str) -> str:
@@ -246,6 +268,88 @@ def _baselines(t: Thresholds) -> RecordGroup:
     )
 
 
+#: How often the time rules are evaluated: windows of a day and a week move little in 15 s, and once a
+#: minute keeps a sample well inside the 5-minute lookback of the alerts that read them.
+TRANSIT_INTERVAL = "1m"
+
+
+def _on_time_ratio(by: str, record: str, matchers: str = "") -> str:
+    """The share of a recorded punctuality increase (``record``, narrowed by ``matchers``) that was on time,
+    per ``by``: 0 when none was (the on-time series may not exist), absent when there was nothing."""
+    every = f"{record}{{{matchers}}}" if matchers else record
+    on_time_matchers = ", ".join(filter(None, [matchers, f'punctuality="{ON_TIME}"']))
+    on_time = f"{record}{{{on_time_matchers}}}"
+    return f"(\n  sum by ({by}) ({on_time})\nor\n  0 * sum by ({by}) ({every})\n)\n/ sum by ({by}) ({every})"
+
+
+def _transit(t: Thresholds) -> RecordGroup:
+    route = t.by("corridor, route, mode")
+    arrived = f'milestone="{Milestone.ARRIVED}"'
+    return RecordGroup(
+        "corridor-transit-records",
+        (
+            Record(
+                IN_TRANSIT_SUM,
+                _window_sum(t, "corridor, route, mode", SHIPMENTS_IN_TRANSIT.name),
+                "Shipments held now: each worker shows the journeys of the partitions it owns, so the sum over\n"
+                "workers is the corridor's (a partition that moves may dip or lift it for a scrape).",
+            ),
+            Record(OVERDUE_SUM, _window_sum(t, "corridor, route, mode", SHIPMENTS_OVERDUE.name)),
+            Record(
+                TRANSIT_BUCKET_INCREASE1D,
+                f"sum by ({t.by('corridor, route, mode, le')}) "
+                f"(increase({SHIPMENT_TRANSIT.name}_bucket{{{t.workers()}}}[1d]))",
+                "Arrivals at the destination in the last day by transit time (histogram buckets): their\n"
+                "quantiles are the route's transit time now.",
+            ),
+            Record(
+                TRANSIT_BUCKET_INCREASE1D_AVG1W,
+                f"avg_over_time({TRANSIT_BUCKET_INCREASE1D}[1w:1h])",
+                f"The day's buckets averaged over the last week, hour by hour: the route's usual transit\n"
+                f"times ({TRANSIT_TIME_HIGH} compares with it a day back, so the day it watches is not in it).\n"
+                "A quantile does not depend on the scale of the buckets: the average is a day's worth.",
+            ),
+            Record(
+                LEG_BUCKET_INCREASE1D,
+                f"sum by ({t.by('corridor, route, leg, le')}) "
+                f"(increase({SHIPMENT_LEG.name}_bucket{{{t.workers()}}}[1d]))",
+            ),
+            Record(
+                DWELL_BUCKET_INCREASE1D,
+                f"sum by ({t.by('corridor, route, location, le')}) "
+                f"(increase({SHIPMENT_DWELL.name}_bucket{{{t.workers()}}}[1d]))",
+            ),
+            Record(
+                PUNCTUALITY_INCREASE1D,
+                f"sum by ({t.by('corridor, route, mode, milestone, punctuality')}) "
+                f"(increase({SHIPMENT_PUNCTUALITY.name}_total{{{t.workers()}}}[1d]))",
+                "Milestones with a planned time in the last day, on time (within the mode's tolerance),\n"
+                "early or late.",
+            ),
+            Record(
+                ARRIVED_ON_TIME_RATIO1D,
+                _on_time_ratio(route, PUNCTUALITY_INCREASE1D, arrived),
+                f"The share of the last day's arrivals that were on time ({ON_TIME_SHARE_LOW}): 0 when none\n"
+                "was, absent without arrivals.",
+            ),
+            Record(
+                FLIGHT_PUNCTUALITY_INCREASE1W,
+                f"sum by ({t.by('route, service, punctuality')}) "
+                f"(increase({FLIGHT_PUNCTUALITY.name}_total{{{t.workers()}}}[1w]))",
+                "Flights of the last week on time (OAG: arrived less than 15 minutes late), late or\n"
+                "cancelled: about 14 a week on CKG-SIN, too few for a shorter window.",
+            ),
+            Record(
+                FLIGHT_ON_TIME_RATIO1W,
+                _on_time_ratio(t.by("route"), FLIGHT_PUNCTUALITY_INCREASE1W),
+                f"The share of a flight route's flights on time in the last week, services together ({FLIGHTS_LATE}).",
+            ),
+        ),
+        spaced=True,
+        interval=TRANSIT_INTERVAL,
+    )
+
+
 _CORRIDOR_HEADER = """\
 Recording rules of Corridor Monitor, named level:metric:operation. Dashboards and alerts
 read these rather than the raw series.
@@ -269,11 +373,27 @@ Needs at least 3 weeks and 6 hours of raw history (set --storage.tsdb.retention.
 more; Prometheus' default 15d leaves the band empty and the alert silent) and one week of
 the z-score's own history before the spread exists."""
 
+_TRANSIT_HEADER = f"""\
+Time on the corridor: transit times, legs and dwell, shipments in transit and overdue, arrivals
+and flights on time. What {TRANSIT_TIME_HIGH}, {OVERDUE_ALERT}, {ON_TIME_SHARE_LOW} and
+{FLIGHTS_LATE} read (streams/alerting/transit.py; tests: deploy/prometheus/tests/transit_test.yml
+and overdue_test.yml), and the "Transit and reliability" dashboard. Named level:metric:operation
+like rules/corridor.yml.
+
+The histograms and punctuality counters are the workers' partition series (labels `partition`,
+`owner`): increase() over each, then summed. A shipment route arrives a few to ten shipments an
+hour and a flight route about two flights a day, so the windows are a day and a week: shorter
+ones hold too few arrivals for a quantile or a share to mean anything. The group is evaluated
+every minute rather than at the global interval. The week's baseline is whole after 8 days of
+history (before, it holds the days there are)."""
+
+
 def files(t: Thresholds) -> dict[str, tuple[str, tuple[RecordGroup, ...]]]:
     """Each rule file: its header comment and its groups, by file name."""
     return {
         "corridor.yml": (_CORRIDOR_HEADER, (_pipeline(t), _volume(t))),
         "corridor-baselines.yml": (_BASELINES_HEADER, (_baselines(t),)),
+        "corridor-transit.yml": (_TRANSIT_HEADER, (_transit(t),)),
     }
 
 

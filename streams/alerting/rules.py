@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from streams.alerting import datachannel, health, ingest, pipeline, volume
+from streams.alerting import datachannel, health, ingest, pipeline, transit, volume
 from streams.alerting.alert import Rule
 from streams.alerting.thresholds import Thresholds
 
@@ -21,7 +21,7 @@ HEADER = (
 #: Each area's rules, by area: one file and one group each.
 AREAS: dict[str, Callable[[Thresholds], list[Rule]]] = {
     "volume": volume.rules, "pipeline": pipeline.rules, "ingest": ingest.rules, "health": health.rules,
-    "datachannel": datachannel.rules,
+    "datachannel": datachannel.rules, "transit": transit.rules,
 }
 
 

@@ -201,6 +201,51 @@ class Thresholds(BaseModel):
     )
     datachannel_loss_for_s: int = Field(600, gt=0, description="for: of CorridorDataChannelPacketLossHigh")
 
+    # time: transit time, overdue shipments, on-time arrivals, late flights (windows of
+    # deploy/prometheus/rules/corridor-transit.yml: a day for shipments, a week for flights)
+    transit_time_quantile: float = Field(
+        0.5, gt=0, lt=1, description="the quantile of a route's transit times compared (0.5: the median)"
+    )
+    transit_time_factor: float = Field(
+        1.15, gt=1,
+        description="CorridorTransitTimeHigh fires when the quantile of the last day's arrivals exceeds this many "
+                    "times the same quantile of the 7 days before",
+    )
+    transit_time_min_arrivals: int = Field(
+        20, ge=1,
+        description="fewest arrivals at the destination in the last day, and in the first day of the week before, "
+                    "for a route's transit time to be compared",
+    )
+    transit_time_for_s: int = Field(3600, gt=0, description="for: of CorridorTransitTimeHigh")
+    overdue_min_shipments: int = Field(
+        10, ge=1, description="fewest overdue shipments on a route that may alert"
+    )
+    overdue_fraction: float = Field(
+        0.1, gt=0,
+        description="CorridorShipmentsOverdue fires when a route's overdue shipments exceed this many per shipment "
+                    "in transit",
+    )
+    overdue_for_s: int = Field(3600, gt=0, description="for: of CorridorShipmentsOverdue")
+    on_time_target: float = Field(
+        0.6, gt=0, le=1,
+        description="CorridorOnTimeShareLow fires when a route's share of arrivals on time (within the mode's "
+                    "tolerance) in the last day is below this",
+    )
+    on_time_min_arrivals: int = Field(
+        20, ge=1, description="fewest arrivals with a planned time in the last day for a route's on-time share to count"
+    )
+    on_time_for_s: int = Field(3600, gt=0, description="for: of CorridorOnTimeShareLow")
+    flights_late_target: float = Field(
+        0.4, gt=0, le=1,
+        description="CorridorFlightsLate fires when a flight route's share of flights on time (OAG: arrived less "
+                    "than 15 minutes late; a cancelled flight is not on time) in the last 7 days is below this",
+    )
+    flights_late_min_flights: int = Field(
+        7, ge=1,
+        description="fewest flights arrived or cancelled in the last 7 days for a route's on-time share to count",
+    )
+    flights_late_for_s: int = Field(3600, gt=0, description="for: of CorridorFlightsLate")
+
     @field_validator("worker_selector", "ingest_selector")
     @classmethod
     def _matchers(cls, selector: str) -> str:
@@ -308,5 +353,14 @@ PROFILES: dict[str, Thresholds] = {
         datachannel_quality_window_s=60,
         datachannel_latency_for_s=5,
         datachannel_loss_for_s=5,
+        # time
+        transit_time_min_arrivals=1,
+        transit_time_for_s=5,
+        overdue_min_shipments=1,
+        overdue_for_s=5,
+        on_time_min_arrivals=1,
+        on_time_for_s=5,
+        flights_late_min_flights=1,
+        flights_late_for_s=5,
     ),
 }

@@ -27,6 +27,8 @@ from streams.alerting.alert import (
     alert,
     deployment_arguments,
     duration,
+    labels_here,
+    queried,
     this_deployment,
 )
 from streams.alerting.records import TEU_SEASONAL6H, TEU_SEASONAL6H_ZSCORE_SPREAD1W, TEU_SUM6H
@@ -97,14 +99,12 @@ SHIPMENTS = VOLUMES["shipments"]
 def _route_query(t: Thresholds, expression: str, times: int = 1) -> str:
     """A description template printing ``expression``'s value for the alert's route; ``expression`` holds
     ``route(t)`` ``times`` times."""
-    arguments = " ".join([deployment_arguments(t, " ".join(f"$labels.{label}" for label in SHIPMENTS.by))] * times)
-    return (f"{{{{ with printf `{expression}` {arguments} | query }}}}"
-            "{{ . | first | value | humanize }}{{ end }}")
+    return queried(t, expression, SHIPMENTS.by, times)
 
 
 def route(t: Thresholds) -> str:
     """Label matchers of the alert's deployment and shipment route in a description's query (see _route_query)."""
-    return this_deployment(t, ",".join(f'{label}="%s"' for label in SHIPMENTS.by))
+    return labels_here(t, SHIPMENTS.by)
 
 
 def _human(number: float) -> str:

@@ -30,7 +30,7 @@ def exported() -> set[str]:
     histograms and infos."""
     series = [*PIPELINE_COUNTERS, EVENTS_REJECTED, *WORKER_SERIES, *INGEST_SERIES]
     for family in MEASURED.values():
-        series += [*family.counters, *family.windows, *family.histograms]
+        series += [*family.counters, *family.windows, *family.histograms, *family.gauges]
     return {series.name + suffix for series in series for suffix in _SUFFIXES}
 
 

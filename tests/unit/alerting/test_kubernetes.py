@@ -66,4 +66,4 @@ def test_alerts_render_skips_the_prometheus_rule_without_its_folder_or_with_test
     target, _ = render_into(tmp_path, "--profile", "test")
     assert not target.exists()
     written = sorted(path.name for path in (tmp_path / "alerts").glob("*.yml"))
-    assert written == ["datachannel.yml", "health.yml", "ingest.yml", "pipeline.yml", "volume.yml"]
+    assert written == ["datachannel.yml", "health.yml", "ingest.yml", "pipeline.yml", "transit.yml", "volume.yml"]

@@ -77,10 +77,10 @@ def rendered_alerts() -> set[str]:
 
 def test_every_alert_has_its_runbook_section():
     # The 11 alerts of the contract, CorridorBookingsCancelled, the 5 of the ingest and the contract's later
-    # ones (lag in seconds, checkpoints, dead letters unsent, data-channel latency and loss), each with its
-    # section, and no section for none.
+    # ones (lag in seconds, checkpoints, dead letters unsent, data-channel latency and loss, transit time,
+    # overdue shipments, on-time share, late flights), each with its section, and no section for none.
     assert rendered_alerts() == runbook_sections()
-    assert len(rendered_alerts()) == 23
+    assert len(rendered_alerts()) == 27
 
 
 def test_inhibitions_name_alerts_of_the_runbook():

@@ -13,13 +13,16 @@ from click.testing import CliRunner
 
 import dashboards
 from streams.alerting.records import (
+    DWELL_BUCKET_INCREASE1D,
     EVENT_DELAY_BUCKET_RATE5M,
     FLIGHT_ARRIVAL_DELAY_BUCKET_RATE1H,
     FLIGHT_DELAY_BUCKET_RATE1H,
     LATENCY_BUCKET_RATE5M,
+    TRANSIT_BUCKET_INCREASE1D,
 )
 from streams.alerting.rules import alert_rules
 from streams.alerting.thresholds import PROFILES, Thresholds
+from streams.alerting.transit import transit_baseline
 from streams.cli import cli
 from streams.core.families import FLIGHT_PUNCTUALITY
 from tests.dashboard_queries import parse
@@ -103,6 +106,7 @@ def test_template_variables_cover_corridor_route_link_and_instrument():
     assert {"datasource", "instrument"} <= names["corridor-finance"]
     assert {"datasource", "link"} <= names["corridor-datachannel"]
     assert {"datasource", "cluster", "namespace", "family"} <= names["corridor-ingest"]
+    assert {"datasource", "corridor", "route", "mode"} <= names["corridor-transit"]
 
 
 def test_the_ingest_dashboard_selects_the_ingest_and_keeps_the_deployment_labels():
@@ -159,6 +163,14 @@ def test_thresholds_come_from_the_alert_config():
     assert threshold_values(panel("corridor-ingest", "Rate-limited (429)")) == [t.ingest_rate_limited_fraction]
     assert threshold_values(panel("corridor-ingest", "Answer time percentiles")) == [t.ingest_slow_p99_s]
     assert threshold_values(panel("corridor-ingest", "Replicas up")) == [1]
+    assert threshold_values(panel("corridor-transit", "Transit time against the week before")) == [
+        t.transit_time_factor]
+    assert threshold_values(panel("corridor-transit", "Arrivals on time per route")) == [t.on_time_target]
+    assert threshold_values(panel("corridor-transit", "Overdue shipments per route")) == [t.overdue_min_shipments]
+    assert threshold_values(panel("corridor-transit", "Overdue per shipment in transit, per route")) == [
+        t.overdue_fraction]
+    assert threshold_values(panel("corridor-transit", "Flights on time per route, last 7 days")) == [
+        t.flights_late_target]
     silent = panel("corridor-pipeline", "Since the newest event")["fieldConfig"]["overrides"]
     assert {o["matcher"]["id"] for o in silent} == {"byRegexp"}
     for legend in ("{stream}", "{stream} prod corridor", "{stream}  "):  # with the deployment labels or without
@@ -223,6 +235,25 @@ def test_each_histogram_has_a_heatmap_of_its_buckets(name, record):
     options = heatmap["options"]
     assert options["calculate"] is False and options["rowsFrame"]["layout"] == "le"
     assert options["yAxis"]["unit"] == "s"
+
+
+def test_transit_time_is_drawn_with_the_alerts_line_and_a_heatmap_per_route():
+    t = PROFILES["default"]
+    percentiles = panel("corridor-transit", "Transit time percentiles per route")
+    line = percentiles["targets"][-1]["expr"]
+    assert line == f"{t.transit_time_factor:g} * {transit_baseline(t, deployment_selected(line))}"
+    maps = {p["title"]: p for p in panels(MODELS["corridor-transit"]) if p["type"] == "heatmap"}
+    assert set(maps) == {"Transit time distribution: $route", "Dwell at Qinzhou (CNQZH) distribution"}
+    assert maps["Transit time distribution: $route"]["repeat"] == "route"
+    for heatmap, record in zip(maps.values(), (TRANSIT_BUCKET_INCREASE1D, DWELL_BUCKET_INCREASE1D), strict=True):
+        (target,) = heatmap["targets"]
+        assert target["format"] == "heatmap" and target["expr"].startswith(f"sum by (le) ({record}{{")
+        assert heatmap["options"]["yAxis"]["unit"] == "s"
+
+
+def deployment_selected(expr: str) -> str:
+    """The matchers inside the first selector of ``expr``."""
+    return expr[expr.index("{") + 1:expr.index("}")]
 
 
 def test_the_committed_dashboards_open_in_china_time():
