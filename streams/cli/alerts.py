@@ -86,6 +86,9 @@ def _numbers(kind: type, text: str) -> tuple:
 @click.option("--horizon", type=click.FloatRange(min=1), default=24.0, show_default=True,
               help="Hours a drop lasts; a drop not detected by then is missed.")
 @click.option("--no-covid", is_flag=True, help="Skip the covid-2020 simulation.")
+@click.option("--slips", default="congestion,delays", show_default=True,
+              help="Comma-separated scenarios that slow the corridor (congestion: sailings held at Qinzhou; delays: "
+                   "sea legs slower), scored on the time alerts; empty: none.")
 @click.option("--families", default="shipments,flights,finance,datachannel", show_default=True,
               help="Comma-separated families simulated in the runs without drops (shipments is needed).")
 @click.option("--profile", type=click.Choice(["default", "test"]), default="default", show_default=True,
@@ -100,20 +103,22 @@ def _numbers(kind: type, text: str) -> tuple:
 @click.option("--markdown", "markdown_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the tables as Markdown to this file.")
 def alerts_evaluate(weeks: int, seeds: str, routes: str, fractions: str, step: int, horizon: float, no_covid: bool,
-                    families: str, profile: str, config: Path | None, rules_dir: Path, workdir: Path | None,
+                    slips: str, families: str, profile: str, config: Path | None, rules_dir: Path, workdir: Path | None,
                     keep: bool, markdown_file: Path | None) -> None:
-    """Measure the volume alerts: detection delay of injected drops, misses, false firings per week.
+    """Measure the alerts: detection delay of injected drops and slips, misses, false firings per week.
 
     Simulates weeks of corridor traffic (baseline; the same with drops of each fraction on
-    each route, cut by the simulator's drop scenario; covid-2020), runs it through the
-    workers' pure core, backfills what they would export into a real Prometheus TSDB
-    (promtool), backfills the recording rules, and evaluates every volume alert over the
-    range. Needs prometheus and promtool (CORRIDOR_PROMETHEUS_BIN / CORRIDOR_PROMTOOL_BIN,
-    ./.tools/bin or PATH). Exit 0 when every target the run covers is met, 1 otherwise.
+    each route, cut by the simulator's drop scenario; covid-2020; the congestion and delays
+    scenarios), runs it through the workers' pure core, backfills what they would export into
+    a real Prometheus TSDB (promtool), backfills the recording rules, and evaluates every
+    volume alert (on the drops) and time alert (on the slips) over the range. Needs
+    prometheus and promtool (CORRIDOR_PROMETHEUS_BIN / CORRIDOR_PROMTOOL_BIN, ./.tools/bin or
+    PATH). Exit 0 when every target the run covers is met, 1 otherwise.
 
     \b
     corridor alerts evaluate                                   # the full table (minutes)
     corridor alerts evaluate --weeks 1 --routes CNCKG-CNQZH-SGSIN --fractions 0.8,1 --no-covid
+    corridor alerts evaluate --weeks 1 --routes "" --no-covid --slips congestion   # the time alerts alone
     """
     import signal
     import tempfile
@@ -123,7 +128,7 @@ def alerts_evaluate(weeks: int, seeds: str, routes: str, fractions: str, step: i
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from streams.evaluation.quality import ANY, ROUTES, Plan, evaluate, markdown, summary_rows
+    from streams.evaluation.quality import ANY, ANY_TIME, ROUTES, Plan, evaluate, markdown, summary_rows
     from streams.evaluation.tools import ToolMissing, require_tool
 
     thresholds = load_thresholds(profile, config)
@@ -136,6 +141,7 @@ def alerts_evaluate(weeks: int, seeds: str, routes: str, fractions: str, step: i
         plan = Plan(weeks=weeks, seeds=_numbers(int, seeds), routes=chosen,
                     fractions=_numbers(float, fractions), step=step, scrape=step,
                     horizon=timedelta(hours=horizon), covid=not no_covid,
+                    slips=tuple(slip for slip in slips.split(",") if slip),
                     families=tuple(f for f in families.split(",") if f))
     except ValueError as error:
         raise click.UsageError(str(error)) from None
@@ -165,6 +171,20 @@ def alerts_evaluate(weeks: int, seeds: str, routes: str, fractions: str, step: i
             table.add_column(column, justify="left" if column in ("drop", "route") else "right")
         for row in summary_rows(report, alert):
             table.add_row(*(str(value) for value in row.values()))
+        console.print(table)
+    if report.slip_detections:
+        table = Table(title="Time alerts: days from the slip to the first firing on a slowed route",
+                      title_justify="left")
+        kinds = list(dict.fromkeys(d.kind for d in report.slip_detections))
+        for column in ("alert", *kinds, "firings"):
+            table.add_column(column)
+        for alert in (*report.time_alerts, ANY_TIME):
+            cells = []
+            for kind in kinds:
+                seen = [d for d in report.slip_delay(alert, kind) if d is not None]
+                watches = alert in (*report.slip_alerts, ANY_TIME)
+                cells.append("-" if not watches else f"{min(seen) / 86400:.1f}" if seen else "missed")
+            table.add_row(alert, *cells, report.rates(alert) if alert != ANY_TIME else "")
         console.print(table)
     met = True
     for target, ok, detail in report.targets():

@@ -33,8 +33,11 @@ from streams.worker.metrics import CorridorCollector, ExportedPartition
 
 #: The owner label of the one simulated worker's partitions (counters carry it; see docs/semantics.md).
 OWNER = "simulated-1"
-#: Metric types written as they are; others (histograms) would need their points grouped.
+#: Metric types written as they are. A histogram's points would need grouping per scrape to be written as
+#: one; each of its samples (``_bucket``, ``_count``, ``_sum``) is written as a metric family of its own, of
+#: type unknown instead: the series and their values are the same to PromQL.
 WRITTEN_TYPES = ("gauge", "counter")
+UNTYPED = "unknown"
 
 Event = tuple[str, dict[str, Any]]
 
@@ -148,7 +151,9 @@ class History:
         for family, kind, name, labels, value in samples:
             if family not in self.wanted and name not in self.wanted:
                 continue
-            if kind not in WRITTEN_TYPES:
+            if kind == "histogram":
+                family, kind = name, UNTYPED
+            elif kind not in WRITTEN_TYPES:
                 raise ValueError(f"{family}: {kind} metrics cannot be written as OpenMetrics history here")
             key = (name, tuple(sorted(labels.items())))
             series = self.series.get(key)

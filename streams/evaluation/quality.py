@@ -8,6 +8,10 @@ For each seed three simulations run (``corridor alerts evaluate``):
   each (route, fraction) of the plan for ``horizon``, at different hours of the week; a
   drop's detection delay is the time from the cut to the first firing on that route.
 - ``covid-2020`` (first seed only): the 2020 scenario, steady at its own level.
+- ``congestion`` and ``delays`` (first seed only, as the plan asks): sailings from Qinzhou held,
+  or sea legs slowed, from a moment on; the time alerts (``streams/alerting/transit.py``) are
+  scored on how long after that moment they first fire on a slowed route. The baseline run
+  evaluates the time alerts too: every firing of theirs there is false.
 
 Each history is backfilled into its own TSDB (``promtool tsdb create-blocks-from
 openmetrics``), the recording rules the alerts read are backfilled level by level
@@ -30,7 +34,7 @@ from typing import Any, Protocol
 import yaml
 
 from schemas.families import FAMILY_NAMES
-from streams.alerting import volume
+from streams.alerting import transit, volume
 from streams.alerting.alert import Rule
 from streams.alerting.thresholds import Thresholds
 from streams.evaluation import prometheus
@@ -45,6 +49,13 @@ ROUTES = ("CNCKG-CNQZH-SGSIN", "CNQZH-SGSIN", "CNCKG-VNHAN", "CNCKG-LAVTE", "CNC
 ANY = "any volume alert"
 #: Targets of the alerting issue: (drop fraction, longest detection delay in seconds).
 DETECTION_TARGETS = ((0.5, 2 * HOUR), (0.8, 1 * HOUR))
+#: The scenarios that make time slip, and the routes each one slows.
+SLIPS: Mapping[str, tuple[str, ...]] = {
+    "congestion": ("CNCKG-CNQZH-SGSIN",),  # sailings from Qinzhou held: the rail-sea route
+    "delays": ("CNCKG-CNQZH-SGSIN", "CNQZH-SGSIN"),  # every sea leg to Singapore slower
+}
+#: Pseudo-alert: the first firing of any time alert on a slowed route.
+ANY_TIME = "any time alert"
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -66,6 +77,12 @@ class Plan:
     #: How far before the evaluated weeks the recording rules are backfilled: the longest range a rule or
     #: alert reads of another rule (the seasonal band's spread reads a week of its z-score).
     rules_lookback: timedelta = timedelta(weeks=1)
+    #: Scenarios of :data:`SLIPS` to run (first seed only), each slipping after ``slip_warmup``.
+    slips: tuple[str, ...] = ()
+    #: History before a slip: the transit alert compares a day with the week before it.
+    slip_warmup: timedelta = timedelta(weeks=2)
+    #: How long after the slip's moment a time alert may first fire and count as finding it.
+    slip_horizon: timedelta = timedelta(days=10)
 
     def __post_init__(self) -> None:
         if self.weeks < 1:
@@ -76,6 +93,8 @@ class Plan:
             raise ValueError(f"unknown routes {sorted(unknown)}: choose from {', '.join(ROUTES)}")
         if any(not 0 < fraction <= 1 for fraction in self.fractions):
             raise ValueError("drop fractions must be within (0, 1]")
+        if unknown := set(self.slips) - set(SLIPS):
+            raise ValueError(f"unknown slip scenarios {sorted(unknown)}: choose from {', '.join(SLIPS)}")
         if self.step <= 0 or self.scrape <= 0:
             raise ValueError("step and scrape interval must be positive")
         # A route's drops start drop_spacing apart, each up to 28h into its slot: it must end, and the
@@ -115,6 +134,10 @@ class Plan:
             if self.covid and index == 0:
                 runs.append(Run("covid-2020", SimulationConfig(Scenario.COVID_2020, seed=seed, families=self.families),
                                 ()))
+            for slip in self.slips if index == 0 else ():
+                config = SimulationConfig(Scenario(slip), seed=seed, families=("shipments",),
+                                          slip_after=self.slip_warmup)
+                runs.append(Run(slip, config, ()))
         return runs
 
 
@@ -122,13 +145,17 @@ class Plan:
 class Run:
     """One simulation backfilled into its own TSDB."""
 
-    kind: str  # baseline, drops, covid-2020
+    kind: str  # baseline, drops, covid-2020, or a scenario of SLIPS
     config: SimulationConfig
     drops: tuple[Drop, ...]
 
     @property
     def name(self) -> str:
         return f"{self.kind} (seed {self.config.seed})"
+
+    @property
+    def slip(self) -> bool:
+        return self.kind in SLIPS
 
 
 @dataclass(frozen=True)
@@ -203,6 +230,27 @@ def detections(alerts: Iterable[str], drops: Sequence[Drop], episodes: Sequence[
     return found
 
 
+@dataclass(frozen=True)
+class SlipDetection:
+    """How one time alert (or any of them) did on one slip scenario: seconds from its moment, or None (missed)."""
+
+    alert: str
+    kind: str
+    seed: int
+    delay: float | None
+
+
+def slip_detections(alerts: Iterable[str], kind: str, episodes: Sequence[Firing], moment: float, horizon: float,
+                    seed: int) -> list[SlipDetection]:
+    """For every time alert (and :data:`ANY_TIME`): its first firing on a route the slip slows, within the horizon."""
+    slowed = [e for e in episodes if e.label("route") in SLIPS[kind] and moment <= e.firing_at <= moment + horizon]
+    found = []
+    for alert in (*alerts, ANY_TIME):
+        mine = [e.firing_at for e in slowed if alert in (ANY_TIME, e.alert)]
+        found.append(SlipDetection(alert, kind, seed, min(mine) - moment if mine else None))
+    return found
+
+
 @dataclass
 class Report:
     """Everything measured: detections of the drops, firings in the runs without drops, and the plan."""
@@ -217,12 +265,24 @@ class Report:
     #: Seconds during which some series of an alert was firing, by (run kind, alert), and evaluated seconds.
     firing_seconds: dict[tuple[str, str], float] = field(default_factory=dict)
     evaluated_seconds: dict[str, float] = field(default_factory=dict)
+    #: The time alerts (transit, overdue, on time, flights), and how they found the slips.
+    time_alerts: list[str] = field(default_factory=list)
+    #: The time alerts that watch shipments (a slip's job; the flights' one watches flights).
+    slip_alerts: list[str] = field(default_factory=list)
+    slip_detections: list[SlipDetection] = field(default_factory=list)
+
+    def slip_delay(self, alert: str, kind: str) -> list[float | None]:
+        return [d.delay for d in self.slip_detections if d.alert == alert and d.kind == kind]
 
     def per_week(self, kind: str, alert: str) -> float | None:
         weeks = self.weeks.get(kind)
         if not weeks:
             return None
-        return sum(1 for f in self.false_firings.get(kind, []) if alert in (ANY, f.alert)) / weeks
+        return sum(1 for f in self.false_firings.get(kind, []) if self.counts_as(alert, f.alert)) / weeks
+
+    def counts_as(self, alert: str, fired: str) -> bool:
+        """Whether a firing of ``fired`` counts for ``alert``: itself, or :data:`ANY` for a volume alert."""
+        return fired == alert or (alert == ANY and fired in self.alerts)
 
     def firing_share(self, kind: str, alert: str) -> float | None:
         """The share of the evaluated time ``alert`` was firing in the runs of ``kind``."""
@@ -253,6 +313,12 @@ class Report:
             within = sum(1 for delay in delays if delay is not None and delay <= limit)
             target = f"a {fraction:.0%} drop on any route detected within {limit // HOUR}h"
             results.append((target, within == len(delays), f"{within} of {len(delays)} drops"))
+        for kind in dict.fromkeys(d.kind for d in self.slip_detections):
+            delays = self.slip_delay(ANY_TIME, kind)
+            found = sum(1 for delay in delays if delay is not None)
+            horizon = self.plan.slip_horizon.total_seconds() / DAY
+            results.append((f"{kind} found by a time alert within {horizon:g} days", found == len(delays),
+                            f"{found} of {len(delays)} runs"))
         if "baseline" in self.weeks:
             count = len(self.false_firings.get("baseline", []))
             results.append((f"0 false firings in {self.weeks['baseline']:g} weeks of baseline", count == 0,
@@ -347,15 +413,27 @@ def evaluate(plan: Plan, thresholds: Thresholds, *, rules_dir: Path, workdir: Pa
              prometheus_bin: str, progress: Progress | None = None, keep: bool = False) -> Report:
     """Run the plan: simulate, backfill, evaluate every volume alert; the measured :class:`Report`."""
     progress = progress or _Silent()
-    alerts: list[Rule] = volume.rules(thresholds)
-    levels, raw = rule_levels([rule["expr"] for rule in alerts], recording_rules(rules_dir))
-    report = Report(plan, list(dict.fromkeys(rule["alert"] for rule in alerts)))
+    volume_alerts: list[Rule] = volume.rules(thresholds)
+    time_alerts: list[Rule] = transit.rules(thresholds)
+    recording = recording_rules(rules_dir)
+    report = Report(plan, list(dict.fromkeys(rule["alert"] for rule in volume_alerts)),
+                    time_alerts=list(dict.fromkeys(rule["alert"] for rule in time_alerts)),
+                    slip_alerts=list(dict.fromkeys(rule["alert"] for rule in time_alerts if not _flights(rule))))
     for run in plan.runs():
+        # Drops are the volume alerts' job, slips the time alerts'; the runs without either judge both.
+        alerts = time_alerts if run.slip else volume_alerts if run.drops else volume_alerts + time_alerts
+        levels, raw = rule_levels([rule["expr"] for rule in alerts], recording)
         _evaluate_run(plan, run, alerts, levels, raw, report, workdir / run.kind / str(run.config.seed),
                       promtool, prometheus_bin, progress, scrape_labels(thresholds.worker_selector))
         if not keep:
             shutil.rmtree(workdir / run.kind / str(run.config.seed), ignore_errors=True)
     return report
+
+
+def _flights(rule: Rule) -> bool:
+    """Whether an alert watches flights (it reads no shipment series)."""
+    names = referenced(rule["expr"])
+    return any("flight" in name for name in names) and not any("shipment" in name for name in names)
 
 
 def scrape_labels(selector: str) -> dict[str, str]:
@@ -374,16 +452,18 @@ def _evaluate_run(plan: Plan, run: Run, alerts: list[Rule], levels: Levels, raw:
                   target: dict[str, str]) -> None:
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
-    simulated = plan.duration.total_seconds()
+    warmup = plan.slip_warmup if run.slip else plan.warmup
+    duration = warmup + (plan.slip_horizon if run.slip else timedelta(weeks=plan.weeks))
+    simulated = duration.total_seconds()
     history = exported_history(
-        run.config, plan.duration, plan.scrape, raw, run.drops,
+        run.config, duration, plan.scrape, raw, run.drops,
         progress=lambda done: progress.step(f"{run.name}: simulating", done, simulated),
     )
     progress.step(f"{run.name}: writing blocks", 0, 1)
     tsdb = directory / "tsdb"
     prometheus.create_blocks(promtool, history, tsdb, directory / "openmetrics", target)
     start = run.config.start.timestamp()
-    first, last = start + plan.warmup.total_seconds(), start + plan.duration.total_seconds()
+    first, last = start + warmup.total_seconds(), start + duration.total_seconds()
     total = len(levels) + len(alerts)
     with prometheus.LocalPrometheus(prometheus_bin, tsdb, directory / "server") as server:
         for depth, level in enumerate(levels, 1):
@@ -403,12 +483,15 @@ def _evaluate_run(plan: Plan, run: Run, alerts: list[Rule], levels: Levels, raw:
     if run.drops:
         report.detections += detections(report.alerts, run.drops, episodes, start, plan.horizon.total_seconds(),
                                          run.config.seed)
+    elif run.slip:
+        report.slip_detections += slip_detections(report.slip_alerts, run.kind, episodes, first,
+                                                  plan.slip_horizon.total_seconds(), run.config.seed)
     else:
         report.false_firings.setdefault(run.kind, []).extend(e for e in episodes if first <= e.firing_at <= last)
         report.weeks[run.kind] = report.weeks.get(run.kind, 0) + plan.weeks
         report.evaluated_seconds[run.kind] = report.evaluated_seconds.get(run.kind, 0) + last - first
-        for alert in (*report.alerts, ANY):
-            mine = [e for e in episodes if alert in (ANY, e.alert)]
+        for alert in (*report.alerts, *report.time_alerts, ANY):
+            mine = [e for e in episodes if report.counts_as(alert, e.alert)]
             key = (run.kind, alert)
             report.firing_seconds[key] = report.firing_seconds.get(key, 0) + firing_time(mine, first, last, plan.step)
 
@@ -481,6 +564,23 @@ def markdown(report: Report, command: str) -> str:
         for route in routes:
             cells = [_cell(report.delays(ANY, fraction, route)) for fraction in plan.fractions]
             lines.append(f"| {route} | " + " | ".join(cells) + " |")
+    if report.time_alerts and (report.slip_detections or kinds):
+        slips = list(dict.fromkeys(d.kind for d in report.slip_detections))
+        lines += ["", f"Time alerts: the first firing on a slowed route after the slip began (within "
+                  f"{plan.slip_horizon.total_seconds() / DAY:g} days, else missed), after "
+                  f"{plan.slip_warmup.days // 7} weeks of history; firings per week where nothing slips.", "",
+                  "| alert | " + " | ".join([*slips, *(f"{kind} firings/week" for kind in kinds)]) + " |",
+                  "| --- | " + " | ".join(["---"] * (len(slips) + len(kinds))) + " |"]
+        for alert in (*report.time_alerts, ANY_TIME):
+            cells = []
+            for kind in slips if alert in (*report.slip_alerts, ANY_TIME) else ():
+                delays = report.slip_delay(alert, kind)
+                seen = sorted(d for d in delays if d is not None)
+                cells.append(f"{seen[0] / DAY:.1f} days" if seen else "missed")
+            cells += ["-"] * (len(slips) - len(cells))  # watches flights: no slip is its job
+            for kind in kinds:
+                cells.append(f"{report.per_week(kind, alert) or 0:.2f}" if alert != ANY_TIME else "")
+            lines.append(f"| {alert} | " + " | ".join(cells) + " |")
     lines += ["", "Targets:", ""]
     lines += [f"- {'met' if met else 'NOT met'}: {target} ({detail})" for target, met, detail in report.targets()]
     return "\n".join(lines) + "\n"

@@ -86,6 +86,17 @@ def test_openmetrics_groups_each_family_and_series_and_cuts_by_time():
     assert history.span == (100.0, 300.0)
 
 
-def test_histograms_are_refused():
-    with pytest.raises(ValueError, match="histogram"):
-        History({"h"}).record(1.0, [("h", "histogram", "h_bucket", {"le": "1"}, 1.0)])
+def test_a_histograms_samples_are_written_as_families_of_their_own_and_other_types_are_refused():
+    history = History({"h"})
+    history.record(1.0, [("h", "histogram", "h_bucket", {"le": "1"}, 1.0), ("h", "histogram", "h_count", {}, 2.0),
+                         ("h", "histogram", "h_sum", {}, 0.5)])
+    out = io.StringIO()
+    history.write_openmetrics(out)
+    assert out.getvalue() == (
+        "# TYPE h_bucket unknown\n" 'h_bucket{le="1"} 1.0 1.000\n'
+        "# TYPE h_count unknown\n" "h_count 2.0 1.000\n"
+        "# TYPE h_sum unknown\n" "h_sum 0.5 1.000\n"
+        "# EOF\n"
+    )
+    with pytest.raises(ValueError, match="summary"):
+        History({"s"}).record(1.0, [("s", "summary", "s_sum", {}, 1.0)])

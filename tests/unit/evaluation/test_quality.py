@@ -9,18 +9,22 @@ import pytest
 from streams.evaluation.history import Drop
 from streams.evaluation.quality import (
     ANY,
+    ANY_TIME,
+    DAY,
     HOUR,
     ROUTES,
     Detection,
     Firing,
     Plan,
     Report,
+    SlipDetection,
     detections,
     firing_time,
     firings,
     markdown,
     referenced,
     rule_levels,
+    slip_detections,
     summary_rows,
 )
 
@@ -162,3 +166,48 @@ def test_summary_rows_per_fraction_and_route_and_the_markdown():
     silent = report()
     silent.alerts.append("B")
     assert "| B | - | - | 0.00 |" in markdown(silent, "c")
+
+
+def test_a_slip_is_found_by_the_first_firing_of_a_time_alert_on_a_route_it_slows_within_the_horizon():
+    moment = 2_000_000.0
+    rail_sea, sea, hanoi = (("route", "CNCKG-CNQZH-SGSIN"),), (("route", "CNQZH-SGSIN"),), (("route", "CNCKG-VNHAN"),)
+    episodes = [
+        Firing("T", rail_sea, moment - DAY, moment - DAY, moment),  # before the slip: not a finding
+        Firing("O", hanoi, moment + DAY, moment + DAY, moment + 2 * DAY),  # a route the slip does not slow
+        Firing("O", sea, moment + 7 * DAY, moment + 7 * DAY, moment + 8 * DAY),
+        Firing("T", rail_sea, moment + 8 * DAY, moment + 8 * DAY, moment + 9 * DAY),
+        Firing("S", rail_sea, moment + 11 * DAY, moment + 11 * DAY, moment + 12 * DAY),  # past the horizon
+    ]
+    congestion = {d.alert: d.delay for d in slip_detections(["T", "O", "S"], "congestion", episodes, moment,
+                                                            10 * DAY, seed=1)}
+    assert congestion == {"T": 8 * DAY, "O": None, "S": None, ANY_TIME: 8 * DAY}
+    delays = {d.alert: d.delay for d in slip_detections(["T", "O"], "delays", episodes, moment, 10 * DAY, seed=1)}
+    assert delays == {"T": 8 * DAY, "O": 7 * DAY, ANY_TIME: 7 * DAY}  # delays slows both sea routes
+
+
+def test_slip_runs_come_once_with_their_own_warm_up_and_the_plan_refuses_unknown_ones():
+    plan = Plan(weeks=1, seeds=(1, 2), routes=(), fractions=(), covid=False, slips=("congestion", "delays"))
+    runs = [(run.kind, run.config.seed) for run in plan.runs()]
+    assert runs == [("baseline", 1), ("congestion", 1), ("delays", 1), ("baseline", 2)]
+    congestion = plan.runs()[1]
+    assert congestion.slip and congestion.config.slip_after == plan.slip_warmup
+    assert congestion.config.families == ("shipments",)
+    with pytest.raises(ValueError, match="unknown slip scenarios"):
+        Plan(slips=("flood",))
+
+
+def test_the_report_scores_the_slips_and_counts_time_alerts_apart_from_the_volume_ones():
+    result = report()
+    result.time_alerts, result.slip_alerts = ["T", "F"], ["T"]
+    result.slip_detections = [SlipDetection("T", "congestion", 1, 8 * DAY),
+                              SlipDetection(ANY_TIME, "congestion", 1, 8 * DAY),
+                              SlipDetection("T", "delays", 1, None), SlipDetection(ANY_TIME, "delays", 1, None)]
+    result.false_firings["baseline"].append(Firing("T", ROUTE, 0, 0, 1))
+    assert result.per_week("baseline", "T") == 1
+    assert result.per_week("baseline", ANY) == 1  # the volume alerts' firings only
+    targets = {target: (met, detail) for target, met, detail in result.targets()}
+    assert targets["congestion found by a time alert within 10 days"] == (True, "1 of 1 runs")
+    assert targets["delays found by a time alert within 10 days"] == (False, "0 of 1 runs")
+    text = markdown(result, "c")
+    assert "| T | 8.0 days | missed | 1.00 |" in text
+    assert "| F | - | - | 0.00 |" in text  # watches flights: no slip is its job
