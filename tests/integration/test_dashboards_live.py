@@ -54,6 +54,8 @@ RULE_FILES = sorted((PROJECT_ROOT / "deploy" / "prometheus" / "rules").glob("*.y
 SIMULATED_S = 7 * 86400 - 3600
 #: The deployment the worker's target is labelled as (Thresholds.deployment_labels of the default profile).
 DEPLOYMENT = {"cluster": "corridor-test", "namespace": "corridor"}
+#: A series of the transit rules' group, evaluated every minute rather than at the global interval.
+TRANSIT_RULE = "corridor_route_mode_le:corridor_shipment_transit_seconds_bucket:increase1d_avg1w"
 #: A deployment nothing is scraped from.
 ELSEWHERE = {"cluster": "elsewhere", "namespace": "nowhere"}
 #: A line of `corridor simulate`'s summary: family, then the events it published.
@@ -86,9 +88,16 @@ def variables() -> list[tuple[str, str, str]]:
             for variable in model["templating"]["list"] if variable["type"] == "query"]
 
 
+#: A recorded baseline read a day back: the rule's series exist from the Prometheus' start only, so here it is
+#: read now (the same rule, the same labels); the rule's values a day back are promtool's to test
+#: (deploy/prometheus/tests/transit_test.yml).
+RECORDED_A_DAY_BACK = re.compile(r"(\b[a-z_]+:[a-z_:0-9]+\{[^}]*\}) offset 1d")
+
+
 def interpolated(expression: str, model_variables: list[str], chosen: dict[str, str] | None = None) -> str:
     """``expression`` as Grafana sends it: its own variables filled in, the ``chosen`` ones with their
-    value (a deployment), every other at "All" (``.*``)."""
+    value (a deployment), every other at "All" (``.*``); a recorded baseline read a day back read now."""
+    expression = RECORDED_A_DAY_BACK.sub(r"\1", expression)
     for builtin, value in BUILTINS.items():
         expression = expression.replace(builtin, value)
     for name in sorted(model_variables, key=len, reverse=True):
@@ -100,12 +109,13 @@ def interpolated(expression: str, model_variables: list[str], chosen: dict[str, 
 
 def backfill_week_old_copy(metrics_text: str, tsdb: Path, promtool: str, now: float,
                            target_labels: dict[str, str]) -> None:
-    """The worker's counters and gauges as if scraped every minute around a week ago (with the labels
+    """The worker's counters, gauges and histograms as if scraped every minute around a week ago (with the labels
     Prometheus gives its target), as a TSDB block."""
     history = History(wanted=set())
     period = PROFILES["default"].volume_period_s
     samples = [(family.name, family.type, sample.name, {**sample.labels, **target_labels}, sample.value)
-               for family in text_string_to_metric_families(metrics_text) if family.type in ("counter", "gauge")
+               for family in text_string_to_metric_families(metrics_text)
+               if family.type in ("counter", "gauge", "histogram")
                for sample in family.samples if not sample.name.endswith("_created")]
     history.wanted = frozenset(name for name, *_ in samples)
     for minute in range(-90, 31):
@@ -180,6 +190,8 @@ def scraped(fresh_broker_module, prometheus_bin, promtool_bin, tmp_path_factory)
         # Rates need two scrapes in their range and the recording rules a few evaluations.
         wait_for(lambda: prometheus.query(RECEIVED_RATE5M), timeout=60, interval=1,
                  message="the recording rules to produce series")
+        wait_for(lambda: prometheus.query(TRANSIT_RULE), timeout=90, interval=1,
+                 message="the transit rules (evaluated every minute) to produce series")
         wait_for(lambda: prometheus.query('increase(corridor_ingest_requests_total{code="503"}[1m]) > 0'),
                  timeout=60, interval=1, message="Prometheus to see the ingest's answers")
         time.sleep(3)
