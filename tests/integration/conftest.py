@@ -228,6 +228,10 @@ EXTENDED = frozenset({
     "tests/integration/test_durability.py::test_a_busy_partition_drains_exactly_across_a_sigkill[memory://]",
     "tests/integration/test_partition_moves.py::test_increase_over_a_partition_move_is_what_was_accepted"
     "[graceful-restart-embedded]",
+    "tests/integration/test_partition_moves.py::test_increase_over_a_partition_move_is_what_was_accepted"
+    "[restore-overtaken-embedded]",
+    "tests/integration/test_partition_moves.py::test_increase_over_a_partition_move_is_what_was_accepted"
+    "[crash-named-embedded]",
     "tests/integration/test_bench.py::"
     "test_with_bootstrap_every_stage_runs_on_the_given_apache_kafka_and_leaves_its_topics_empty",
 })
