@@ -143,8 +143,10 @@ def build(t: Thresholds) -> dict[str, Any]:
                            "percentunit", thresholds_config=above(t.overdue_fraction), runbooks=overdue_runbook))
         .with_panel(single("Given up, last 7d",
                            "Journeys evicted after the shipment horizon without arriving (their arrival never "
-                           "reported): each was overdue until then.",
-                           [Query(f"sum(increase({SHIPMENTS_EVICTED.name}_total{{{workers(t, SELECTED)}}}[7d]))")],
+                           "reported): each was overdue until then. 0 while the deployment holds shipments and "
+                           "gave none up.",
+                           [Query(f"sum(increase({SHIPMENTS_EVICTED.name}_total{{{workers(t, SELECTED)}}}[7d]))"
+                                  f" or 0 * sum({IN_TRANSIT_SUM}{{{recorded}}})")],
                            "none"))
         .with_panel(graph("Shipments in transit per route", "Shipments departed and not arrived, per route.",
                           [Query(f"{IN_TRANSIT_SUM}{{{recorded}}}", route_legend)], "none", width=8))
