@@ -86,6 +86,13 @@ class ReplayData:
         self._ids += 1
         return f"{prefix}-{self._ids:07d}"
 
+    #: Seconds that stand for a day of a shipment's journey (data sets of recent events shrink their journeys).
+    JOURNEY_DAY = 86400
+
+    def _latest(self) -> float:
+        """The latest event time a journey's milestone may have (later ones are not sent)."""
+        return self.now - 60
+
     def _event_time(self) -> float:
         r = self.rng.random()
         if r < 0.5:
@@ -100,7 +107,7 @@ class ReplayData:
         rng = self.rng
         if rng.random() < 0.03:
             return self._shipment_event(self._new_journey(), rng.choice(["customs_cleared", "delivered", "arrived"]),
-                                        self.now - rng.uniform(0, 86400), None)
+                                        self._latest() - rng.uniform(0, 86400) * self.JOURNEY_DAY / 86400, None)
         while self._journeys and rng.random() < 0.85:
             journey = self._journeys[rng.randrange(len(self._journeys))]
             if journey["steps"]:
@@ -115,32 +122,33 @@ class ReplayData:
     def _new_journey(self) -> dict:
         """A shipment's milestones: booked, departed, arrivals and departures at each place on the way, arrived
         at the destination, customs and delivery; times in order, the last before ``now``; some cancelled."""
-        rng = self.rng
+        rng, day = self.rng, self.JOURNEY_DAY / 86400  # the journey's times, scaled to the data set's span
+        latest = self._latest()
         route = rng.choice(sorted(KNOWN_ROUTES) + ["CNCKG-MYPKG", "CNNNG-THBKK"])
         places = route.split("-")
         v2 = rng.random() < 0.7  # a version 2 producer (location, planned times) or a version 1 one
-        t = self.now - rng.uniform(0.2, 8) * 86400
+        t = latest - rng.uniform(0.2, 8) * 86400 * day
         steps: list[tuple[str, float, str | None]] = [("booked", t, None)]
         if rng.random() < 0.05:
-            steps.append(("cancelled", t + rng.uniform(60, 86400), None))
+            steps.append(("cancelled", t + rng.uniform(60, 86400) * day, None))
         else:
-            t += rng.uniform(600, 86400)
+            t += rng.uniform(600, 86400) * day
             steps.append(("departed", t, places[0] if v2 and rng.random() < 0.5 else None))
             for place in places[1:-1] if v2 else ():
-                t += rng.uniform(3600, 2 * 86400)
+                t += rng.uniform(3600, 2 * 86400) * day
                 steps.append(("arrived", t, place))
                 if rng.random() < 0.3:
-                    steps.append(("transshipped", t + 60, place))
-                t += rng.uniform(600, 86400)
+                    steps.append(("transshipped", t + 60 * day, place))
+                t += rng.uniform(600, 86400) * day
                 steps.append(("departed", t, place))
-            t += rng.uniform(3600, 3 * 86400)
+            t += rng.uniform(3600, 3 * 86400) * day
             steps.append(("arrived", t, places[-1] if v2 and rng.random() < 0.5 else None))
             for milestone in ("customs_cleared", "delivered"):
                 if rng.random() < 0.5:
-                    t += rng.uniform(600, 86400)
+                    t += rng.uniform(600, 86400) * day
                     steps.append((milestone, t, None))
-        steps = [step for step in steps if step[1] < self.now - 60]
-        planned = steps[0][1] + rng.uniform(0.5, 9) * 86400
+        steps = [step for step in steps if step[1] < latest]
+        planned = steps[0][1] + rng.uniform(0.5, 9) * 86400 * day
         mode = rng.choice(["rail", "sea", "rail_sea"])
         deadline = planned + REFERENCE_TOLERANCE[mode]
         if abs(deadline - self.now) < 2 * 3600:  # never overdue between the reference's now and a scrape's

@@ -128,8 +128,13 @@ def worker_started_before_its_broker(broker: AnyBroker, tmp_path: Path) -> None:
 class RecentEvents(ReplayData):
     """The replay's events, all within the last minute: none is late, stale or in the future."""
 
+    JOURNEY_DAY = 7.5  # a shipment's journey of up to 8 days within the last minute
+
     def _event_time(self) -> float:
         return time.time() - self.rng.uniform(0, 60)
+
+    def _latest(self) -> float:
+        return time.time()
 
 
 class PublishingLoop:

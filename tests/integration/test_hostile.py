@@ -46,8 +46,13 @@ REJECTED = "corridor_events_rejected_total"
 class RecentTraffic(ReplayData):
     """The replay's events, all from the last hour, so that none is stale or late for the partition's clock."""
 
+    JOURNEY_DAY = 435  # a shipment's journey of up to 8 days within the hour
+
     def _event_time(self) -> float:
         return self.now - self.rng.uniform(120, 3600)
+
+    def _latest(self) -> float:
+        return self.now - 120
 
 
 def valid_records(now: float, n_events: int) -> list[Record]:
