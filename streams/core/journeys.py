@@ -72,17 +72,6 @@ _AT_ORIGIN = frozenset({BOOKED, DEPARTED})
 _AT_DESTINATION = frozenset({ARRIVED, CUSTOMS_CLEARED, DELIVERED})
 
 
-def default_location(milestone: str, location: str | None, origin: str, destination: str) -> str | None:
-    """Where a milestone happened: its ``location``, else the contract's default (None: no place)."""
-    if location is not None:
-        return location
-    if milestone in _AT_ORIGIN:
-        return origin
-    if milestone in _AT_DESTINATION:
-        return destination
-    return None
-
-
 @dataclass(slots=True)
 class Journey:
     """What the book keeps of one shipment in flight (times in epoch milliseconds, event time)."""
@@ -224,7 +213,7 @@ class JourneyBook:
                labels_of: Callable[[str, str, str], Labels], observer: Observer) -> None:
         milestone = event.milestone.value  # the enum's own string: no copy per journey
         place = event.location
-        if place is None:  # the contract's default (``default_location``), inline on the hot path
+        if place is None:  # the contract's default: booked, departed at the origin; arrived and on at the destination
             place = event.origin if milestone in _AT_ORIGIN else event.destination if milestone in _AT_DESTINATION \
                 else None
         if journey is None:
